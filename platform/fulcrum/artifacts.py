@@ -1,0 +1,188 @@
+"""Artifact directories: the only hand-off between stages.
+
+An artifact is a directory with a manifest.json saying what produced it (recipe and its hash,
+parent artifact, data fingerprint, package versions), what it holds (every file with its
+sha256) and what it measured. It is built in a hidden staging directory next to its final
+path and renamed into place only when complete, so a crash never leaves a half-written
+artifact where a later stage would pick it up.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import sys
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from fulcrum.errors import ArtifactError
+
+MANIFEST = "manifest.json"
+FORMAT_VERSION = 1
+TRACKED_PACKAGES = (
+    "fulcrum", "torch", "transformers", "peft", "deepspeed", "ray", "onnx", "onnxruntime",
+    "onnxruntime-gpu", "tokenizers", "pyarrow",
+)
+
+
+@dataclass(frozen=True)
+class Artifact:
+    path: Path
+    manifest: dict[str, Any]
+
+    @property
+    def kind(self) -> str:
+        return self.manifest["kind"]
+
+    @property
+    def metrics(self) -> dict[str, Any]:
+        return self.manifest.get("metrics", {})
+
+    @property
+    def labels(self) -> list[str]:
+        return list(self.manifest["labels"])
+
+    def file(self, relative: str) -> Path:
+        return self.path / relative
+
+
+@contextmanager
+def staged_artifact(final_dir: str | Path) -> Iterator[Path]:
+    """Yield a staging directory; on success it replaces `final_dir`, on error it vanishes.
+
+    The caller must write the manifest (write_manifest) before leaving the block: an artifact
+    without one is refused, because nothing could check it later.
+    """
+    final_dir = Path(final_dir)
+    try:
+        final_dir.parent.mkdir(parents=True, exist_ok=True)
+        staging = final_dir.parent / f".{final_dir.name}.staging-{uuid.uuid4().hex[:8]}"
+        staging.mkdir()
+    except OSError as error:
+        raise ArtifactError(f"{final_dir}: cannot create the artifact here ({error.strerror})") from None
+    try:
+        yield staging
+        if not (staging / MANIFEST).is_file():
+            raise ArtifactError(f"{final_dir}: artifact has no {MANIFEST}; refusing to publish it")
+        _replace_dir(staging, final_dir)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+
+
+def write_manifest(
+    artifact_dir: Path,
+    *,
+    kind: str,
+    recipe: dict[str, Any],
+    recipe_hash: str,
+    labels: list[str],
+    metrics: dict[str, Any],
+    parent: Path | None = None,
+    data_fingerprint: str | None = None,
+    extra: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Hash every file in the directory and write manifest.json beside them."""
+    manifest = {
+        "format_version": FORMAT_VERSION,
+        "kind": kind,
+        "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "recipe": recipe,
+        "recipe_hash": recipe_hash,
+        "parent": _parent_entry(parent),
+        "data_fingerprint": data_fingerprint,
+        "labels": labels,
+        "metrics": metrics,
+        "packages": package_versions(),
+        "files": {rel: sha256_file(artifact_dir / rel) for rel in _files(artifact_dir)},
+        **(extra or {}),
+    }
+    write_json_atomic(artifact_dir / MANIFEST, manifest)
+    return manifest
+
+
+def open_artifact(path: str | Path, kind: str | None = None, verify: bool = True) -> Artifact:
+    """Open an artifact, refusing one that is incomplete, of the wrong kind, or altered."""
+    path = Path(path)
+    manifest_path = path / MANIFEST
+    if not manifest_path.is_file():
+        raise ArtifactError(f"{path}: not an artifact (no {MANIFEST}); run the stage that makes it")
+    try:
+        manifest = json.loads(manifest_path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise ArtifactError(f"{manifest_path}: unreadable manifest ({error})") from None
+    if kind is not None and manifest.get("kind") != kind:
+        raise ArtifactError(
+            f"{path}: expected a {kind} artifact, found a {manifest.get('kind')!r} artifact"
+        )
+    if verify:
+        for rel, expected in manifest.get("files", {}).items():
+            file_path = path / rel
+            if not file_path.is_file():
+                raise ArtifactError(f"{file_path}: listed in the manifest but missing")
+            if sha256_file(file_path) != expected:
+                raise ArtifactError(
+                    f"{file_path}: sha256 does not match the manifest "
+                    "(the file was truncated, corrupted or changed after it was written)"
+                )
+    return Artifact(path=path, manifest=manifest)
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def write_json_atomic(path: Path, content: Any) -> None:
+    temp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+    with open(temp, "w") as handle:
+        json.dump(content, handle, indent=2, sort_keys=False)
+        handle.write("\n")
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(temp, path)
+
+
+def package_versions() -> dict[str, str]:
+    versions = {"python": sys.version.split()[0]}
+    for name in TRACKED_PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return versions
+
+
+def _files(root: Path) -> list[str]:
+    return sorted(
+        str(path.relative_to(root))
+        for path in root.rglob("*")
+        if path.is_file() and path.name != MANIFEST
+    )
+
+
+def _parent_entry(parent: Path | None) -> dict[str, str] | None:
+    if parent is None:
+        return None
+    return {"path": str(Path(parent).resolve()), "manifest_sha256": sha256_file(parent / MANIFEST)}
+
+
+def _replace_dir(staging: Path, final_dir: Path) -> None:
+    if final_dir.exists():
+        retired = final_dir.parent / f".{final_dir.name}.retired-{uuid.uuid4().hex[:8]}"
+        os.replace(final_dir, retired)
+        os.replace(staging, final_dir)
+        shutil.rmtree(retired, ignore_errors=True)
+    else:
+        os.replace(staging, final_dir)

@@ -1,0 +1,165 @@
+"""`fulcrum`: the command line. Thin: parse, call a stage, print what it produced.
+
+    fulcrum validate RECIPE          check a recipe and print it with defaults filled in
+    fulcrum train    RECIPE          Ray Train + DeepSpeed + PEFT -> training artifact
+    fulcrum export   RECIPE          training artifact -> ONNX artifact (parity-checked)
+    fulcrum serve    RECIPE          ONNX artifact -> Ray Serve endpoint (until Ctrl-C)
+    fulcrum run      RECIPE          all of the above in order
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+from fulcrum.errors import FulcrumError
+from fulcrum.recipe import Recipe, load_recipe
+
+REPOSITORY = Path(__file__).resolve().parents[2]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    try:
+        recipe = load_recipe(args.recipe, args.overrides)
+        return args.command(recipe, args)
+    except FulcrumError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="fulcrum", description=__doc__.split("\n\n")[0])
+    commands = parser.add_subparsers(required=True, metavar="COMMAND")
+
+    def command(name: str, handler, help_text: str) -> argparse.ArgumentParser:
+        sub = commands.add_parser(name, help=help_text, description=help_text)
+        sub.add_argument("recipe", help="recipe YAML file")
+        sub.add_argument(
+            "--set", dest="overrides", action="append", default=[], metavar="KEY.PATH=VALUE",
+            help="override a recipe value, e.g. --set train.epochs=1 (repeatable)",
+        )
+        sub.add_argument("--output-dir", help="where artifacts go (default: the recipe's output_dir)")
+        sub.set_defaults(command=handler)
+        return sub
+
+    command("validate", _validate, "check a recipe and print it with every default filled in")
+    command("train", _train, "fine-tune on Ray Train (DeepSpeed + PEFT) into a training artifact")
+    export = command("export", _export, "export a training artifact to ONNX and check parity")
+    export.add_argument("--from", dest="train_dir", help="training artifact (default: the recipe's)")
+    serve = command("serve", _serve, "serve an export artifact on Ray Serve until interrupted")
+    serve.add_argument("--artifact", help="export artifact (default: the recipe's)")
+    run = command("run", _run, "train, export and serve, in order")
+    run.add_argument(
+        "--probe", action="append", default=[], metavar="TEXT",
+        help="after serving, send TEXT to the endpoint, print the answer, then shut down",
+    )
+    return parser
+
+
+def _validate(recipe: Recipe, args) -> int:
+    print(json.dumps(recipe.to_dict(), indent=2))
+    print(f"recipe ok (hash {recipe.hash[:12]})", file=sys.stderr)
+    return 0
+
+
+def _train(recipe: Recipe, args) -> int:
+    from fulcrum.train.stage import train
+
+    artifact = train(recipe, args.output_dir)
+    _print_training_summary(artifact)
+    return 0
+
+
+def _export(recipe: Recipe, args) -> int:
+    from fulcrum.compress.export import export
+
+    artifact = export(recipe, args.train_dir, args.output_dir)
+    print(f"export artifact: {artifact}")
+    return 0
+
+
+def _serve(recipe: Recipe, args) -> int:
+    from fulcrum.compress.export import export_artifact_dir
+
+    launch = _serve_launcher()
+    artifact = args.artifact or export_artifact_dir(recipe, args.output_dir)
+    base_url = launch.start(artifact, recipe.serve)
+    print(f"serving {artifact} at {base_url}/predict (Ctrl-C to stop)", flush=True)
+    try:
+        while True:
+            time.sleep(3600)
+    finally:
+        launch.stop(recipe.serve)
+
+
+def _run(recipe: Recipe, args) -> int:
+    from fulcrum.compress.export import export
+    from fulcrum.train.stage import train
+
+    started = time.time()
+    launch = _serve_launcher()
+    launch.init_ray(py_modules=[str(launch.SERVE_PACKAGE)])  # one Ray job for all stages
+    train_dir = train(recipe, args.output_dir)
+    _print_training_summary(train_dir)
+    export_dir = export(recipe, train_dir, args.output_dir)
+    print(f"export artifact: {export_dir}")
+    base_url = launch.start(export_dir, recipe.serve)
+    print(f"[serve] {base_url}/predict is up ({time.time() - started:.0f}s since start)", flush=True)
+    if not args.probe:
+        print("serving until Ctrl-C", flush=True)
+        try:
+            while True:
+                time.sleep(3600)
+        finally:
+            launch.stop(recipe.serve)
+    try:
+        answer = launch.predict(base_url, args.probe)
+        for text, prediction in zip(args.probe, answer["predictions"]):
+            print(f"[serve] POST /predict {text!r} -> {prediction['label']} ({prediction['score']:.2f})")
+    finally:
+        launch.stop(recipe.serve)
+    print(f"done in {time.time() - started:.0f}s; Serve shut down")
+    return 0
+
+
+def _serve_launcher():
+    """serve/ is a top-level folder of the repository, beside platform/; the CLI reaches it
+    from the checkout it is installed from (pip install -e)."""
+    if not (REPOSITORY / "serve" / "launch.py").is_file():
+        raise FulcrumError(
+            "fulcrum serve needs the repository checkout (serve/ beside platform/); "
+            "elsewhere use `serve run cluster/serve.yaml`"
+        )
+    if str(REPOSITORY) not in sys.path:
+        sys.path.insert(0, str(REPOSITORY))
+    from serve import launch
+
+    return launch
+
+
+def _print_training_summary(artifact: Path) -> None:
+    from fulcrum.artifacts import open_artifact
+
+    metrics = open_artifact(artifact, kind="train", verify=False).metrics
+    for split in ("validation", "test"):
+        if metrics.get(split):
+            values = metrics[split]
+            print(
+                f"{split}: accuracy {values['accuracy']:.4f}  macro-F1 {values['macro_f1']:.4f}  "
+                f"({values['examples']} examples)"
+            )
+    print(f"training artifact: {artifact} (best epoch {metrics['best_epoch']}, {metrics['train_seconds']:.0f}s)")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

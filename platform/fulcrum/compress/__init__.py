@@ -1,0 +1,1 @@
+"""Compress stage: merged weights to ONNX, checked against the PyTorch parent."""

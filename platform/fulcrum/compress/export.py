@@ -1,0 +1,94 @@
+"""The export stage: training artifact in, ONNX artifact out, only if it matches its parent.
+
+Reads top to bottom: open the parent (integrity-checked), export the merged weights to ONNX,
+load the result the way Serve will (OnnxClassifier), measure parity on the validation split
+the parent was trained against, and publish only within the recipe's tolerance.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from fulcrum.artifacts import open_artifact, staged_artifact, write_json_atomic, write_manifest
+from fulcrum.compress.onnx_export import export_onnx
+from fulcrum.compress.parity import measure_parity
+from fulcrum.data import load_splits
+from fulcrum.errors import ArtifactError, ParityError
+from fulcrum.inference.predictor import MODEL_FILE, OnnxClassifier
+from fulcrum.models.classifier import load_tokenizer
+from fulcrum.recipe import Recipe
+from fulcrum.train.merge import load_merged
+from fulcrum.train.stage import train_artifact_dir
+
+KIND = "export"
+
+
+def export_artifact_dir(recipe: Recipe, output_dir: str | Path | None = None) -> Path:
+    return Path(output_dir or recipe.output_dir) / recipe.name / KIND
+
+
+def export(recipe: Recipe, train_dir: str | Path | None = None, output_dir: str | Path | None = None) -> Path:
+    parent = open_artifact(train_dir or train_artifact_dir(recipe, output_dir), kind="train")
+    trained_with = Recipe.model_validate(parent.manifest["recipe"])
+    splits = load_splits(trained_with.data, trained_with.seed)
+    if splits.fingerprint != parent.manifest["data_fingerprint"]:
+        raise ArtifactError(
+            f"{parent.path}: the data changed since this model was trained "
+            "(fingerprint differs); retrain before exporting"
+        )
+    tolerance = recipe.export
+    model = load_merged(parent.path)
+    tokenizer = load_tokenizer(parent.file("tokenizer"))
+    target = export_artifact_dir(recipe, output_dir)
+    _say(f"exporting {parent.path} to ONNX (opset {tolerance.opset})")
+    with staged_artifact(target) as staging:
+        input_names = export_onnx(model, tokenizer, staging / MODEL_FILE, tolerance.opset)
+        shutil.copytree(parent.file("tokenizer"), staging / "tokenizer")
+        write_json_atomic(staging / "labels.json", {"labels": parent.labels})
+        extra = {
+            "task": parent.manifest["task"],
+            "max_length": trained_with.model.max_length,
+            "onnx": {"opset": tolerance.opset, "inputs": input_names, "dynamic_axes": ["batch", "sequence"]},
+        }
+        # Write a provisional manifest so the predictor can open the staging directory.
+        write_manifest(
+            staging, kind=KIND, recipe=recipe.to_dict(), recipe_hash=recipe.hash,
+            labels=parent.labels, metrics={}, parent=parent.path,
+            data_fingerprint=splits.fingerprint, extra=extra,
+        )
+        parity = measure_parity(
+            model, tokenizer, OnnxClassifier(staging, verify=False), splits.validation,
+            trained_with.model.max_length, trained_with.train.metric,
+        )
+        _say(
+            f"parity on {parity['examples']} validation texts: max |dlogit| "
+            f"{parity['max_abs_logit_diff']:.2e} (limit {tolerance.max_abs_logit_diff:.0e}), "
+            f"{parity['metric']} drop {parity['metric_drop_points']:+.2f} points "
+            f"(limit {tolerance.max_metric_drop})"
+        )
+        problems = []
+        if parity["max_abs_logit_diff"] > tolerance.max_abs_logit_diff:
+            problems.append(
+                f"max |logit difference| {parity['max_abs_logit_diff']:.3g} > "
+                f"export.max_abs_logit_diff {tolerance.max_abs_logit_diff:g}"
+            )
+        if parity["metric_drop_points"] > tolerance.max_metric_drop:
+            problems.append(
+                f"{parity['metric']} drop {parity['metric_drop_points']:.2f} points > "
+                f"export.max_metric_drop {tolerance.max_metric_drop:g}"
+            )
+        if problems:
+            raise ParityError(f"{target}: ONNX export rejected: " + "; ".join(problems))
+        metrics = {"parity": parity, "validation": parity["onnx"], "size_bytes": (staging / MODEL_FILE).stat().st_size}
+        write_json_atomic(staging / "metrics.json", metrics)
+        write_manifest(
+            staging, kind=KIND, recipe=recipe.to_dict(), recipe_hash=recipe.hash,
+            labels=parent.labels, metrics=metrics, parent=parent.path,
+            data_fingerprint=splits.fingerprint, extra=extra,
+        )
+    return target
+
+
+def _say(text: str) -> None:
+    print(f"[export] {text}", flush=True)

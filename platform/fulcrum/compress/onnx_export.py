@@ -1,0 +1,59 @@
+"""PyTorch classifier -> ONNX graph with dynamic batch and sequence axes."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import warnings
+from pathlib import Path
+
+import torch
+
+INPUT_NAMES = ("input_ids", "attention_mask", "token_type_ids")
+
+
+class LogitsOnly(torch.nn.Module):
+    """Hugging Face models return a ModelOutput; the graph should return one tensor."""
+
+    def __init__(self, model: torch.nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, input_ids, attention_mask, token_type_ids=None) -> torch.Tensor:
+        extra = {} if token_type_ids is None else {"token_type_ids": token_type_ids}
+        return self.model(input_ids=input_ids, attention_mask=attention_mask, **extra).logits
+
+
+def export_onnx(model: torch.nn.Module, tokenizer, target: Path, opset: int) -> list[str]:
+    """Export with the dynamo exporter and return the graph's input names."""
+    from torch.export import Dim
+
+    input_names = [name for name in INPUT_NAMES if name in tokenizer.model_input_names]
+    # Trace with two texts of different lengths so padding is part of the traced graph.
+    example = tokenizer(
+        ["a short one", "a somewhat longer example sentence for tracing"],
+        padding=True,
+        return_tensors="pt",
+    )
+    batch, sequence = Dim("batch", min=1, max=4096), Dim("sequence", min=2, max=4096)
+    dynamic = {name: ({0: batch, 1: sequence} if name in input_names else None) for name in INPUT_NAMES}
+    # The exporter narrates each pass on stdout and warns about optional torchvision ops;
+    # neither helps a user, and a real failure still raises.
+    logging.getLogger("torch.onnx").setLevel(logging.ERROR)
+    with warnings.catch_warnings(), torch.no_grad(), contextlib.redirect_stdout(io.StringIO()):
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            LogitsOnly(model.eval()),
+            (),
+            str(target),
+            kwargs={name: example[name] for name in input_names},
+            input_names=input_names,
+            output_names=["logits"],
+            dynamic_shapes=dynamic,
+            opset_version=opset,
+            dynamo=True,
+            external_data=False,
+            verbose=False,
+        )
+    return input_names

@@ -1,0 +1,35 @@
+"""Errors a user can act on.
+
+Every error Fulcrum raises on bad input derives from FulcrumError and says what is wrong and
+where (file, row, key path, field) in one message, so the CLI can print it without a traceback.
+"""
+
+from __future__ import annotations
+
+
+class FulcrumError(Exception):
+    """Base class: the message is meant for the user, as is."""
+
+
+class RecipeError(FulcrumError):
+    """The recipe file is missing, is not YAML, or does not validate."""
+
+
+class DataError(FulcrumError):
+    """A data file cannot be read, or a row in it is unusable."""
+
+
+class ModelError(FulcrumError):
+    """The model named in the recipe cannot be resolved or loaded."""
+
+
+class ArtifactError(FulcrumError):
+    """An artifact directory is missing, incomplete, or fails its integrity check."""
+
+
+class ParityError(FulcrumError):
+    """An exported model disagrees with its PyTorch parent beyond the recipe's tolerance."""
+
+
+class TrainingError(FulcrumError):
+    """A training run failed; the message carries the worker's error."""

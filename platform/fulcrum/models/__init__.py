@@ -1,0 +1,1 @@
+"""Models: where weights come from, and how a task head and a PEFT method wrap them."""

@@ -1,0 +1,343 @@
+"""The recipe: one YAML file that describes a job from data to endpoint.
+
+One pydantic model per section; every field has a type, a default, bounds and a description.
+The CLI, jobs/, the docs and (later) Tune's search space all read these models, so there is no
+second list of options anywhere. Unknown keys are errors, and every error names its key path.
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+import hashlib
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from fulcrum.errors import RecipeError
+
+# Sections named in the design that later versions fill in. Naming one today is an error that
+# says so, rather than "unknown key", so a recipe written for a newer Fulcrum fails clearly.
+PLANNED_SECTIONS = ("tune", "compress", "distill", "explain")
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DataSection(Section):
+    path: str | None = Field(
+        None, description="One labelled file (csv, tsv, jsonl, parquet), split by Fulcrum."
+    )
+    train: str | None = Field(None, description="Training file, when the data comes pre-split.")
+    validation: str | None = Field(
+        None, description="Validation file; carved from `train` when absent."
+    )
+    test: str | None = Field(None, description="Test file; carved from `train` when absent.")
+    format: Literal["auto", "csv", "tsv", "jsonl", "parquet"] = Field(
+        "auto", description="File format; `auto` goes by the file extension."
+    )
+    encoding: str = Field("utf-8", description="Text encoding of csv/tsv files.")
+    text_column: str = Field("text", min_length=1, description="Column holding the input text.")
+    label_column: str = Field("label", min_length=1, description="Column holding the label.")
+    labels: list[str] | None = Field(
+        None,
+        min_length=2,
+        description="Declared label set, in output order; a row with another label is an error.",
+    )
+    validation_fraction: float = Field(
+        0.15, gt=0, lt=0.5, description="Share of rows held out for validation when splitting."
+    )
+    test_fraction: float = Field(
+        0.15, ge=0, lt=0.5, description="Share of rows held out for test when splitting."
+    )
+
+    @field_validator("labels")
+    @classmethod
+    def _labels_unique(cls, labels: list[str] | None) -> list[str] | None:
+        if labels is not None:
+            duplicates = sorted({name for name in labels if labels.count(name) > 1})
+            if duplicates:
+                raise ValueError(f"labels must be unique (repeated: {', '.join(duplicates)})")
+        return labels
+
+    @model_validator(mode="after")
+    def _one_source(self) -> DataSection:
+        if (self.path is None) == (self.train is None):
+            raise ValueError("give exactly one of `path` (one file to split) or `train`")
+        if self.path is not None and (self.validation or self.test):
+            raise ValueError("`validation`/`test` files go with `train`, not with `path`")
+        return self
+
+
+class ModelSection(Section):
+    base: str = Field(
+        "builtin:minilm",
+        description="`builtin:minilm`, or a local Hugging Face model directory.",
+    )
+    max_length: int = Field(128, ge=8, le=512, description="Tokens per text after truncation.")
+
+
+class TaskSection(Section):
+    type: Literal["sequence_classification"] = Field(
+        "sequence_classification", description="What the model predicts."
+    )
+
+
+class PeftSection(Section):
+    method: Literal["lora"] = Field("lora", description="Parameter-efficient method.")
+    r: int = Field(8, ge=1, le=512, description="LoRA rank.")
+    alpha: float = Field(16.0, gt=0, description="LoRA scaling numerator (scale = alpha / r).")
+    dropout: float = Field(0.05, ge=0, lt=1, description="Dropout on the LoRA input.")
+    target_modules: list[str] | None = Field(
+        None, description="Module names to adapt; PEFT's default for the architecture when null."
+    )
+
+
+class TrainSection(Section):
+    workers: int = Field(2, ge=1, description="Ray Train workers (data-parallel ranks).")
+    use_gpu: bool = Field(False, description="One GPU per worker; NCCL and bf16 when true.")
+    cpus_per_worker: float = Field(1.0, gt=0, description="CPUs reserved for each worker.")
+    epochs: int = Field(3, ge=1, description="Passes over the training split.")
+    batch_size: int = Field(16, ge=1, description="Examples per worker per step.")
+    lr: float = Field(5e-4, gt=0, description="Peak learning rate.")
+    weight_decay: float = Field(0.0, ge=0, description="Decoupled (AdamW) weight decay.")
+    warmup_ratio: float = Field(0.1, ge=0, lt=1, description="Share of steps with linear warmup.")
+    grad_clip: float = Field(1.0, ge=0, description="Max gradient norm; 0 disables clipping.")
+    zero_stage: int = Field(2, ge=0, le=3, description="DeepSpeed ZeRO stage.")
+    metric: Literal["macro_f1", "accuracy"] = Field(
+        "macro_f1", description="Validation metric that picks the best checkpoint."
+    )
+    keep_checkpoints: int = Field(2, ge=1, description="Best checkpoints kept by Ray Train.")
+    log_every_steps: int = Field(10, ge=1, description="Progress line every N optimizer steps.")
+
+
+class ExportSection(Section):
+    opset: int = Field(18, ge=14, le=23, description="ONNX opset version.")
+    max_abs_logit_diff: float = Field(
+        1e-3, gt=0, description="Largest |logit(ONNX) - logit(PyTorch)| allowed on validation."
+    )
+    max_metric_drop: float = Field(
+        0.5, ge=0, description="Largest validation metric drop allowed, in percentage points."
+    )
+
+
+class AutoscalingSection(Section):
+    min_replicas: int = Field(1, ge=0, description="Replicas kept when idle.")
+    max_replicas: int = Field(2, ge=1, description="Replicas at most under load.")
+    target_ongoing_requests: float = Field(
+        8.0, gt=0, description="Requests in flight per replica that autoscaling aims at."
+    )
+
+    @model_validator(mode="after")
+    def _ordered(self) -> AutoscalingSection:
+        if self.max_replicas < self.min_replicas:
+            raise ValueError(
+                f"max_replicas ({self.max_replicas}) must be >= min_replicas ({self.min_replicas})"
+            )
+        return self
+
+
+class ServeSection(Section):
+    host: str = Field("127.0.0.1", description="HTTP bind address of the Serve proxy.")
+    port: int = Field(8000, ge=1, le=65535, description="HTTP port of the Serve proxy.")
+    route_prefix: str = Field("/", pattern=r"^/", description="URL prefix of the application.")
+    app_name: str = Field("fulcrum", min_length=1, description="Ray Serve application name.")
+    num_cpus: float = Field(1.0, gt=0, description="CPUs per replica (also ONNX Runtime threads).")
+    max_batch_size: int = Field(16, ge=1, description="Texts batched into one ONNX call.")
+    batch_wait_timeout_s: float = Field(
+        0.01, ge=0, description="How long a batch waits to fill up."
+    )
+    max_ongoing_requests: int = Field(
+        32, ge=1, description="Requests one replica holds at once (>= max_batch_size fills batches)."
+    )
+    max_texts_per_request: int = Field(64, ge=1, description="Texts accepted in one request.")
+    max_chars_per_text: int = Field(2000, ge=1, description="Characters accepted per text.")
+    autoscaling: AutoscalingSection = Field(default_factory=AutoscalingSection)
+
+
+class Recipe(Section):
+    name: str = Field(
+        ..., pattern=r"^[a-z0-9][a-z0-9_-]*$", description="Job name; names the artifact folder."
+    )
+    seed: int = Field(0, ge=0, description="Seed for splits, initialisation and data order.")
+    output_dir: str = Field(
+        "artifacts", description="Where artifacts are written, relative to the working directory."
+    )
+    data: DataSection
+    model: ModelSection = Field(default_factory=ModelSection)
+    task: TaskSection = Field(default_factory=TaskSection)
+    peft: PeftSection = Field(default_factory=PeftSection)
+    train: TrainSection = Field(default_factory=TrainSection)
+    export: ExportSection = Field(default_factory=ExportSection)
+    serve: ServeSection = Field(default_factory=ServeSection)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _planned_sections(cls, raw: Any) -> Any:
+        if isinstance(raw, dict):
+            for name in PLANNED_SECTIONS:
+                if name in raw:
+                    raise ValueError(
+                        f"{name}: this section is planned but not supported by this version"
+                    )
+        return raw
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.model_dump(mode="json")
+
+    def section_hash(self, *sections: str) -> str:
+        """Hash of the named sections (all when none), for lineage and stage skipping."""
+        content = self.to_dict()
+        if sections:
+            content = {name: content[name] for name in sections}
+        return _stable_hash(content)
+
+    @property
+    def hash(self) -> str:
+        return self.section_hash()
+
+
+def _stable_hash(content: Any) -> str:
+    canonical = json.dumps(content, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def load_recipe(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> Recipe:
+    """Read, override (`train.epochs=1`) and validate a recipe; relative data paths are
+    resolved against the recipe file's folder so a job runs the same from any directory."""
+    path = Path(path)
+    if not path.is_file():
+        raise RecipeError(f"{path}: recipe file not found")
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        problem = getattr(error, "problem", None) or str(error)
+        raise RecipeError(f"{path}: {where}not valid YAML ({problem})") from None
+    except UnicodeDecodeError as error:
+        raise RecipeError(f"{path}: not UTF-8 text ({error.reason})") from None
+    if not isinstance(raw, dict):
+        raise RecipeError(f"{path}: a recipe is a mapping of sections (got {_type_name(raw)})")
+    raw = apply_overrides(raw, overrides)
+    _resolve_data_paths(raw, path.parent.resolve())
+    return validate_recipe(raw, source=str(path))
+
+
+def validate_recipe(raw: dict[str, Any], source: str = "recipe") -> Recipe:
+    try:
+        return Recipe.model_validate(raw)
+    except ValidationError as error:
+        lines = [format_error(item, raw) for item in error.errors()]
+        raise RecipeError(f"{source}: invalid recipe\n" + "\n".join(f"  {ln}" for ln in lines)) from None
+
+
+def apply_overrides(raw: dict[str, Any], overrides: list[str] | tuple[str, ...]) -> dict[str, Any]:
+    """`key.path=value` assignments; the value is parsed as YAML (`train.lr=1e-4`)."""
+    raw = copy.deepcopy(raw)
+    for item in overrides:
+        key_path, sep, text = item.partition("=")
+        if not sep or not key_path:
+            raise RecipeError(f"override {item!r}: expected KEY.PATH=VALUE")
+        try:
+            value = yaml.safe_load(text)
+        except yaml.YAMLError:
+            value = text
+        node = raw
+        keys = key_path.split(".")
+        for key in keys[:-1]:
+            child = node.setdefault(key, {})
+            if not isinstance(child, dict):
+                raise RecipeError(f"override {item!r}: {key} is not a section")
+            node = child
+        node[keys[-1]] = value
+    return raw
+
+
+def _resolve_data_paths(raw: dict[str, Any], base_dir: Path) -> None:
+    data = raw.get("data")
+    if not isinstance(data, dict):
+        return
+    for key in ("path", "train", "validation", "test"):
+        value = data.get(key)
+        if isinstance(value, str) and "://" not in value and not Path(value).is_absolute():
+            data[key] = str(base_dir / value)
+
+
+# --------------------------------------------------------------------------- error messages
+
+
+def format_error(item: dict[str, Any], raw: Any) -> str:
+    """One pydantic error as `key.path: problem (got value)`."""
+    loc = [part for part in item["loc"] if not str(part).startswith("function-")]
+    key_path = _key_path(loc)
+    kind, ctx, value = item["type"], item.get("ctx") or {}, item.get("input")
+    got = f" (got {_show(value)})"
+    bounds = {"greater_than": ">", "greater_than_equal": ">=", "less_than": "<", "less_than_equal": "<="}
+    if kind in bounds:
+        bound = next(iter(ctx.values()))
+        problem = f"must be {bounds[kind]} {bound}{got}"
+    elif kind == "missing":
+        problem = "required"
+    elif kind == "extra_forbidden":
+        problem = "unknown key" + _suggestion(loc)
+    elif kind == "literal_error":
+        problem = f"must be one of {ctx.get('expected')}{got}"
+    elif kind in ("int_parsing", "int_type", "int_from_float"):
+        problem = f"must be an integer{got}"
+    elif kind in ("float_parsing", "float_type"):
+        problem = f"must be a number{got}"
+    elif kind in ("bool_parsing", "bool_type"):
+        problem = f"must be true or false{got}"
+    elif kind in ("string_type",):
+        problem = f"must be a string{got}"
+    elif kind in ("model_type", "dict_type", "model_attributes_type"):
+        problem = f"must be a mapping{got}"
+    elif kind == "list_type":
+        problem = f"must be a list{got}"
+    elif kind == "too_short":
+        problem = f"needs at least {ctx.get('min_length')} item(s){got}"
+    elif kind == "string_pattern_mismatch":
+        problem = f"must match {ctx.get('pattern')}{got}"
+    elif kind == "value_error":
+        problem = str(ctx.get("error", item["msg"]))
+    else:
+        problem = f"{item['msg']}{got}"
+    return f"{key_path}: {problem}" if key_path else problem
+
+
+def _key_path(loc: list[Any]) -> str:
+    text = ""
+    for part in loc:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text
+
+
+def _suggestion(loc: list[Any]) -> str:
+    model: type[BaseModel] = Recipe
+    for part in loc[:-1]:
+        annotation = model.model_fields.get(str(part))
+        nested = getattr(annotation, "annotation", None) if annotation else None
+        if not (isinstance(nested, type) and issubclass(nested, BaseModel)):
+            return ""
+        model = nested
+    close = difflib.get_close_matches(str(loc[-1]), list(model.model_fields), n=1, cutoff=0.5)
+    return f" (did you mean `{close[0]}`?)" if close else f" (known: {', '.join(model.model_fields)})"
+
+
+def _show(value: Any) -> str:
+    text = json.dumps(value) if isinstance(value, str) else repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _type_name(value: Any) -> str:
+    return {list: "a list", str: "a string", type(None): "an empty file"}.get(
+        type(value), type(value).__name__
+    )

@@ -1,0 +1,39 @@
+"""Connecting to Ray: the cluster named by RAY_ADDRESS (as `ray job submit` sets it), a
+cluster already running on this machine, or a new local one started in-process."""
+
+from __future__ import annotations
+
+import os
+
+# Ray Data draws a progress bar per dataset per worker; interleaved from several processes
+# they bury Fulcrum's own progress lines. Set before ray.init so local workers inherit it.
+QUIET_ENV = {"RAY_DATA_DISABLE_PROGRESS_BARS": "1", "RAY_USAGE_STATS_ENABLED": "0"}
+
+
+def init_ray(py_modules: list[str] | None = None) -> None:
+    """`py_modules`: local packages every process of this job must import (a Serve
+    replica deserialising a deployment class from serve/, say). Ray ships them itself;
+    local directories can only be named here, at the job level, not per actor."""
+    import ray
+
+    if ray.is_initialized():
+        return
+    for name, value in QUIET_ENV.items():
+        os.environ.setdefault(name, value)
+    # The stage code ships to workers by import: on a local cluster every process shares
+    # this interpreter's environment; on a remote one, install fulcrum in the image or pass
+    # it with py_modules (see README).
+    runtime_env = {"py_modules": list(py_modules)} if py_modules else None
+    ray.init(address=os.environ.get("RAY_ADDRESS"), log_to_driver=True, runtime_env=runtime_env)
+    quiet_ray_data()
+
+
+def quiet_ray_data() -> None:
+    import logging
+
+    from ray.data import DataContext
+
+    context = DataContext.get_current()
+    context.enable_progress_bars = False
+    context.print_on_execution_start = False
+    logging.getLogger("ray.data").setLevel(logging.WARNING)

@@ -1,0 +1,1 @@
+"""Ray Serve applications over fulcrum.inference (see app.py)."""
