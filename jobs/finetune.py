@@ -20,8 +20,12 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("recipe")
     parser.add_argument("--output-dir", help="artifact root; use a path that outlives the job")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY.PATH=VALUE")
-    parser.add_argument("--export", action="store_true", help="also export to ONNX (parity-checked)")
+    parser.add_argument(
+        "--set", dest="overrides", action="append", default=[], metavar="KEY.PATH=VALUE"
+    )
+    parser.add_argument(
+        "--export", action="store_true", help="also export to ONNX (parity-checked)"
+    )
     args = parser.parse_args()
     try:
         from fulcrum.train.stage import train

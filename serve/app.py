@@ -33,7 +33,9 @@ class AppArgs(BaseModel):
     max_texts_per_request: int = Field(64, ge=1)
     max_chars_per_text: int = Field(2000, ge=1)
     max_ongoing_requests: int = Field(
-        32, ge=1, description="Requests a replica holds at once; at least max_batch_size to fill batches."
+        32,
+        ge=1,
+        description="Requests a replica holds at once; at least max_batch_size to fill batches.",
     )
     num_cpus: float = Field(1.0, gt=0, description="CPUs per replica; ONNX Runtime threads follow.")
     min_replicas: int = Field(1, ge=0)
@@ -69,12 +71,20 @@ def _error(status: int, field: str | None, message: str) -> JSONResponse:
 async def _invalid_request(request: Request, error: RequestValidationError) -> JSONResponse:
     content_type = request.headers.get("content-type", "")
     if "json" not in content_type:
-        return _error(415, None, f"content-type must be application/json (got {content_type or 'none'})")
+        return _error(
+            415, None, f"content-type must be application/json (got {content_type or 'none'})"
+        )
     first = error.errors()[0]
     location = [part for part in first.get("loc", ()) if part != "body"]
     if first.get("type") == "json_invalid":
-        return _error(400, None, f"body is not valid JSON ({first.get('ctx', {}).get('error', 'parse error')})")
-    field = "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in location).lstrip(".")
+        return _error(
+            400,
+            None,
+            f"body is not valid JSON ({first.get('ctx', {}).get('error', 'parse error')})",
+        )
+    field = "".join(
+        f"[{part}]" if isinstance(part, int) else f".{part}" for part in location
+    ).lstrip(".")
     kind = first.get("type")
     if kind == "missing":
         message = f"{field or 'body'}: required"
@@ -108,7 +118,8 @@ class Classifier:
         limits = self.args
         if len(request.texts) > limits.max_texts_per_request:
             return _error(
-                422, "texts",
+                422,
+                "texts",
                 f"texts: at most {limits.max_texts_per_request} per request (got {len(request.texts)})",
             )
         for index, text in enumerate(request.texts):
@@ -116,7 +127,8 @@ class Classifier:
                 return _error(422, f"texts[{index}]", f"texts[{index}]: empty text")
             if len(text) > limits.max_chars_per_text:
                 return _error(
-                    422, f"texts[{index}]",
+                    422,
+                    f"texts[{index}]",
                     f"texts[{index}]: longer than {limits.max_chars_per_text} characters ({len(text)})",
                 )
         predictions = await asyncio.gather(*(self.predict_texts(text) for text in request.texts))

@@ -87,4 +87,3 @@ def predict(base_url: str, texts: list[str], timeout_s: float = 30.0) -> dict[st
     )
     with urllib.request.urlopen(request, timeout=timeout_s) as response:
         return json.loads(response.read())
-

@@ -148,7 +148,17 @@ CORE = {
         "is tax included in the price on my bill",
     ],
 }
-OPENERS = ["", "", "", "hi, ", "hello, ", "hey there. ", "good morning, ", "quick question: ", "urgent: "]
+OPENERS = [
+    "",
+    "",
+    "",
+    "hi, ",
+    "hello, ",
+    "hey there. ",
+    "good morning, ",
+    "quick question: ",
+    "urgent: ",
+]
 SIGN_OFFS = ["", "", "", " thanks", " please help", " asap", " thank you!", "?!", " cheers"]
 
 

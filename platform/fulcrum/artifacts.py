@@ -28,8 +28,17 @@ from fulcrum.errors import ArtifactError
 MANIFEST = "manifest.json"
 FORMAT_VERSION = 1
 TRACKED_PACKAGES = (
-    "fulcrum", "torch", "transformers", "peft", "deepspeed", "ray", "onnx", "onnxruntime",
-    "onnxruntime-gpu", "tokenizers", "pyarrow",
+    "fulcrum",
+    "torch",
+    "transformers",
+    "peft",
+    "deepspeed",
+    "ray",
+    "onnx",
+    "onnxruntime",
+    "onnxruntime-gpu",
+    "tokenizers",
+    "pyarrow",
 )
 
 
@@ -67,7 +76,9 @@ def staged_artifact(final_dir: str | Path) -> Iterator[Path]:
         staging = final_dir.parent / f".{final_dir.name}.staging-{uuid.uuid4().hex[:8]}"
         staging.mkdir()
     except OSError as error:
-        raise ArtifactError(f"{final_dir}: cannot create the artifact here ({error.strerror})") from None
+        raise ArtifactError(
+            f"{final_dir}: cannot create the artifact here ({error.strerror})"
+        ) from None
     try:
         yield staging
         if not (staging / MANIFEST).is_file():

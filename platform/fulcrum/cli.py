@@ -1,10 +1,10 @@
 """`fulcrum`: the command line. Thin: parse, call a stage, print what it produced.
 
-    fulcrum validate RECIPE          check a recipe and print it with defaults filled in
-    fulcrum train    RECIPE          Ray Train + DeepSpeed + PEFT -> training artifact
-    fulcrum export   RECIPE          training artifact -> ONNX artifact (parity-checked)
-    fulcrum serve    RECIPE          ONNX artifact -> Ray Serve endpoint (until Ctrl-C)
-    fulcrum run      RECIPE          all of the above in order
+fulcrum validate RECIPE          check a recipe and print it with defaults filled in
+fulcrum train    RECIPE          Ray Train + DeepSpeed + PEFT -> training artifact
+fulcrum export   RECIPE          training artifact -> ONNX artifact (parity-checked)
+fulcrum serve    RECIPE          ONNX artifact -> Ray Serve endpoint (until Ctrl-C)
+fulcrum run      RECIPE          all of the above in order
 """
 
 from __future__ import annotations
@@ -45,22 +45,33 @@ def _parser() -> argparse.ArgumentParser:
         sub = commands.add_parser(name, help=help_text, description=help_text)
         sub.add_argument("recipe", help="recipe YAML file")
         sub.add_argument(
-            "--set", dest="overrides", action="append", default=[], metavar="KEY.PATH=VALUE",
+            "--set",
+            dest="overrides",
+            action="append",
+            default=[],
+            metavar="KEY.PATH=VALUE",
             help="override a recipe value, e.g. --set train.epochs=1 (repeatable)",
         )
-        sub.add_argument("--output-dir", help="where artifacts go (default: the recipe's output_dir)")
+        sub.add_argument(
+            "--output-dir", help="where artifacts go (default: the recipe's output_dir)"
+        )
         sub.set_defaults(command=handler)
         return sub
 
     command("validate", _validate, "check a recipe and print it with every default filled in")
     command("train", _train, "fine-tune on Ray Train (DeepSpeed + PEFT) into a training artifact")
     export = command("export", _export, "export a training artifact to ONNX and check parity")
-    export.add_argument("--from", dest="train_dir", help="training artifact (default: the recipe's)")
+    export.add_argument(
+        "--from", dest="train_dir", help="training artifact (default: the recipe's)"
+    )
     serve = command("serve", _serve, "serve an export artifact on Ray Serve until interrupted")
     serve.add_argument("--artifact", help="export artifact (default: the recipe's)")
     run = command("run", _run, "train, export and serve, in order")
     run.add_argument(
-        "--probe", action="append", default=[], metavar="TEXT",
+        "--probe",
+        action="append",
+        default=[],
+        metavar="TEXT",
         help="after serving, send TEXT to the endpoint, print the answer, then shut down",
     )
     return parser
@@ -114,7 +125,9 @@ def _run(recipe: Recipe, args) -> int:
     export_dir = export(recipe, train_dir, args.output_dir)
     print(f"export artifact: {export_dir}")
     base_url = launch.start(export_dir, recipe.serve)
-    print(f"[serve] {base_url}/predict is up ({time.time() - started:.0f}s since start)", flush=True)
+    print(
+        f"[serve] {base_url}/predict is up ({time.time() - started:.0f}s since start)", flush=True
+    )
     if not args.probe:
         print("serving until Ctrl-C", flush=True)
         try:
@@ -125,7 +138,9 @@ def _run(recipe: Recipe, args) -> int:
     try:
         answer = launch.predict(base_url, args.probe)
         for text, prediction in zip(args.probe, answer["predictions"]):
-            print(f"[serve] POST /predict {text!r} -> {prediction['label']} ({prediction['score']:.2f})")
+            print(
+                f"[serve] POST /predict {text!r} -> {prediction['label']} ({prediction['score']:.2f})"
+            )
     finally:
         launch.stop(recipe.serve)
     print(f"done in {time.time() - started:.0f}s; Serve shut down")
@@ -158,7 +173,9 @@ def _print_training_summary(artifact: Path) -> None:
                 f"{split}: accuracy {values['accuracy']:.4f}  macro-F1 {values['macro_f1']:.4f}  "
                 f"({values['examples']} examples)"
             )
-    print(f"training artifact: {artifact} (best epoch {metrics['best_epoch']}, {metrics['train_seconds']:.0f}s)")
+    print(
+        f"training artifact: {artifact} (best epoch {metrics['best_epoch']}, {metrics['train_seconds']:.0f}s)"
+    )
 
 
 if __name__ == "__main__":

@@ -11,9 +11,13 @@ from __future__ import annotations
 import numpy as np
 
 
-def confusion_matrix(label_ids: np.ndarray, predicted_ids: np.ndarray, num_labels: int) -> np.ndarray:
+def confusion_matrix(
+    label_ids: np.ndarray, predicted_ids: np.ndarray, num_labels: int
+) -> np.ndarray:
     """Rows are true labels, columns predictions."""
-    flat = np.asarray(label_ids, dtype=np.int64) * num_labels + np.asarray(predicted_ids, dtype=np.int64)
+    flat = np.asarray(label_ids, dtype=np.int64) * num_labels + np.asarray(
+        predicted_ids, dtype=np.int64
+    )
     return np.bincount(flat, minlength=num_labels * num_labels).reshape(num_labels, num_labels)
 
 
@@ -26,7 +30,9 @@ def classification_metrics(confusion: np.ndarray) -> dict[str, float]:
     actual = confusion.sum(axis=1)
     present = (predicted + actual) > 0
     denominator = predicted + actual
-    f1 = np.divide(2 * true_positive, denominator, out=np.zeros_like(true_positive), where=denominator > 0)
+    f1 = np.divide(
+        2 * true_positive, denominator, out=np.zeros_like(true_positive), where=denominator > 0
+    )
     return {
         "accuracy": float(true_positive.sum() / total) if total else 0.0,
         "macro_f1": float(f1[present].mean()) if present.any() else 0.0,

@@ -152,7 +152,9 @@ class ServeSection(Section):
         0.01, ge=0, description="How long a batch waits to fill up."
     )
     max_ongoing_requests: int = Field(
-        32, ge=1, description="Requests one replica holds at once (>= max_batch_size fills batches)."
+        32,
+        ge=1,
+        description="Requests one replica holds at once (>= max_batch_size fills batches).",
     )
     max_texts_per_request: int = Field(64, ge=1, description="Texts accepted in one request.")
     max_chars_per_text: int = Field(2000, ge=1, description="Characters accepted per text.")
@@ -236,7 +238,9 @@ def validate_recipe(raw: dict[str, Any], source: str = "recipe") -> Recipe:
         return Recipe.model_validate(raw)
     except ValidationError as error:
         lines = [format_error(item, raw) for item in error.errors()]
-        raise RecipeError(f"{source}: invalid recipe\n" + "\n".join(f"  {ln}" for ln in lines)) from None
+        raise RecipeError(
+            f"{source}: invalid recipe\n" + "\n".join(f"  {ln}" for ln in lines)
+        ) from None
 
 
 def apply_overrides(raw: dict[str, Any], overrides: list[str] | tuple[str, ...]) -> dict[str, Any]:
@@ -280,7 +284,12 @@ def format_error(item: dict[str, Any], raw: Any) -> str:
     key_path = _key_path(loc)
     kind, ctx, value = item["type"], item.get("ctx") or {}, item.get("input")
     got = f" (got {_show(value)})"
-    bounds = {"greater_than": ">", "greater_than_equal": ">=", "less_than": "<", "less_than_equal": "<="}
+    bounds = {
+        "greater_than": ">",
+        "greater_than_equal": ">=",
+        "less_than": "<",
+        "less_than_equal": "<=",
+    }
     if kind in bounds:
         bound = next(iter(ctx.values()))
         problem = f"must be {bounds[kind]} {bound}{got}"
@@ -329,7 +338,9 @@ def _suggestion(loc: list[Any]) -> str:
             return ""
         model = nested
     close = difflib.get_close_matches(str(loc[-1]), list(model.model_fields), n=1, cutoff=0.5)
-    return f" (did you mean `{close[0]}`?)" if close else f" (known: {', '.join(model.model_fields)})"
+    return (
+        f" (did you mean `{close[0]}`?)" if close else f" (known: {', '.join(model.model_fields)})"
+    )
 
 
 def _show(value: Any) -> str:

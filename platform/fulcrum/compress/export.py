@@ -28,7 +28,9 @@ def export_artifact_dir(recipe: Recipe, output_dir: str | Path | None = None) ->
     return Path(output_dir or recipe.output_dir) / recipe.name / KIND
 
 
-def export(recipe: Recipe, train_dir: str | Path | None = None, output_dir: str | Path | None = None) -> Path:
+def export(
+    recipe: Recipe, train_dir: str | Path | None = None, output_dir: str | Path | None = None
+) -> Path:
     parent = open_artifact(train_dir or train_artifact_dir(recipe, output_dir), kind="train")
     trained_with = Recipe.model_validate(parent.manifest["recipe"])
     splits = load_splits(trained_with.data, trained_with.seed)
@@ -49,17 +51,31 @@ def export(recipe: Recipe, train_dir: str | Path | None = None, output_dir: str 
         extra = {
             "task": parent.manifest["task"],
             "max_length": trained_with.model.max_length,
-            "onnx": {"opset": tolerance.opset, "inputs": input_names, "dynamic_axes": ["batch", "sequence"]},
+            "onnx": {
+                "opset": tolerance.opset,
+                "inputs": input_names,
+                "dynamic_axes": ["batch", "sequence"],
+            },
         }
         # Write a provisional manifest so the predictor can open the staging directory.
         write_manifest(
-            staging, kind=KIND, recipe=recipe.to_dict(), recipe_hash=recipe.hash,
-            labels=parent.labels, metrics={}, parent=parent.path,
-            data_fingerprint=splits.fingerprint, extra=extra,
+            staging,
+            kind=KIND,
+            recipe=recipe.to_dict(),
+            recipe_hash=recipe.hash,
+            labels=parent.labels,
+            metrics={},
+            parent=parent.path,
+            data_fingerprint=splits.fingerprint,
+            extra=extra,
         )
         parity = measure_parity(
-            model, tokenizer, OnnxClassifier(staging, verify=False), splits.validation,
-            trained_with.model.max_length, trained_with.train.metric,
+            model,
+            tokenizer,
+            OnnxClassifier(staging, verify=False),
+            splits.validation,
+            trained_with.model.max_length,
+            trained_with.train.metric,
         )
         _say(
             f"parity on {parity['examples']} validation texts: max |dlogit| "
@@ -80,12 +96,22 @@ def export(recipe: Recipe, train_dir: str | Path | None = None, output_dir: str 
             )
         if problems:
             raise ParityError(f"{target}: ONNX export rejected: " + "; ".join(problems))
-        metrics = {"parity": parity, "validation": parity["onnx"], "size_bytes": (staging / MODEL_FILE).stat().st_size}
+        metrics = {
+            "parity": parity,
+            "validation": parity["onnx"],
+            "size_bytes": (staging / MODEL_FILE).stat().st_size,
+        }
         write_json_atomic(staging / "metrics.json", metrics)
         write_manifest(
-            staging, kind=KIND, recipe=recipe.to_dict(), recipe_hash=recipe.hash,
-            labels=parent.labels, metrics=metrics, parent=parent.path,
-            data_fingerprint=splits.fingerprint, extra=extra,
+            staging,
+            kind=KIND,
+            recipe=recipe.to_dict(),
+            recipe_hash=recipe.hash,
+            labels=parent.labels,
+            metrics=metrics,
+            parent=parent.path,
+            data_fingerprint=splits.fingerprint,
+            extra=extra,
         )
     return target
 

@@ -37,7 +37,9 @@ def export_onnx(model: torch.nn.Module, tokenizer, target: Path, opset: int) -> 
         return_tensors="pt",
     )
     batch, sequence = Dim("batch", min=1, max=4096), Dim("sequence", min=2, max=4096)
-    dynamic = {name: ({0: batch, 1: sequence} if name in input_names else None) for name in INPUT_NAMES}
+    dynamic = {
+        name: ({0: batch, 1: sequence} if name in input_names else None) for name in INPUT_NAMES
+    }
     # The exporter narrates each pass on stdout and warns about optional torchvision ops;
     # neither helps a user, and a real failure still raises.
     logging.getLogger("torch.onnx").setLevel(logging.ERROR)

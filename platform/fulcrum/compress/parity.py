@@ -12,7 +12,9 @@ from fulcrum.metrics import metrics_from_predictions
 from fulcrum.train.merge import table_batches
 
 
-def measure_parity(torch_model, hf_tokenizer, onnx_classifier, table: pa.Table, max_length: int, metric: str) -> dict[str, Any]:
+def measure_parity(
+    torch_model, hf_tokenizer, onnx_classifier, table: pa.Table, max_length: int, metric: str
+) -> dict[str, Any]:
     """Run both models on the same texts, each through its own tokenizer (the HF tokenizer
     for PyTorch, the `tokenizers` one the predictor serves with), so a tokenizer mismatch
     shows up here too, not only a numerical one."""
@@ -20,7 +22,9 @@ def measure_parity(torch_model, hf_tokenizer, onnx_classifier, table: pa.Table, 
     torch_model.eval()
     for batch in table_batches(table, 32):
         texts = [str(text) for text in batch["text"]]
-        encoded = hf_tokenizer(texts, padding=True, truncation=True, max_length=max_length, return_tensors="pt")
+        encoded = hf_tokenizer(
+            texts, padding=True, truncation=True, max_length=max_length, return_tensors="pt"
+        )
         with torch.no_grad():
             torch_logits.append(torch_model(**encoded).logits.numpy())
         onnx_logits.append(onnx_classifier.logits(texts))

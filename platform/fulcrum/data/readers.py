@@ -155,7 +155,11 @@ def _require_columns(path: Path, table: pa.Table, columns: list[str]) -> None:
 def _as_strings(path: Path, column: pa.ChunkedArray, name: str) -> pa.ChunkedArray:
     if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
         return column.cast(pa.string())
-    if pa.types.is_integer(column.type) or pa.types.is_boolean(column.type) or pa.types.is_null(column.type):
+    if (
+        pa.types.is_integer(column.type)
+        or pa.types.is_boolean(column.type)
+        or pa.types.is_null(column.type)
+    ):
         return column.cast(pa.string())
     raise DataError(f"{path}: column {name!r} holds {column.type}, expected text")
 

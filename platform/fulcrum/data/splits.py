@@ -29,4 +29,6 @@ def stratified_split(
         test.append(rows[:n_test])
         validation.append(rows[n_test : n_test + n_validation])
         train.append(rows[n_test + n_validation :])
-    return tuple(np.sort(np.concatenate(part)).astype(np.int64) for part in (train, validation, test))
+    return tuple(
+        np.sort(np.concatenate(part)).astype(np.int64) for part in (train, validation, test)
+    )

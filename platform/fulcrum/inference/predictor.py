@@ -16,7 +16,9 @@ TOKENIZER_FILE = "tokenizer/tokenizer.json"
 
 
 class OnnxClassifier:
-    def __init__(self, artifact_dir: str | Path, threads: int | None = None, verify: bool = True) -> None:
+    def __init__(
+        self, artifact_dir: str | Path, threads: int | None = None, verify: bool = True
+    ) -> None:
         import onnxruntime as ort
         from tokenizers import Tokenizer
 
@@ -34,11 +36,19 @@ class OnnxClassifier:
             # One replica gets a CPU share; more intra-op threads than that only contend.
             options.intra_op_num_threads = threads
             options.inter_op_num_threads = 1
-        providers = [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in ort.get_available_providers()]
+        providers = [
+            p
+            for p in ("CUDAExecutionProvider", "CPUExecutionProvider")
+            if p in ort.get_available_providers()
+        ]
         try:
-            self.session = ort.InferenceSession(str(artifact.file(MODEL_FILE)), options, providers=providers)
+            self.session = ort.InferenceSession(
+                str(artifact.file(MODEL_FILE)), options, providers=providers
+            )
         except Exception as error:  # onnxruntime raises its own untyped errors for bad files
-            raise ArtifactError(f"{artifact.file(MODEL_FILE)}: ONNX Runtime cannot load it ({error})") from None
+            raise ArtifactError(
+                f"{artifact.file(MODEL_FILE)}: ONNX Runtime cannot load it ({error})"
+            ) from None
         self.input_names = [item.name for item in self.session.get_inputs()]
 
     def encode(self, texts: list[str]) -> dict[str, np.ndarray]:

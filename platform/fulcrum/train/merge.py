@@ -30,11 +30,15 @@ def load_merged(artifact_dir: Path):
 def table_batches(table: pa.Table, batch_size: int):
     for start in range(0, table.num_rows, batch_size):
         chunk = table.slice(start, batch_size)
-        yield {"text": np.asarray(chunk.column("text").to_pylist(), dtype=object),
-               "label": chunk.column("label").to_numpy()}
+        yield {
+            "text": np.asarray(chunk.column("text").to_pylist(), dtype=object),
+            "label": chunk.column("label").to_numpy(),
+        }
 
 
-def evaluate_merged(artifact_dir: Path, table: pa.Table, num_labels: int, recipe: Recipe) -> dict[str, Any]:
+def evaluate_merged(
+    artifact_dir: Path, table: pa.Table, num_labels: int, recipe: Recipe
+) -> dict[str, Any]:
     model = load_merged(artifact_dir)
     collate = make_collate(load_tokenizer(artifact_dir / "tokenizer"), recipe.model.max_length)
     batches = (collate(batch) for batch in table_batches(table, 64))

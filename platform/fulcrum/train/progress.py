@@ -65,7 +65,9 @@ class ProgressPrinter:
         if self._bar is not None:
             self._bar.n = step
             self._bar.set_postfix(
-                epoch=event["epoch"], loss=f"{event['loss']:.3f}", samples_s=f"{event['samples_per_s']:.0f}"
+                epoch=event["epoch"],
+                loss=f"{event['loss']:.3f}",
+                samples_s=f"{event['samples_per_s']:.0f}",
             )
             self._bar.refresh()
             return

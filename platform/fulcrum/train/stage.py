@@ -53,7 +53,9 @@ def train(recipe: Recipe, output_dir: str | Path | None = None) -> Path:
             # What the workers measured at training time; `validation` above is re-measured
             # from the merged weights as saved, and the two must agree.
             "training_validation": {
-                key.removeprefix("val_"): value for key, value in best_metrics.items() if key.startswith("val_")
+                key.removeprefix("val_"): value
+                for key, value in best_metrics.items()
+                if key.startswith("val_")
             },
             "history": history,
             "train_seconds": round(time.time() - started, 1),
@@ -67,7 +69,11 @@ def train(recipe: Recipe, output_dir: str | Path | None = None) -> Path:
             labels=splits.label_names,
             metrics=metrics,
             data_fingerprint=splits.fingerprint,
-            extra={"task": recipe.task.type, "base_model": recipe.model.base, "split_sizes": splits.sizes()},
+            extra={
+                "task": recipe.task.type,
+                "base_model": recipe.model.base,
+                "split_sizes": splits.sizes(),
+            },
         )
     shutil.rmtree(Path(result.path), ignore_errors=True)
     return artifact_dir
@@ -105,7 +111,10 @@ def _fit(recipe: Recipe, splits: LabelledSplits, model_dir: Path, storage: Path)
         scaling_config=ScalingConfig(
             num_workers=cfg.workers,
             use_gpu=cfg.use_gpu,
-            resources_per_worker={"CPU": cfg.cpus_per_worker, **({"GPU": 1} if cfg.use_gpu else {})},
+            resources_per_worker={
+                "CPU": cfg.cpus_per_worker,
+                **({"GPU": 1} if cfg.use_gpu else {}),
+            },
         ),
         run_config=RunConfig(
             name=run_name,

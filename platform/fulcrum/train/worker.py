@@ -59,7 +59,9 @@ def train_worker(config: dict[str, Any]) -> None:
     total_steps = config["steps_per_epoch"] * train_cfg.epochs
     trainable = [param for param in model.parameters() if param.requires_grad]
     optimizer = torch.optim.AdamW(trainable, lr=train_cfg.lr, weight_decay=train_cfg.weight_decay)
-    scheduler = warmup_linear_decay(optimizer, int(train_cfg.warmup_ratio * total_steps), total_steps)
+    scheduler = warmup_linear_decay(
+        optimizer, int(train_cfg.warmup_ratio * total_steps), total_steps
+    )
     engine, _, _, _ = deepspeed.initialize(
         model=model,
         optimizer=optimizer,
@@ -109,7 +111,9 @@ def train_worker(config: dict[str, Any]) -> None:
                 )
                 window_start, window_samples, window_tokens = time.time(), 0, 0
 
-        metrics = _evaluate(engine, validation_data, collate, len(label_names), rank, world, train_cfg)
+        metrics = _evaluate(
+            engine, validation_data, collate, len(label_names), rank, world, train_cfg
+        )
         record = {
             "epoch": epoch,
             "step": global_step,
@@ -126,7 +130,9 @@ def train_worker(config: dict[str, Any]) -> None:
         _report(engine, record, history, rank)
 
 
-def _evaluate(engine, validation_data, collate, num_labels, rank, world, train_cfg) -> dict[str, float]:
+def _evaluate(
+    engine, validation_data, collate, num_labels, rank, world, train_cfg
+) -> dict[str, float]:
     """Each rank evaluates every world-th batch and the confusion matrices are summed.
     Under ZeRO-3 every forward pass gathers parameters collectively, so there all ranks
     must run the same batches: each evaluates everything and rank 0's matrix is used."""
@@ -165,7 +171,11 @@ def _report(engine, record: dict[str, Any], history: list[dict[str, Any]], rank:
             checkpoint = None
             if rank == 0:
                 model.save_pretrained(Path(checkpoint_dir) / ADAPTER_DIR)
-                state = {"epoch": record["epoch"], "global_step": record["step"], "history": history}
+                state = {
+                    "epoch": record["epoch"],
+                    "global_step": record["step"],
+                    "history": history,
+                }
                 (Path(checkpoint_dir) / STATE_FILE).write_text(json.dumps(state, indent=2))
                 checkpoint = ray.train.Checkpoint.from_directory(checkpoint_dir)
             ray.train.report(record, checkpoint=checkpoint)
