@@ -277,6 +277,21 @@ def _resolve_data_paths(raw: dict[str, Any], base_dir: Path) -> None:
 
 # --------------------------------------------------------------------------- error messages
 
+# Names users bring from Hugging Face Trainer, PEFT and Ray configs, pointed at ours.
+FAMILIAR_NAMES = {
+    "learning_rate": "lr",
+    "num_epochs": "epochs",
+    "num_train_epochs": "epochs",
+    "per_device_train_batch_size": "batch_size",
+    "num_workers": "workers",
+    "lora_alpha": "alpha",
+    "lora_dropout": "dropout",
+    "lora_r": "r",
+    "rank": "r",
+    "model_name_or_path": "base",
+    "max_seq_length": "max_length",
+}
+
 
 def format_error(item: dict[str, Any], raw: Any) -> str:
     """One pydantic error as `key.path: problem (got value)`."""
@@ -292,6 +307,7 @@ def format_error(item: dict[str, Any], raw: Any) -> str:
     }
     if kind in bounds:
         bound = next(iter(ctx.values()))
+        bound = int(bound) if isinstance(bound, float) and bound.is_integer() else bound
         problem = f"must be {bounds[kind]} {bound}{got}"
     elif kind == "missing":
         problem = "required"
@@ -337,6 +353,9 @@ def _suggestion(loc: list[Any]) -> str:
         if not (isinstance(nested, type) and issubclass(nested, BaseModel)):
             return ""
         model = nested
+    alias = FAMILIAR_NAMES.get(str(loc[-1]))
+    if alias in model.model_fields:
+        return f" (did you mean `{alias}`?)"
     close = difflib.get_close_matches(str(loc[-1]), list(model.model_fields), n=1, cutoff=0.5)
     return (
         f" (did you mean `{close[0]}`?)" if close else f" (known: {', '.join(model.model_fields)})"

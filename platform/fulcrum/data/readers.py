@@ -111,7 +111,10 @@ def _read_delimited(delimiter: str, quoted: bool) -> Reader:
 
 def _read_jsonl(path: Path, columns: list[str], encoding: str) -> pa.Table:
     try:
-        return pajson.read_json(path)
+        table = pajson.read_json(path)
+        # The JSON reader does not check that strings are valid UTF-8; a full validation does.
+        table.validate(full=True)
+        return table
     except pa.ArrowInvalid as error:
         raise _locate_read_error(path, "utf-8", error) from None
 

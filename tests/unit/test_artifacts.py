@@ -1,0 +1,97 @@
+"""Artifacts: published whole or not at all, and refused when altered."""
+
+import json
+
+import pytest
+
+from fulcrum.artifacts import open_artifact, staged_artifact, write_manifest
+from fulcrum.errors import ArtifactError
+
+
+def publish(target, files: dict[str, str], kind="train", parent=None):
+    with staged_artifact(target) as staging:
+        for name, content in files.items():
+            (staging / name).parent.mkdir(parents=True, exist_ok=True)
+            (staging / name).write_text(content)
+        write_manifest(
+            staging, kind=kind, recipe={"name": "t"}, recipe_hash="h", labels=["a", "b"],
+            metrics={"accuracy": 0.5}, parent=parent, data_fingerprint="fp",
+        )
+    return target
+
+
+def test_manifest_lists_every_file_with_sha256(tmp_path):
+    target = publish(tmp_path / "art", {"a.txt": "hello", "sub/b.txt": "world"})
+    manifest = json.loads((target / "manifest.json").read_text())
+    assert set(manifest["files"]) == {"a.txt", "sub/b.txt"}
+    assert manifest["files"]["a.txt"] == "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824"
+    assert manifest["packages"]["python"]
+    assert manifest["recipe_hash"] == "h" and manifest["data_fingerprint"] == "fp"
+    artifact = open_artifact(target, kind="train")
+    assert artifact.labels == ["a", "b"] and artifact.metrics == {"accuracy": 0.5}
+
+
+def test_failure_inside_the_block_leaves_nothing_behind(tmp_path):
+    with pytest.raises(RuntimeError):
+        with staged_artifact(tmp_path / "art") as staging:
+            (staging / "half.bin").write_text("half")
+            raise RuntimeError("crash mid-write")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_failed_rewrite_keeps_the_previous_artifact(tmp_path):
+    target = publish(tmp_path / "art", {"a.txt": "v1"})
+    with pytest.raises(RuntimeError):
+        with staged_artifact(target) as staging:
+            (staging / "a.txt").write_text("v2")
+            raise RuntimeError("crash")
+    assert (target / "a.txt").read_text() == "v1"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["art"]
+
+
+def test_rewrite_replaces_the_previous_artifact(tmp_path):
+    target = publish(tmp_path / "art", {"a.txt": "v1", "old.txt": "x"})
+    publish(target, {"a.txt": "v2"})
+    assert sorted(p.name for p in target.iterdir()) == ["a.txt", "manifest.json"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["art"]
+
+
+def test_block_without_manifest_is_not_published(tmp_path):
+    with pytest.raises(ArtifactError, match="has no manifest.json"):
+        with staged_artifact(tmp_path / "art") as staging:
+            (staging / "a.txt").write_text("x")
+    assert not (tmp_path / "art").exists()
+
+
+def test_corrupted_and_missing_files_are_refused(tmp_path):
+    target = publish(tmp_path / "art", {"a.txt": "hello", "b.txt": "world"})
+    (target / "a.txt").write_text("hellO")
+    with pytest.raises(ArtifactError, match=r"a.txt: sha256 does not match the manifest"):
+        open_artifact(target)
+    (target / "a.txt").write_text("hello")
+    (target / "b.txt").unlink()
+    with pytest.raises(ArtifactError, match=r"b.txt: listed in the manifest but missing"):
+        open_artifact(target)
+
+
+def test_wrong_kind_and_not_an_artifact(tmp_path):
+    target = publish(tmp_path / "art", {"a.txt": "x"}, kind="export")
+    with pytest.raises(ArtifactError, match="expected a train artifact, found a 'export' artifact"):
+        open_artifact(target, kind="train")
+    with pytest.raises(ArtifactError, match="not an artifact"):
+        open_artifact(tmp_path)
+
+
+def test_parent_is_recorded_with_its_manifest_hash(tmp_path):
+    parent = publish(tmp_path / "parent", {"a.txt": "x"})
+    child = publish(tmp_path / "child", {"b.txt": "y"}, kind="export", parent=parent)
+    entry = open_artifact(child).manifest["parent"]
+    assert entry["path"] == str(parent.resolve()) and len(entry["manifest_sha256"]) == 64
+
+
+def test_unwritable_location_is_a_clear_error(tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")  # works as root too, unlike chmod
+    with pytest.raises(ArtifactError, match="a-file/art: cannot create the artifact here"):
+        with staged_artifact(blocker / "art"):
+            pass

@@ -1,0 +1,60 @@
+"""From the recipe's data section to label-encoded splits with a fingerprint."""
+
+from pathlib import Path
+
+import pytest
+
+from fulcrum.data import load_splits
+from fulcrum.errors import DataError
+from fulcrum.recipe import DataSection
+
+from ..conftest import write_keyword_csv
+
+
+def test_single_file_is_split_and_labels_sorted(tmp_path):
+    path = write_keyword_csv(tmp_path / "d.csv", rows_per_label=20)
+    splits = load_splits(DataSection(path=str(path)), seed=0)
+    assert splits.label_names == ["apple", "car", "tax"]
+    assert splits.sizes() == {"train": 42, "validation": 9, "test": 9}
+    assert set(splits.validation.column("label").to_pylist()) == {0, 1, 2}
+
+
+def test_declared_labels_fix_the_order(tmp_path):
+    path = write_keyword_csv(tmp_path / "d.csv", rows_per_label=10)
+    splits = load_splits(DataSection(path=str(path), labels=["tax", "car", "apple"]), seed=0)
+    assert splits.label_names == ["tax", "car", "apple"]
+    tax_words = {"tax", "invoice", "bill"}
+    tax_ids = {row["label"] for row in splits.train.to_pylist() if tax_words & set(row["text"].split())}
+    assert tax_ids == {0}  # ids index label_names in the declared order
+
+
+def test_presplit_files_and_carved_test(tmp_path):
+    train = write_keyword_csv(tmp_path / "train.csv", rows_per_label=20)
+    validation = write_keyword_csv(tmp_path / "valid.csv", rows_per_label=2)
+    splits = load_splits(DataSection(train=str(train), validation=str(validation), test_fraction=0.1), seed=0)
+    assert splits.sizes() == {"train": 54, "validation": 6, "test": 6}
+
+
+def test_evaluation_label_unseen_in_training(tmp_path):
+    train = write_keyword_csv(tmp_path / "train.csv", rows_per_label=5)
+    test = tmp_path / "test.csv"
+    test.write_text("text,label\nsomething,apple\nnew thing,boat\n")
+    with pytest.raises(DataError, match=r"test.csv, row 2: label 'boat' never appears in the training data"):
+        load_splits(DataSection(train=str(train), test=str(test)), seed=0)
+
+
+def test_fingerprint_follows_bytes_and_split_settings(tmp_path):
+    path = write_keyword_csv(tmp_path / "d.csv", rows_per_label=10)
+    base = load_splits(DataSection(path=str(path)), seed=0).fingerprint
+    assert load_splits(DataSection(path=str(path)), seed=0).fingerprint == base
+    assert load_splits(DataSection(path=str(path)), seed=1).fingerprint != base
+    assert load_splits(DataSection(path=str(path), validation_fraction=0.3), seed=0).fingerprint != base
+    Path(path).write_text(Path(path).read_text() + "one more apple,apple\n")
+    assert load_splits(DataSection(path=str(path)), seed=0).fingerprint != base
+
+
+def test_demo_dataset_is_balanced_and_clean():
+    demo = Path(__file__).resolve().parents[2] / "examples" / "data" / "support_intents.csv"
+    splits = load_splits(DataSection(path=str(demo), label_column="intent"), seed=13)
+    assert len(splits.label_names) == 6
+    assert sum(splits.sizes().values()) == 300

@@ -1,0 +1,165 @@
+"""Readers: every bad file gets an error naming the file and the row or line."""
+
+import json
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from fulcrum.data.readers import read_labelled_file
+from fulcrum.errors import DataError
+
+ROWS = [("my card is lost", "card"), ("where is my parcel", "delivery"), ("refund me", "refund")]
+
+
+def write(path: Path, rows, text_column="text", label_column="label") -> Path:
+    """Write rows (None = missing value) in the format the file extension names."""
+    records = [{text_column: text, label_column: label} for text, label in rows]
+    if path.suffix == ".csv":
+        lines = [f"{text_column},{label_column}"] + [
+            ",".join("" if value is None else f'"{value}"' for value in (text, label)) for text, label in rows
+        ]
+        path.write_text("\n".join(lines) + "\n")
+    elif path.suffix == ".tsv":
+        lines = [f"{text_column}\t{label_column}"] + [
+            "\t".join("" if value is None else value for value in row) for row in rows
+        ]
+        path.write_text("\n".join(lines) + "\n")
+    elif path.suffix == ".jsonl":
+        path.write_text("".join(json.dumps({k: v for k, v in r.items() if v is not None}) + "\n" for r in records))
+    else:
+        pq.write_table(pa.Table.from_pylist(records), path)
+    return path
+
+
+def read(path: Path, **options) -> pa.Table:
+    return read_labelled_file(path, text_column="text", label_column="label", **options)
+
+
+FORMATS = [".csv", ".tsv", ".jsonl", ".parquet"]
+
+
+@pytest.mark.parametrize("suffix", FORMATS)
+def test_reads_every_format_into_text_and_label(tmp_path, suffix):
+    table = read(write(tmp_path / f"d{suffix}", ROWS))
+    assert table.column_names == ["text", "label"]
+    assert table.to_pylist()[1] == {"text": "where is my parcel", "label": "delivery"}
+
+
+@pytest.mark.parametrize("suffix", FORMATS)
+def test_missing_column(tmp_path, suffix):
+    path = write(tmp_path / f"d{suffix}", ROWS, label_column="intent")
+    with pytest.raises(DataError, match=rf"d{suffix}: column 'label' not found \(columns: text, intent\)"):
+        read(path)
+
+
+@pytest.mark.parametrize("suffix", FORMATS)
+def test_empty_text_names_row(tmp_path, suffix):
+    path = write(tmp_path / f"d{suffix}", [ROWS[0], ("   ", "card"), ROWS[2]])
+    with pytest.raises(DataError, match=rf"d{suffix}: 1 unusable row\(s\)\n  row 2: empty text in column 'text'"):
+        read(path)
+
+
+@pytest.mark.parametrize("suffix", FORMATS)
+def test_missing_label_names_row(tmp_path, suffix):
+    path = write(tmp_path / f"d{suffix}", [ROWS[0], ROWS[1], ("no label here", None)])
+    with pytest.raises(DataError, match=r"row 3: missing label in column 'label'"):
+        read(path)
+
+
+@pytest.mark.parametrize("suffix", FORMATS)
+def test_label_outside_declared_set_names_row_and_value(tmp_path, suffix):
+    path = write(tmp_path / f"d{suffix}", ROWS)
+    with pytest.raises(DataError, match=r"row 3: label 'refund' is not in data.labels"):
+        read(path, declared_labels=["card", "delivery"])
+
+
+def test_problems_are_listed_in_row_order_and_capped(tmp_path):
+    rows = [("", "a")] * 7 + [("ok", "b")]
+    with pytest.raises(DataError) as caught:
+        read(write(tmp_path / "d.csv", rows))
+    message = str(caught.value)
+    assert "7 unusable row(s)" in message
+    assert "row 1: empty text" in message and "row 5: empty text" in message
+    assert "row 6:" not in message and "... and 2 more" in message
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".tsv", ".jsonl"])
+def test_undecodable_bytes_name_line(tmp_path, suffix):
+    path = write(tmp_path / f"d{suffix}", ROWS)
+    content = path.read_bytes().replace(b"refund me", b"refund m\xe9")
+    path.write_bytes(content)
+    with pytest.raises(DataError, match=rf"d{suffix}, line \d: bytes that are not valid utf-8 \(0xe9"):
+        read(path)
+
+
+def test_latin1_file_reads_with_declared_encoding(tmp_path):
+    path = tmp_path / "d.csv"
+    path.write_bytes("text,label\ncaf\xe9 au lait,drink\nthe bill,pay\n".encode("latin-1"))
+    assert read(path, encoding="latin-1").column("text")[0].as_py() == "café au lait"
+
+
+def test_unknown_encoding(tmp_path):
+    with pytest.raises(DataError, match="unknown encoding 'klingon'"):
+        read(write(tmp_path / "d.csv", ROWS), encoding="klingon")
+
+
+def test_ragged_csv_line(tmp_path):
+    path = tmp_path / "d.csv"
+    path.write_text("text,label\nfine,a\ntoo,many,fields\nfine,b\n")
+    with pytest.raises(DataError, match=r"d.csv, line 3: expected 2 fields, found 3"):
+        read(path)
+
+
+def test_malformed_jsonl_line(tmp_path):
+    path = tmp_path / "d.jsonl"
+    path.write_text('{"text": "a", "label": "x"}\n{"text": "b", \n')
+    with pytest.raises(DataError, match=r"d.jsonl, line 2: not valid JSON"):
+        read(path)
+
+
+def test_jsonl_integer_labels_are_read_as_text(tmp_path):
+    path = tmp_path / "d.jsonl"
+    path.write_text('{"text": "good", "label": 1}\n{"text": "bad", "label": 0}\n')
+    assert read(path).column("label").to_pylist() == ["1", "0"]
+
+
+def test_csv_numeric_looking_labels_stay_text(tmp_path):
+    path = tmp_path / "d.csv"
+    path.write_text("text,label\ngood,01\nbad,00\n")
+    assert read(path).column("label").to_pylist() == ["01", "00"]
+
+
+def test_corrupt_parquet(tmp_path):
+    path = tmp_path / "d.parquet"
+    path.write_bytes(b"PAR1 this is not parquet")
+    with pytest.raises(DataError, match="d.parquet: not a readable Parquet file"):
+        read(path)
+
+
+def test_unknown_extension_and_override(tmp_path):
+    path = write(tmp_path / "d.csv", ROWS).rename(tmp_path / "d.data")
+    with pytest.raises(DataError, match=r"cannot tell the format from the extension '.data'"):
+        read(path)
+    assert read(path, file_format="csv").num_rows == 3
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(DataError, match="nope.csv: data file not found"):
+        read(tmp_path / "nope.csv")
+
+
+def test_header_only_file(tmp_path):
+    path = tmp_path / "d.csv"
+    path.write_text("text,label\n")
+    with pytest.raises(DataError, match="d.csv: no data rows"):
+        read(path)
+
+
+def test_crlf_and_quoted_newlines(tmp_path):
+    path = tmp_path / "d.csv"
+    path.write_bytes(b'text,label\r\n"two\r\nlines",a\r\nplain,b\r\n')
+    table = read(path)
+    assert table.column("label").to_pylist() == ["a", "b"]
+    assert table.column("text")[0].as_py().replace("\r", "") == "two\nlines"

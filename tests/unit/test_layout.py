@@ -1,0 +1,44 @@
+"""Guard the layout: platform/ is a source root, never a package shadowing the stdlib."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+from fulcrum.recipe import load_recipe
+
+REPOSITORY = Path(__file__).resolve().parents[2]
+
+
+def test_platform_has_no_init():
+    assert not (REPOSITORY / "platform" / "__init__.py").exists()
+
+
+def test_stdlib_platform_works_with_repository_first_on_path():
+    code = "import platform, sys; print(platform.system())"
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPOSITORY, capture_output=True, text=True,
+        env={"PYTHONPATH": str(REPOSITORY)}, check=True,
+    )
+    assert result.stdout.strip() == "Linux"
+
+
+def test_no_job_file_shadows_a_module():
+    import importlib.util
+
+    for path in (REPOSITORY / "jobs").glob("*.py"):
+        assert importlib.util.find_spec(path.stem) is None, f"jobs/{path.name} shadows an importable module"
+
+
+def test_example_recipes_validate():
+    recipes = sorted((REPOSITORY / "examples").glob("*.yaml"))
+    assert recipes, "examples/ should hold at least the demo recipe"
+    for path in recipes:
+        recipe = load_recipe(path)
+        assert Path(recipe.data.path or recipe.data.train).is_file(), path
+
+
+def test_yaml_files_parse():
+    for path in list((REPOSITORY / "cluster").glob("*.yaml")) + list((REPOSITORY / "examples").glob("*.yaml")):
+        assert isinstance(yaml.safe_load(path.read_text()), dict), path

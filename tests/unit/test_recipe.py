@@ -1,0 +1,136 @@
+"""Recipe validation: every error names its key path and the problem."""
+
+from pathlib import Path
+
+import pytest
+
+from fulcrum.errors import RecipeError
+from fulcrum.recipe import Recipe, apply_overrides, load_recipe, validate_recipe
+
+MINIMAL = {"name": "demo", "data": {"path": "data.csv"}}
+
+
+def errors_of(raw) -> list[str]:
+    with pytest.raises(RecipeError) as caught:
+        validate_recipe(raw)
+    return str(caught.value).splitlines()[1:]
+
+
+def with_section(section: str, **values) -> dict:
+    return {**MINIMAL, section: values}
+
+
+def test_minimal_recipe_gets_documented_defaults():
+    recipe = validate_recipe(MINIMAL)
+    assert recipe.model.base == "builtin:minilm"
+    assert recipe.train.workers == 2
+    assert recipe.train.zero_stage == 2
+    assert recipe.peft.method == "lora"
+    assert recipe.serve.host == "127.0.0.1"
+
+
+def test_issue_example_message():
+    assert errors_of(with_section("train", lr=-1)) == ["  train.lr: must be > 0 (got -1)"]
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        (with_section("train", zero_stage=4), "train.zero_stage: must be <= 3 (got 4)"),
+        (with_section("train", workers=0), "train.workers: must be >= 1 (got 0)"),
+        (with_section("train", epochs=1.5), "train.epochs: must be an integer (got 1.5)"),
+        (with_section("train", lr="fast"), 'train.lr: must be a number (got "fast")'),
+        (with_section("train", use_gpu="maybe"), 'train.use_gpu: must be true or false (got "maybe")'),
+        (with_section("peft", method="qlora"), "peft.method: must be one of 'lora' (got \"qlora\")"),
+        (with_section("train", learning_rate=1), "train.learning_rate: unknown key (did you mean `lr`?)"),
+        (with_section("peft", lora_alpha=1), "peft.lora_alpha: unknown key (did you mean `alpha`?)"),
+        (with_section("train", epoch=1), "train.epoch: unknown key (did you mean `epochs`?)"),
+        ({**MINIMAL, "trian": {}}, "trian: unknown key (did you mean `train`?)"),
+        ({"data": {"path": "x"}}, "name: required"),
+        ({**MINIMAL, "name": "Bad Name"}, 'name: must match ^[a-z0-9][a-z0-9_-]*$ (got "Bad Name")'),
+        ({**MINIMAL, "model": "minilm"}, 'model: must be a mapping (got "minilm")'),
+        ({**MINIMAL, "data": {"path": "x", "labels": ["a", "b", "a"]}}, "data.labels: labels must be unique (repeated: a)"),
+        ({**MINIMAL, "data": {"path": "x", "labels": ["a"]}}, 'data.labels: needs at least 2 item(s) (got [\'a\'])'),
+        ({**MINIMAL, "data": {"path": "x", "labels": ["a", 3]}}, "data.labels[1]: must be a string (got 3)"),
+        ({**MINIMAL, "data": {}}, "data: give exactly one of `path` (one file to split) or `train`"),
+        ({**MINIMAL, "data": {"path": "x", "test": "y"}}, "data: `validation`/`test` files go with `train`, not with `path`"),
+        (with_section("serve", autoscaling={"min_replicas": 3, "max_replicas": 2}),
+         "serve.autoscaling: max_replicas (2) must be >= min_replicas (3)"),
+        ({**MINIMAL, "tune": {}}, "tune: this section is planned but not supported by this version"),
+    ],
+)
+def test_error_names_key_path_and_problem(raw, expected):
+    lines = [line.strip() for line in errors_of(raw)]
+    assert any(line.startswith(expected) for line in lines), lines
+
+
+def test_all_errors_reported_at_once():
+    lines = errors_of({**MINIMAL, "train": {"lr": 0, "epochs": 0, "bogus": 1}})
+    assert len(lines) == 3
+
+
+def test_unknown_key_without_close_match_lists_known_keys():
+    (line,) = errors_of(with_section("export", zzz=1))
+    assert "export.zzz: unknown key (known: opset, max_abs_logit_diff, max_metric_drop)" in line
+
+
+def test_load_resolves_data_paths_against_recipe_folder(tmp_path: Path):
+    recipe_file = tmp_path / "sub" / "r.yaml"
+    recipe_file.parent.mkdir()
+    recipe_file.write_text("name: r\ndata:\n  path: data/x.csv\n")
+    assert load_recipe(recipe_file).data.path == str(tmp_path / "sub" / "data" / "x.csv")
+
+
+def test_load_reports_yaml_syntax_error_with_line(tmp_path: Path):
+    recipe_file = tmp_path / "r.yaml"
+    recipe_file.write_text("name: r\ndata:\n  path: [unclosed\n")
+    with pytest.raises(RecipeError, match=r"r.yaml: line \d+, column \d+: not valid YAML"):
+        load_recipe(recipe_file)
+
+
+@pytest.mark.parametrize(("content", "problem"), [("", "an empty file"), ("- a\n- b\n", "a list")])
+def test_load_refuses_non_mapping(tmp_path: Path, content, problem):
+    recipe_file = tmp_path / "r.yaml"
+    recipe_file.write_text(content)
+    with pytest.raises(RecipeError, match=f"a recipe is a mapping of sections \\(got {problem}\\)"):
+        load_recipe(recipe_file)
+
+
+def test_missing_recipe_file(tmp_path: Path):
+    with pytest.raises(RecipeError, match="recipe file not found"):
+        load_recipe(tmp_path / "nope.yaml")
+
+
+def test_overrides_parse_values_as_yaml_and_create_sections():
+    raw = apply_overrides(MINIMAL, ["train.lr=1e-4", "train.use_gpu=true", "seed=7"])
+    recipe = validate_recipe(raw)
+    assert recipe.train.lr == pytest.approx(1e-4)
+    assert recipe.train.use_gpu is True
+    assert recipe.seed == 7
+    assert "train" not in MINIMAL  # the caller's dict is untouched
+
+
+def test_override_without_equals_is_an_error():
+    with pytest.raises(RecipeError, match="expected KEY.PATH=VALUE"):
+        apply_overrides(MINIMAL, ["train.lr"])
+
+
+def test_hash_changes_with_content_and_sections_hash_independently():
+    base = validate_recipe(MINIMAL)
+    changed = validate_recipe({**MINIMAL, "train": {"lr": 1e-3}})
+    assert base.hash != changed.hash
+    assert base.section_hash("data") == changed.section_hash("data")
+    assert base.section_hash("train") != changed.section_hash("train")
+
+
+def test_every_field_is_documented():
+    def walk(model):
+        for name, field in model.model_fields.items():
+            annotation = field.annotation
+            if isinstance(annotation, type) and issubclass(annotation, Recipe.__mro__[1]):
+                yield from walk(annotation)
+            else:
+                yield model.__name__, name, field.description
+
+    undocumented = [(model, name) for model, name, description in walk(Recipe) if not description]
+    assert undocumented == []

@@ -1,0 +1,34 @@
+import io
+
+from fulcrum.train.progress import ProgressPrinter, ProgressSink, format_seconds
+
+
+def test_lines_carry_rates_and_eta_from_engine_start():
+    stream = io.StringIO()
+    printer = ProgressPrinter(total_steps=100, stream=stream)
+    printer.handle({"type": "message", "text": "engines ready", "time": 1000.0, "clock_start": True})
+    printer.handle({"type": "step", "time": 1010.0, "epoch": 1, "step": 25, "loss": 0.5, "lr": 1e-3,
+                    "samples_per_s": 80.0, "tokens_per_s": 900.0})
+    printer.handle({"type": "epoch", "epoch": 1, "epochs": 4, "metrics": {"val_accuracy": 0.875}})
+    lines = stream.getvalue().splitlines()
+    assert lines[0] == "[train] engines ready"
+    assert lines[1] == (
+        "[train] step 25/100 (25%) epoch 1 loss 0.5000 lr 1.00e-03 80.0 samples/s 900 tokens/s ETA 30s"
+    )
+    assert lines[2] == "[train] epoch 1/4: val_accuracy 0.8750"
+
+
+def test_sink_without_queue_and_with_broken_queue_never_raises():
+    ProgressSink(None).emit(type="step")
+
+    class Broken:
+        def put_nowait(self, item):
+            raise RuntimeError("queue actor died")
+
+    ProgressSink(Broken()).emit(type="step")
+
+
+def test_format_seconds():
+    assert format_seconds(5.2) == "5s"
+    assert format_seconds(125) == "2m05s"
+    assert format_seconds(float("nan")) == "?"
