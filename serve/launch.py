@@ -13,7 +13,6 @@ from typing import Any
 
 from fulcrum.recipe import ServeSection
 from fulcrum.runtime import init_ray
-
 from serve.app import AppArgs, build_app
 
 # Replicas import this package by name when they unpickle the deployment class; Ray ships

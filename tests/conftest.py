@@ -33,8 +33,12 @@ def tiny_bert_dir(tmp_path_factory, minilm_dir) -> Path:
     target = tmp_path_factory.mktemp("tiny-bert")
     torch.manual_seed(0)
     config = BertConfig(
-        vocab_size=30522, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-        intermediate_size=64, max_position_embeddings=128,
+        vocab_size=30522,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=128,
     )
     BertModel(config).save_pretrained(target)
     for name in ("vocab.txt", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"):
@@ -47,7 +51,11 @@ def write_keyword_csv(path: Path, rows_per_label: int = 40) -> Path:
     import random
 
     rng = random.Random(0)
-    words = {"apple": ["apple", "pear", "fruit"], "car": ["car", "wheel", "engine"], "tax": ["tax", "invoice", "bill"]}
+    words = {
+        "apple": ["apple", "pear", "fruit"],
+        "car": ["car", "wheel", "engine"],
+        "tax": ["tax", "invoice", "bill"],
+    }
     filler = ["the", "a", "my", "is", "was", "today", "please", "very", "new", "old"]
     lines = ["text,label"]
     for label, keys in words.items():

@@ -14,8 +14,14 @@ def publish(target, files: dict[str, str], kind="train", parent=None):
             (staging / name).parent.mkdir(parents=True, exist_ok=True)
             (staging / name).write_text(content)
         write_manifest(
-            staging, kind=kind, recipe={"name": "t"}, recipe_hash="h", labels=["a", "b"],
-            metrics={"accuracy": 0.5}, parent=parent, data_fingerprint="fp",
+            staging,
+            kind=kind,
+            recipe={"name": "t"},
+            recipe_hash="h",
+            labels=["a", "b"],
+            metrics={"accuracy": 0.5},
+            parent=parent,
+            data_fingerprint="fp",
         )
     return target
 
@@ -24,7 +30,10 @@ def test_manifest_lists_every_file_with_sha256(tmp_path):
     target = publish(tmp_path / "art", {"a.txt": "hello", "sub/b.txt": "world"})
     manifest = json.loads((target / "manifest.json").read_text())
     assert set(manifest["files"]) == {"a.txt", "sub/b.txt"}
-    assert manifest["files"]["a.txt"] == "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824"
+    assert (
+        manifest["files"]["a.txt"]
+        == "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824"
+    )
     assert manifest["packages"]["python"]
     assert manifest["recipe_hash"] == "h" and manifest["data_fingerprint"] == "fp"
     artifact = open_artifact(target, kind="train")

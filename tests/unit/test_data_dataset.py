@@ -24,14 +24,18 @@ def test_declared_labels_fix_the_order(tmp_path):
     splits = load_splits(DataSection(path=str(path), labels=["tax", "car", "apple"]), seed=0)
     assert splits.label_names == ["tax", "car", "apple"]
     tax_words = {"tax", "invoice", "bill"}
-    tax_ids = {row["label"] for row in splits.train.to_pylist() if tax_words & set(row["text"].split())}
+    tax_ids = {
+        row["label"] for row in splits.train.to_pylist() if tax_words & set(row["text"].split())
+    }
     assert tax_ids == {0}  # ids index label_names in the declared order
 
 
 def test_presplit_files_and_carved_test(tmp_path):
     train = write_keyword_csv(tmp_path / "train.csv", rows_per_label=20)
     validation = write_keyword_csv(tmp_path / "valid.csv", rows_per_label=2)
-    splits = load_splits(DataSection(train=str(train), validation=str(validation), test_fraction=0.1), seed=0)
+    splits = load_splits(
+        DataSection(train=str(train), validation=str(validation), test_fraction=0.1), seed=0
+    )
     assert splits.sizes() == {"train": 54, "validation": 6, "test": 6}
 
 
@@ -39,7 +43,9 @@ def test_evaluation_label_unseen_in_training(tmp_path):
     train = write_keyword_csv(tmp_path / "train.csv", rows_per_label=5)
     test = tmp_path / "test.csv"
     test.write_text("text,label\nsomething,apple\nnew thing,boat\n")
-    with pytest.raises(DataError, match=r"test.csv, row 2: label 'boat' never appears in the training data"):
+    with pytest.raises(
+        DataError, match=r"test.csv, row 2: label 'boat' never appears in the training data"
+    ):
         load_splits(DataSection(train=str(train), test=str(test)), seed=0)
 
 
@@ -48,7 +54,10 @@ def test_fingerprint_follows_bytes_and_split_settings(tmp_path):
     base = load_splits(DataSection(path=str(path)), seed=0).fingerprint
     assert load_splits(DataSection(path=str(path)), seed=0).fingerprint == base
     assert load_splits(DataSection(path=str(path)), seed=1).fingerprint != base
-    assert load_splits(DataSection(path=str(path), validation_fraction=0.3), seed=0).fingerprint != base
+    assert (
+        load_splits(DataSection(path=str(path), validation_fraction=0.3), seed=0).fingerprint
+        != base
+    )
     Path(path).write_text(Path(path).read_text() + "one more apple,apple\n")
     assert load_splits(DataSection(path=str(path)), seed=0).fingerprint != base
 

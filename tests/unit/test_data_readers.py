@@ -18,7 +18,8 @@ def write(path: Path, rows, text_column="text", label_column="label") -> Path:
     records = [{text_column: text, label_column: label} for text, label in rows]
     if path.suffix == ".csv":
         lines = [f"{text_column},{label_column}"] + [
-            ",".join("" if value is None else f'"{value}"' for value in (text, label)) for text, label in rows
+            ",".join("" if value is None else f'"{value}"' for value in (text, label))
+            for text, label in rows
         ]
         path.write_text("\n".join(lines) + "\n")
     elif path.suffix == ".tsv":
@@ -27,7 +28,11 @@ def write(path: Path, rows, text_column="text", label_column="label") -> Path:
         ]
         path.write_text("\n".join(lines) + "\n")
     elif path.suffix == ".jsonl":
-        path.write_text("".join(json.dumps({k: v for k, v in r.items() if v is not None}) + "\n" for r in records))
+        path.write_text(
+            "".join(
+                json.dumps({k: v for k, v in r.items() if v is not None}) + "\n" for r in records
+            )
+        )
     else:
         pq.write_table(pa.Table.from_pylist(records), path)
     return path
@@ -50,14 +55,18 @@ def test_reads_every_format_into_text_and_label(tmp_path, suffix):
 @pytest.mark.parametrize("suffix", FORMATS)
 def test_missing_column(tmp_path, suffix):
     path = write(tmp_path / f"d{suffix}", ROWS, label_column="intent")
-    with pytest.raises(DataError, match=rf"d{suffix}: column 'label' not found \(columns: text, intent\)"):
+    with pytest.raises(
+        DataError, match=rf"d{suffix}: column 'label' not found \(columns: text, intent\)"
+    ):
         read(path)
 
 
 @pytest.mark.parametrize("suffix", FORMATS)
 def test_empty_text_names_row(tmp_path, suffix):
     path = write(tmp_path / f"d{suffix}", [ROWS[0], ("   ", "card"), ROWS[2]])
-    with pytest.raises(DataError, match=rf"d{suffix}: 1 unusable row\(s\)\n  row 2: empty text in column 'text'"):
+    with pytest.raises(
+        DataError, match=rf"d{suffix}: 1 unusable row\(s\)\n  row 2: empty text in column 'text'"
+    ):
         read(path)
 
 
@@ -90,7 +99,9 @@ def test_undecodable_bytes_name_line(tmp_path, suffix):
     path = write(tmp_path / f"d{suffix}", ROWS)
     content = path.read_bytes().replace(b"refund me", b"refund m\xe9")
     path.write_bytes(content)
-    with pytest.raises(DataError, match=rf"d{suffix}, line \d: bytes that are not valid utf-8 \(0xe9"):
+    with pytest.raises(
+        DataError, match=rf"d{suffix}, line \d: bytes that are not valid utf-8 \(0xe9"
+    ):
         read(path)
 
 

@@ -18,8 +18,12 @@ def test_platform_has_no_init():
 def test_stdlib_platform_works_with_repository_first_on_path():
     code = "import platform, sys; print(platform.system())"
     result = subprocess.run(
-        [sys.executable, "-c", code], cwd=REPOSITORY, capture_output=True, text=True,
-        env={"PYTHONPATH": str(REPOSITORY)}, check=True,
+        [sys.executable, "-c", code],
+        cwd=REPOSITORY,
+        capture_output=True,
+        text=True,
+        env={"PYTHONPATH": str(REPOSITORY)},
+        check=True,
     )
     assert result.stdout.strip() == "Linux"
 
@@ -28,7 +32,9 @@ def test_no_job_file_shadows_a_module():
     import importlib.util
 
     for path in (REPOSITORY / "jobs").glob("*.py"):
-        assert importlib.util.find_spec(path.stem) is None, f"jobs/{path.name} shadows an importable module"
+        assert importlib.util.find_spec(path.stem) is None, (
+            f"jobs/{path.name} shadows an importable module"
+        )
 
 
 def test_example_recipes_validate():
@@ -40,5 +46,7 @@ def test_example_recipes_validate():
 
 
 def test_yaml_files_parse():
-    for path in list((REPOSITORY / "cluster").glob("*.yaml")) + list((REPOSITORY / "examples").glob("*.yaml")):
+    for path in list((REPOSITORY / "cluster").glob("*.yaml")) + list(
+        (REPOSITORY / "examples").glob("*.yaml")
+    ):
         assert isinstance(yaml.safe_load(path.read_text()), dict), path

@@ -29,4 +29,8 @@ def test_labels_absent_from_data_and_predictions_do_not_dilute_macro_f1():
 
 
 def test_empty_confusion_matrix():
-    assert classification_metrics(np.zeros((3, 3))) == {"accuracy": 0.0, "macro_f1": 0.0, "examples": 0}
+    assert classification_metrics(np.zeros((3, 3))) == {
+        "accuracy": 0.0,
+        "macro_f1": 0.0,
+        "examples": 0,
+    }

@@ -11,7 +11,9 @@ def test_builtin_minilm_resolves_to_shipped_weights():
 
 
 def test_unknown_builtin():
-    with pytest.raises(ModelError, match=r"unknown built-in model 'builtin:gpt9' \(known: builtin:minilm\)"):
+    with pytest.raises(
+        ModelError, match=r"unknown built-in model 'builtin:gpt9' \(known: builtin:minilm\)"
+    ):
         resolve_model_dir("builtin:gpt9")
 
 
@@ -31,5 +33,8 @@ def test_missing_local_path():
 
 def test_hub_id_without_local_copy_is_refused_not_downloaded(monkeypatch, tmp_path):
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path))
-    with pytest.raises(ModelError, match="'someorg/some-bert' is neither a local directory nor in the local Hugging Face cache"):
+    with pytest.raises(
+        ModelError,
+        match="'someorg/some-bert' is neither a local directory nor in the local Hugging Face cache",
+    ):
         resolve_model_dir("someorg/some-bert")

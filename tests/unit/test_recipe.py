@@ -40,23 +40,58 @@ def test_issue_example_message():
         (with_section("train", workers=0), "train.workers: must be >= 1 (got 0)"),
         (with_section("train", epochs=1.5), "train.epochs: must be an integer (got 1.5)"),
         (with_section("train", lr="fast"), 'train.lr: must be a number (got "fast")'),
-        (with_section("train", use_gpu="maybe"), 'train.use_gpu: must be true or false (got "maybe")'),
-        (with_section("peft", method="qlora"), "peft.method: must be one of 'lora' (got \"qlora\")"),
-        (with_section("train", learning_rate=1), "train.learning_rate: unknown key (did you mean `lr`?)"),
-        (with_section("peft", lora_alpha=1), "peft.lora_alpha: unknown key (did you mean `alpha`?)"),
+        (
+            with_section("train", use_gpu="maybe"),
+            'train.use_gpu: must be true or false (got "maybe")',
+        ),
+        (
+            with_section("peft", method="qlora"),
+            "peft.method: must be one of 'lora' (got \"qlora\")",
+        ),
+        (
+            with_section("train", learning_rate=1),
+            "train.learning_rate: unknown key (did you mean `lr`?)",
+        ),
+        (
+            with_section("peft", lora_alpha=1),
+            "peft.lora_alpha: unknown key (did you mean `alpha`?)",
+        ),
         (with_section("train", epoch=1), "train.epoch: unknown key (did you mean `epochs`?)"),
         ({**MINIMAL, "trian": {}}, "trian: unknown key (did you mean `train`?)"),
         ({"data": {"path": "x"}}, "name: required"),
-        ({**MINIMAL, "name": "Bad Name"}, 'name: must match ^[a-z0-9][a-z0-9_-]*$ (got "Bad Name")'),
+        (
+            {**MINIMAL, "name": "Bad Name"},
+            'name: must match ^[a-z0-9][a-z0-9_-]*$ (got "Bad Name")',
+        ),
         ({**MINIMAL, "model": "minilm"}, 'model: must be a mapping (got "minilm")'),
-        ({**MINIMAL, "data": {"path": "x", "labels": ["a", "b", "a"]}}, "data.labels: labels must be unique (repeated: a)"),
-        ({**MINIMAL, "data": {"path": "x", "labels": ["a"]}}, 'data.labels: needs at least 2 item(s) (got [\'a\'])'),
-        ({**MINIMAL, "data": {"path": "x", "labels": ["a", 3]}}, "data.labels[1]: must be a string (got 3)"),
-        ({**MINIMAL, "data": {}}, "data: give exactly one of `path` (one file to split) or `train`"),
-        ({**MINIMAL, "data": {"path": "x", "test": "y"}}, "data: `validation`/`test` files go with `train`, not with `path`"),
-        (with_section("serve", autoscaling={"min_replicas": 3, "max_replicas": 2}),
-         "serve.autoscaling: max_replicas (2) must be >= min_replicas (3)"),
-        ({**MINIMAL, "tune": {}}, "tune: this section is planned but not supported by this version"),
+        (
+            {**MINIMAL, "data": {"path": "x", "labels": ["a", "b", "a"]}},
+            "data.labels: labels must be unique (repeated: a)",
+        ),
+        (
+            {**MINIMAL, "data": {"path": "x", "labels": ["a"]}},
+            "data.labels: needs at least 2 item(s) (got ['a'])",
+        ),
+        (
+            {**MINIMAL, "data": {"path": "x", "labels": ["a", 3]}},
+            "data.labels[1]: must be a string (got 3)",
+        ),
+        (
+            {**MINIMAL, "data": {}},
+            "data: give exactly one of `path` (one file to split) or `train`",
+        ),
+        (
+            {**MINIMAL, "data": {"path": "x", "test": "y"}},
+            "data: `validation`/`test` files go with `train`, not with `path`",
+        ),
+        (
+            with_section("serve", autoscaling={"min_replicas": 3, "max_replicas": 2}),
+            "serve.autoscaling: max_replicas (2) must be >= min_replicas (3)",
+        ),
+        (
+            {**MINIMAL, "tune": {}},
+            "tune: this section is planned but not supported by this version",
+        ),
     ],
 )
 def test_error_names_key_path_and_problem(raw, expected):

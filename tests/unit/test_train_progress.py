@@ -6,9 +6,21 @@ from fulcrum.train.progress import ProgressPrinter, ProgressSink, format_seconds
 def test_lines_carry_rates_and_eta_from_engine_start():
     stream = io.StringIO()
     printer = ProgressPrinter(total_steps=100, stream=stream)
-    printer.handle({"type": "message", "text": "engines ready", "time": 1000.0, "clock_start": True})
-    printer.handle({"type": "step", "time": 1010.0, "epoch": 1, "step": 25, "loss": 0.5, "lr": 1e-3,
-                    "samples_per_s": 80.0, "tokens_per_s": 900.0})
+    printer.handle(
+        {"type": "message", "text": "engines ready", "time": 1000.0, "clock_start": True}
+    )
+    printer.handle(
+        {
+            "type": "step",
+            "time": 1010.0,
+            "epoch": 1,
+            "step": 25,
+            "loss": 0.5,
+            "lr": 1e-3,
+            "samples_per_s": 80.0,
+            "tokens_per_s": 900.0,
+        }
+    )
     printer.handle({"type": "epoch", "epoch": 1, "epochs": 4, "metrics": {"val_accuracy": 0.875}})
     lines = stream.getvalue().splitlines()
     assert lines[0] == "[train] engines ready"

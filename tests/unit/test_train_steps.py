@@ -8,14 +8,24 @@ import torch
 
 from fulcrum.recipe import TrainSection
 from fulcrum.train.deepspeed_config import deepspeed_config
-from fulcrum.train.steps import evaluate_confusion, make_collate, steps_per_epoch, warmup_linear_decay
+from fulcrum.train.steps import (
+    evaluate_confusion,
+    make_collate,
+    steps_per_epoch,
+    warmup_linear_decay,
+)
 
 
 def test_collate_pads_to_longest_not_max_length(tiny_bert_dir):
     from transformers import AutoTokenizer
 
     collate = make_collate(AutoTokenizer.from_pretrained(tiny_bert_dir), max_length=64)
-    batch = collate({"text": np.array(["hi", "a much longer text here"], dtype=object), "label": np.array([1, 0])})
+    batch = collate(
+        {
+            "text": np.array(["hi", "a much longer text here"], dtype=object),
+            "label": np.array([1, 0]),
+        }
+    )
     assert batch["input_ids"].shape == (2, 7)  # [CLS] a much longer text here [SEP]
     assert batch["labels"].tolist() == [1, 0]
     assert batch["attention_mask"][0].tolist() == [1, 1, 1, 0, 0, 0, 0]
@@ -41,7 +51,9 @@ def test_schedule_warms_up_then_decays_to_zero():
     assert rates == pytest.approx([0.5, 1.0, 1.0, 0.75, 0.5, 0.25])
 
 
-@pytest.mark.parametrize(("rows", "workers", "batch", "expected"), [(204, 2, 16, 7), (100, 1, 10, 10), (5, 2, 16, 1)])
+@pytest.mark.parametrize(
+    ("rows", "workers", "batch", "expected"), [(204, 2, 16, 7), (100, 1, 10, 10), (5, 2, 16, 1)]
+)
 def test_steps_per_epoch_follows_equal_shards(rows, workers, batch, expected):
     assert steps_per_epoch(rows, workers, batch) == expected
 

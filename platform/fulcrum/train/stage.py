@@ -7,6 +7,7 @@ tokenizer, labels, metrics, manifest) and re-measure it from its own files.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import time
@@ -75,7 +76,10 @@ def train(recipe: Recipe, output_dir: str | Path | None = None) -> Path:
                 "split_sizes": splits.sizes(),
             },
         )
+    # The artifact holds everything worth keeping; Ray's copies of the checkpoints go.
     shutil.rmtree(Path(result.path), ignore_errors=True)
+    with contextlib.suppress(OSError):
+        Path(result.path).parent.rmdir()  # only when no other run's checkpoints are there
     return artifact_dir
 
 

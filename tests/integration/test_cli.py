@@ -1,0 +1,69 @@
+"""`fulcrum run` end to end in a fresh process, as a user runs it: its own Ray job joins the
+session's cluster, ships serve/ to the replicas itself, and answers probes over HTTP."""
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+pytestmark = pytest.mark.integration
+
+FULCRUM = str(Path(sys.executable).parent / "fulcrum")
+
+
+def test_fulcrum_run_trains_exports_serves_and_answers(ray_cluster, tiny_recipe_factory, tmp_path):
+    recipe = tiny_recipe_factory(tmp_path / "artifacts", train={"epochs": 1})
+    recipe_file = tmp_path / "tiny.yaml"
+    recipe_file.write_text(yaml.safe_dump(recipe.to_dict()))
+    result = subprocess.run(
+        [FULCRUM, "run", str(recipe_file), "--probe", "apple pear", "--probe", "car wheel"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=os.environ.copy(),
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    output = result.stdout + result.stderr
+    assert re.search(
+        r"\[train\] step 6/6 \(100%\) epoch 1 loss \d\.\d{4} lr .* samples/s .* tokens/s ETA",
+        output,
+    )
+    assert re.search(r"validation: accuracy \d\.\d{4}  macro-F1 \d\.\d{4}  \(18 examples\)", output)
+    assert "[export] parity on 18 validation texts" in output
+    answers = re.findall(
+        r"\[serve\] POST /predict '(.*)' -> (apple|car|tax) \((\d\.\d\d)\)", output
+    )
+    assert [text for text, _, _ in answers] == ["apple pear", "car wheel"]
+    assert "Serve shut down" in output
+    assert (tmp_path / "artifacts" / "tiny" / "export" / "model.onnx").is_file()
+
+
+def test_cli_reports_recipe_errors_without_traceback(tmp_path):
+    recipe_file = tmp_path / "bad.yaml"
+    recipe_file.write_text("name: bad\ndata: {path: x.csv}\ntrain: {lr: -1}\n")
+    result = subprocess.run(
+        [FULCRUM, "train", str(recipe_file)], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 2
+    assert "train.lr: must be > 0 (got -1)" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_cli_reports_data_errors_without_traceback(tmp_path):
+    (tmp_path / "d.csv").write_text("text,label\nhello,a\n,b\n")
+    recipe_file = tmp_path / "r.yaml"
+    recipe_file.write_text("name: r\ndata: {path: d.csv}\n")
+    result = subprocess.run(
+        [FULCRUM, "train", str(recipe_file)], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 2
+    assert (
+        "d.csv: 1 unusable row(s)" in result.stderr
+        and "row 2: empty text in column 'text'" in result.stderr
+    )
+    assert "Traceback" not in result.stderr

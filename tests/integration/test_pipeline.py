@@ -1,0 +1,155 @@
+"""recipe -> Ray Train (2 workers, DeepSpeed ZeRO-2, LoRA) -> ONNX -> Ray Serve -> HTTP,
+on a tiny random BERT, with the real components throughout."""
+
+import json
+import sys
+
+import httpx
+import numpy as np
+import pytest
+
+from fulcrum.artifacts import open_artifact
+from fulcrum.compress.export import export
+from fulcrum.errors import ParityError
+from fulcrum.inference import OnnxClassifier
+from fulcrum.train.stage import train
+
+from ..conftest import REPOSITORY
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def pipeline(ray_cluster, tiny_recipe_factory, tmp_path_factory):
+    recipe = tiny_recipe_factory(tmp_path_factory.mktemp("artifacts"))
+    train_dir = train(recipe)
+    export_dir = export(recipe, train_dir)
+    return recipe, train_dir, export_dir
+
+
+def test_training_artifact_is_complete_and_consistent(pipeline):
+    recipe, train_dir, _ = pipeline
+    artifact = open_artifact(train_dir, kind="train")  # verifies every sha256
+    manifest = artifact.manifest
+    assert artifact.labels == ["apple", "car", "tax"]
+    assert json.loads((train_dir / "labels.json").read_text())["labels"] == artifact.labels
+    for name in (
+        "adapter/adapter_model.safetensors",
+        "adapter/adapter_config.json",
+        "merged/model.safetensors",
+        "merged/config.json",
+        "tokenizer/tokenizer.json",
+        "metrics.json",
+    ):
+        assert name in manifest["files"], name
+    assert manifest["recipe_hash"] == recipe.hash and manifest["recipe"]["name"] == "tiny"
+    assert len(manifest["data_fingerprint"]) == 64
+    assert {"torch", "ray", "deepspeed", "peft", "transformers"} <= set(manifest["packages"])
+    assert manifest["split_sizes"] == {"train": 84, "validation": 18, "test": 18}
+
+    metrics = artifact.metrics
+    history = metrics["history"]
+    assert [entry["epoch"] for entry in history] == [1, 2, 3]
+    assert history[-1]["train_loss"] < history[0]["train_loss"]
+    # Steps: 84 rows over 2 equal shards of 42, batches of 8 -> 6 steps per epoch.
+    assert [entry["step"] for entry in history] == [6, 12, 18]
+    # The merged weights as saved reproduce what the workers measured during training.
+    assert metrics["validation"]["accuracy"] == pytest.approx(
+        metrics["training_validation"]["accuracy"]
+    )
+    assert metrics["validation"]["macro_f1"] == pytest.approx(
+        metrics["training_validation"]["macro_f1"]
+    )
+    assert metrics["validation"]["examples"] == 18 and metrics["test"]["examples"] == 18
+
+
+def test_merged_config_carries_the_label_names(pipeline):
+    _, train_dir, _ = pipeline
+    config = json.loads((train_dir / "merged" / "config.json").read_text())
+    assert config["id2label"] == {"0": "apple", "1": "car", "2": "tax"}
+
+
+def test_export_matches_pytorch_within_tolerance(pipeline):
+    recipe, train_dir, export_dir = pipeline
+    artifact = open_artifact(export_dir, kind="export")
+    parity = artifact.metrics["parity"]
+    assert parity["examples"] == 18
+    assert 0 <= parity["max_abs_logit_diff"] <= recipe.export.max_abs_logit_diff
+    assert parity["prediction_agreement"] == 1.0
+    assert parity["onnx"] == parity["pytorch"]
+    assert artifact.manifest["parent"]["path"] == str(train_dir.resolve())
+    assert artifact.manifest["onnx"]["inputs"] == ["input_ids", "attention_mask", "token_type_ids"]
+
+
+def test_onnx_graph_has_dynamic_batch_and_sequence(pipeline):
+    _, _, export_dir = pipeline
+    classifier = OnnxClassifier(export_dir)
+    for texts in (["one"], ["two texts", "of different lengths, the second one longer"] * 5):
+        logits = classifier.logits(texts)
+        assert logits.shape == (len(texts), 3)
+        assert np.isfinite(logits).all()
+
+
+def test_export_out_of_tolerance_fails_loudly_and_keeps_the_good_artifact(
+    pipeline, tiny_recipe_factory
+):
+    recipe, train_dir, export_dir = pipeline
+    strict = tiny_recipe_factory(recipe.output_dir, export={"max_abs_logit_diff": 1e-15})
+    before = (export_dir / "manifest.json").read_text()
+    with pytest.raises(
+        ParityError,
+        match=r"ONNX export rejected: max \|logit difference\| .* > export.max_abs_logit_diff 1e-15",
+    ):
+        export(strict, train_dir)
+    assert (export_dir / "manifest.json").read_text() == before
+    assert sorted(p.name for p in export_dir.parent.iterdir()) == ["export", "train"]
+
+
+def test_served_endpoint_predicts_and_rejects_bad_requests(pipeline):
+    recipe, _, export_dir = pipeline
+    sys.path.insert(0, str(REPOSITORY))
+    from serve import launch
+
+    base_url = launch.start(export_dir, recipe.serve)
+    try:
+        texts = ["my apple and pear", "the car engine", "tax invoice please"]
+        answer = httpx.post(f"{base_url}/predict", json={"texts": texts}, timeout=30).json()
+        assert answer["model"] == "tiny"
+        served = answer["predictions"]
+        local = OnnxClassifier(export_dir).predict(texts)
+        assert [p["label"] for p in served] == [p["label"] for p in local]
+        for prediction, expected in zip(served, local):
+            assert sum(prediction["probabilities"].values()) == pytest.approx(1.0, abs=1e-5)
+            assert prediction["score"] == pytest.approx(expected["score"], abs=1e-5)
+
+        bad_requests = [
+            ({"texts": []}, 422, "texts"),
+            ({"texts": ["ok", 3]}, 422, "texts[1]"),
+            ({"texts": ["ok", "  "]}, 422, "texts[1]"),
+            ({"text": ["ok"]}, 422, "texts"),
+            ({"texts": ["x" * (recipe.serve.max_chars_per_text + 1)]}, 422, "texts[0]"),
+            ({"texts": ["x"] * (recipe.serve.max_texts_per_request + 1)}, 422, "texts"),
+        ]
+        for body, status, field in bad_requests:
+            response = httpx.post(f"{base_url}/predict", json=body, timeout=30)
+            assert (response.status_code, response.json()["field"]) == (status, field), body
+            assert field in response.json()["error"]
+        not_json = httpx.post(
+            f"{base_url}/predict", content=b"{oops", headers={"content-type": "application/json"}
+        )
+        assert not_json.status_code == 400 and "not valid JSON" in not_json.json()["error"]
+        form = httpx.post(
+            f"{base_url}/predict", content=b"texts=a", headers={"content-type": "text/plain"}
+        )
+        assert form.status_code == 415
+
+        # Still serving after all of that, and it says what it serves.
+        assert (
+            httpx.post(f"{base_url}/predict", json={"texts": ["car"]}, timeout=30).status_code
+            == 200
+        )
+        info = httpx.get(f"{base_url}/model", timeout=10).json()
+        assert info["labels"] == ["apple", "car", "tax"]
+        assert info["metrics"]["parity"]["examples"] == 18
+    finally:
+        launch.stop(recipe.serve)
