@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import tempfile
 import time
 import warnings
@@ -38,13 +39,15 @@ STATE_FILE = "trainer_state.json"
 
 
 def train_worker(config: dict[str, Any]) -> None:
+    recipe = Recipe.model_validate(config["recipe"])
+    train_cfg = recipe.train
+    # Name the accelerator rather than have DeepSpeed guess (and warn about guessing).
+    os.environ["DS_ACCELERATOR"] = "cuda" if train_cfg.use_gpu else "cpu"
     import deepspeed
     import ray.train
 
     _quiet_libraries()
     quiet_ray_data()
-    recipe = Recipe.model_validate(config["recipe"])
-    train_cfg = recipe.train
     label_names: list[str] = config["label_names"]
     context = ray.train.get_context()
     rank, world = context.get_world_rank(), context.get_world_size()
@@ -184,6 +187,9 @@ def _report(engine, record: dict[str, Any], history: list[dict[str, Any]], rank:
 def _quiet_libraries() -> None:
     """Keep worker logs to what a user needs: DeepSpeed's per-step INFO lines and the
     library deprecation chatter would bury the progress and any real error."""
+    # Ray Train logs every report at INFO through a logger named by its file path, which
+    # only the root level reaches.
+    logging.getLogger().setLevel(logging.WARNING)
     for name in ("DeepSpeed", "deepspeed", "torch.distributed", "ray.data", "ray.train"):
         logging.getLogger(name).setLevel(logging.WARNING)
     warnings.filterwarnings("ignore", category=FutureWarning)
