@@ -30,8 +30,8 @@ install: $(STAMP)
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet "$(TORCH_SPEC)"
-	$(PY) -m pip install --quiet -e ".[$(EXTRA),dev]"
+	$(PY) -m pip install -qq "$(TORCH_SPEC)"
+	$(PY) -m pip install -qq -e ".[$(EXTRA),dev]"
 	$(PY) -c "import torch, ray, deepspeed, peft, onnxruntime; print('installed: torch', torch.__version__, '| ray', ray.__version__, '| onnxruntime', onnxruntime.__version__)"
 	touch $@
 

@@ -37,6 +37,7 @@ def test_training_artifact_is_complete_and_consistent(pipeline):
         "adapter/adapter_model.safetensors",
         "adapter/adapter_config.json",
         "merged/model.safetensors",
+        "learning_curve.png",
         "merged/config.json",
         "tokenizer/tokenizer.json",
         "metrics.json",

@@ -29,6 +29,14 @@ def _lora_config(section: PeftSection):
 PEFT_CONFIGS: dict[str, Callable[[PeftSection], object]] = {"lora": _lora_config}
 
 
+def name_deepspeed_accelerator(use_gpu: bool) -> None:
+    """DeepSpeed guesses its accelerator on import and warns when it settles on the CPU;
+    PEFT imports it too. Naming it up front (before that import) is exact and quiet."""
+    import os
+
+    os.environ["DS_ACCELERATOR"] = "cuda" if use_gpu else "cpu"
+
+
 def quiet_transformers() -> None:
     """The load report lists the fresh classifier as MISSING on every load; that is expected."""
     import transformers

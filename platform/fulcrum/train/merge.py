@@ -9,12 +9,20 @@ import numpy as np
 import pyarrow as pa
 
 from fulcrum.metrics import classification_metrics
-from fulcrum.models.classifier import load_base_classifier, load_tokenizer
+from fulcrum.models.classifier import (
+    load_base_classifier,
+    load_tokenizer,
+    name_deepspeed_accelerator,
+    quiet_transformers,
+)
 from fulcrum.recipe import Recipe
 from fulcrum.train.steps import evaluate_confusion, make_collate
 
 
 def merge_adapter(model_dir: Path, adapter_dir: Path, label_names: list[str]):
+    import torch
+
+    name_deepspeed_accelerator(torch.cuda.is_available())
     from peft import PeftModel
 
     base = load_base_classifier(model_dir, label_names)
@@ -24,6 +32,7 @@ def merge_adapter(model_dir: Path, adapter_dir: Path, label_names: list[str]):
 def load_merged(artifact_dir: Path):
     from transformers import AutoModelForSequenceClassification
 
+    quiet_transformers()
     return AutoModelForSequenceClassification.from_pretrained(artifact_dir / "merged").eval()
 
 

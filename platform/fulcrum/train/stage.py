@@ -22,6 +22,7 @@ from fulcrum.models.registry import resolve_model_dir
 from fulcrum.recipe import Recipe
 from fulcrum.runtime import init_ray
 from fulcrum.train.merge import evaluate_merged, merge_adapter
+from fulcrum.train.plots import plot_learning_curve
 from fulcrum.train.steps import steps_per_epoch
 from fulcrum.train.worker import ADAPTER_DIR, STATE_FILE, train_worker
 
@@ -62,6 +63,9 @@ def train(recipe: Recipe, output_dir: str | Path | None = None) -> Path:
             "train_seconds": round(time.time() - started, 1),
         }
         write_json_atomic(staging / "metrics.json", metrics)
+        plot_learning_curve(
+            history, staging / "learning_curve.png", f"{recipe.name}: {recipe.model.base}"
+        )
         write_manifest(
             staging,
             kind=KIND,

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import tempfile
 import time
 import warnings
@@ -21,7 +20,11 @@ import numpy as np
 import torch
 
 from fulcrum.metrics import classification_metrics
-from fulcrum.models.classifier import build_peft_classifier, load_tokenizer
+from fulcrum.models.classifier import (
+    build_peft_classifier,
+    load_tokenizer,
+    name_deepspeed_accelerator,
+)
 from fulcrum.recipe import Recipe
 from fulcrum.runtime import quiet_ray_data
 from fulcrum.train.deepspeed_config import deepspeed_config
@@ -41,8 +44,7 @@ STATE_FILE = "trainer_state.json"
 def train_worker(config: dict[str, Any]) -> None:
     recipe = Recipe.model_validate(config["recipe"])
     train_cfg = recipe.train
-    # Name the accelerator rather than have DeepSpeed guess (and warn about guessing).
-    os.environ["DS_ACCELERATOR"] = "cuda" if train_cfg.use_gpu else "cpu"
+    name_deepspeed_accelerator(train_cfg.use_gpu)
     import deepspeed
     import ray.train
 
