@@ -11,6 +11,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from fulcrum.artifacts import open_artifact
 from fulcrum.recipe import ServeSection
 from fulcrum.runtime import init_ray
 from serve.app import AppArgs, build_app
@@ -37,6 +38,9 @@ def app_args(export_dir: str | Path, section: ServeSection) -> AppArgs:
 
 def start(export_dir: str | Path, section: ServeSection) -> str:
     """Deploy and return the base URL once the application answers /healthz."""
+    # Check the artifact here, where the error reaches the user as one line, rather than
+    # in a replica, where it would surface as a failed deployment after retries.
+    open_artifact(export_dir, kind="export")
     init_ray(py_modules=[str(SERVE_PACKAGE)])
     from ray import serve
 

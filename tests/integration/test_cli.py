@@ -67,3 +67,18 @@ def test_cli_reports_data_errors_without_traceback(tmp_path):
         and "row 2: empty text in column 'text'" in result.stderr
     )
     assert "Traceback" not in result.stderr
+
+
+def test_serve_refuses_a_missing_export_artifact_before_starting_ray(tmp_path):
+    (tmp_path / "d.csv").write_text("text,label\nhello,a\nbye,b\n")
+    recipe_file = tmp_path / "r.yaml"
+    recipe_file.write_text("name: r\ndata: {path: d.csv}\n")
+    result = subprocess.run(
+        [FULCRUM, "serve", str(recipe_file), "--output-dir", str(tmp_path / "nowhere")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 2
+    assert "nowhere/r/export: not an artifact (no manifest.json)" in result.stderr
+    assert "Traceback" not in result.stderr
