@@ -42,7 +42,10 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="fulcrum", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="fulcrum",
+        description="Fine-tune, export and serve transformer classifiers from one YAML recipe.",
+    )
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
 
     def command(name: str, handler, help_text: str) -> argparse.ArgumentParser:

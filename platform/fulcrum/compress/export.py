@@ -7,12 +7,13 @@ the parent was trained against, and publish only within the recipe's tolerance.
 
 from __future__ import annotations
 
+import functools
 import shutil
 from pathlib import Path
 
 from fulcrum.artifacts import open_artifact, staged_artifact, write_json_atomic, write_manifest
 from fulcrum.compress.onnx_export import export_onnx
-from fulcrum.compress.parity import measure_parity
+from fulcrum.compress.parity import measure_parity, parity_problems
 from fulcrum.data import load_splits
 from fulcrum.errors import ArtifactError, ParityError
 from fulcrum.inference.predictor import MODEL_FILE, OnnxClassifier
@@ -57,18 +58,18 @@ def export(
                 "dynamic_axes": ["batch", "sequence"],
             },
         }
-        # Write a provisional manifest so the predictor can open the staging directory.
-        write_manifest(
+        publish_manifest = functools.partial(
+            write_manifest,
             staging,
             kind=KIND,
             recipe=recipe.to_dict(),
             recipe_hash=recipe.hash,
             labels=parent.labels,
-            metrics={},
             parent=parent.path,
             data_fingerprint=splits.fingerprint,
             extra=extra,
         )
+        publish_manifest(metrics={})  # provisional: lets the predictor open the staging dir
         parity = measure_parity(
             model,
             tokenizer,
@@ -83,17 +84,7 @@ def export(
             f"{parity['metric']} drop {parity['metric_drop_points']:+.2f} points "
             f"(limit {tolerance.max_metric_drop})"
         )
-        problems = []
-        if parity["max_abs_logit_diff"] > tolerance.max_abs_logit_diff:
-            problems.append(
-                f"max |logit difference| {parity['max_abs_logit_diff']:.3g} > "
-                f"export.max_abs_logit_diff {tolerance.max_abs_logit_diff:g}"
-            )
-        if parity["metric_drop_points"] > tolerance.max_metric_drop:
-            problems.append(
-                f"{parity['metric']} drop {parity['metric_drop_points']:.2f} points > "
-                f"export.max_metric_drop {tolerance.max_metric_drop:g}"
-            )
+        problems = parity_problems(parity, tolerance)
         if problems:
             raise ParityError(f"{target}: ONNX export rejected: " + "; ".join(problems))
         metrics = {
@@ -102,17 +93,7 @@ def export(
             "size_bytes": (staging / MODEL_FILE).stat().st_size,
         }
         write_json_atomic(staging / "metrics.json", metrics)
-        write_manifest(
-            staging,
-            kind=KIND,
-            recipe=recipe.to_dict(),
-            recipe_hash=recipe.hash,
-            labels=parent.labels,
-            metrics=metrics,
-            parent=parent.path,
-            data_fingerprint=splits.fingerprint,
-            extra=extra,
-        )
+        publish_manifest(metrics=metrics)
     return target
 
 

@@ -9,6 +9,7 @@ import pyarrow as pa
 import torch
 
 from fulcrum.metrics import metrics_from_predictions
+from fulcrum.recipe import ExportSection
 from fulcrum.train.merge import table_batches
 
 
@@ -43,3 +44,19 @@ def measure_parity(
         "onnx": exported_metrics,
         "metric_drop_points": 100.0 * (reference_metrics[metric] - exported_metrics[metric]),
     }
+
+
+def parity_problems(parity: dict[str, Any], tolerance: ExportSection) -> list[str]:
+    """What makes an export unacceptable, in the recipe's own terms; empty when none."""
+    problems = []
+    if parity["max_abs_logit_diff"] > tolerance.max_abs_logit_diff:
+        problems.append(
+            f"max |logit difference| {parity['max_abs_logit_diff']:.3g} > "
+            f"export.max_abs_logit_diff {tolerance.max_abs_logit_diff:g}"
+        )
+    if parity["metric_drop_points"] > tolerance.max_metric_drop:
+        problems.append(
+            f"{parity['metric']} drop {parity['metric_drop_points']:.2f} points > "
+            f"export.max_metric_drop {tolerance.max_metric_drop:g}"
+        )
+    return problems
