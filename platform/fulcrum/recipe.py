@@ -37,16 +37,31 @@ class DataSection(Section):
         None, description="Validation file; carved from `train` when absent."
     )
     test: str | None = Field(None, description="Test file; carved from `train` when absent.")
-    format: Literal["auto", "csv", "tsv", "jsonl", "parquet"] = Field(
+    format: Literal["auto", "csv", "tsv", "jsonl", "parquet", "conll"] = Field(
         "auto", description="File format; `auto` goes by the file extension."
     )
-    encoding: str = Field("utf-8", description="Text encoding of csv/tsv files.")
+    encoding: str = Field("utf-8", description="Text encoding of csv/tsv/conll files.")
     text_column: str = Field("text", min_length=1, description="Column holding the input text.")
     label_column: str = Field("label", min_length=1, description="Column holding the label.")
+    tokens_column: str = Field(
+        "tokens", min_length=1, description="Token classification, JSONL: list of tokens."
+    )
+    tags_column: str = Field(
+        "tags", min_length=1, description="Token classification, JSONL: list of tags."
+    )
+    conll_token_field: int = Field(
+        0, description="CoNLL: index of the token among a line's fields (negative from the end)."
+    )
+    conll_tag_field: int = Field(
+        -1, description="CoNLL: index of the tag among a line's fields (negative from the end)."
+    )
+    tag_scheme: Literal["bio", "iob1"] = Field(
+        "bio", description="Tag scheme of the files; IOB1 (CoNLL-2003) is converted to BIO."
+    )
     labels: list[str] | None = Field(
         None,
         min_length=2,
-        description="Declared label set, in output order; a row with another label is an error.",
+        description="Declared label (or tag) set, in output order; any other is an error.",
     )
     validation_fraction: float = Field(
         0.15, gt=0, lt=0.5, description="Share of rows held out for validation when splitting."
@@ -81,20 +96,53 @@ class ModelSection(Section):
     max_length: int = Field(128, ge=8, le=512, description="Tokens per text after truncation.")
 
 
+TASK_METRICS = {
+    "sequence_classification": ("macro_f1", "accuracy"),
+    "token_classification": ("f1", "precision", "recall", "token_accuracy"),
+}
+
+
 class TaskSection(Section):
-    type: Literal["sequence_classification"] = Field(
-        "sequence_classification", description="What the model predicts."
+    type: Literal["sequence_classification", "token_classification"] = Field(
+        "sequence_classification",
+        description="One label per text, or one BIO tag per word (named entities).",
     )
 
 
 class PeftSection(Section):
-    method: Literal["lora"] = Field("lora", description="Parameter-efficient method.")
-    r: int = Field(8, ge=1, le=512, description="LoRA rank.")
+    method: Literal["lora", "adalora", "ia3", "prefix", "head_only", "full"] = Field(
+        "lora",
+        description="lora/adalora/ia3 (PEFT), prefix (key/value prefixes per layer), "
+        "head_only (frozen encoder), or full fine-tuning.",
+    )
+    r: int = Field(8, ge=1, le=512, description="LoRA rank; AdaLoRA's average target rank.")
     alpha: float = Field(16.0, gt=0, description="LoRA scaling numerator (scale = alpha / r).")
     dropout: float = Field(0.05, ge=0, lt=1, description="Dropout on the LoRA input.")
     target_modules: list[str] | None = Field(
         None, description="Module names to adapt; PEFT's default for the architecture when null."
     )
+    adalora_init_r: int = Field(12, ge=1, description="AdaLoRA: rank each matrix starts with.")
+    adalora_warmup: float = Field(
+        0.1, ge=0, lt=1, description="AdaLoRA: share of steps before ranks are pruned (tinit)."
+    )
+    adalora_final: float = Field(
+        0.2, ge=0, lt=1, description="AdaLoRA: share of final steps with ranks frozen (tfinal)."
+    )
+    adalora_interval: int = Field(
+        10, ge=1, description="AdaLoRA: steps between rank budget updates (deltaT)."
+    )
+    num_virtual_tokens: int = Field(
+        16, ge=1, le=256, description="prefix: learned key/value positions per layer."
+    )
+
+    @model_validator(mode="after")
+    def _adalora_schedule(self) -> PeftSection:
+        if self.adalora_warmup + self.adalora_final >= 1:
+            raise ValueError(
+                f"adalora_warmup + adalora_final must be < 1 "
+                f"(got {self.adalora_warmup} + {self.adalora_final})"
+            )
+        return self
 
 
 class TrainSection(Section):
@@ -102,17 +150,62 @@ class TrainSection(Section):
     use_gpu: bool = Field(False, description="One GPU per worker; NCCL and bf16 when true.")
     cpus_per_worker: float = Field(1.0, gt=0, description="CPUs reserved for each worker.")
     epochs: int = Field(3, ge=1, description="Passes over the training split.")
-    batch_size: int = Field(16, ge=1, description="Examples per worker per step.")
+    batch_size: int = Field(16, ge=1, description="Examples per worker per micro-batch.")
+    gradient_accumulation_steps: int = Field(
+        1, ge=1, description="Micro-batches summed into one optimizer step."
+    )
     lr: float = Field(5e-4, gt=0, description="Peak learning rate.")
     weight_decay: float = Field(0.0, ge=0, description="Decoupled (AdamW) weight decay.")
+    scheduler: Literal["linear", "cosine"] = Field(
+        "linear", description="Decay after warmup: linear or cosine, to zero."
+    )
     warmup_ratio: float = Field(0.1, ge=0, lt=1, description="Share of steps with linear warmup.")
     grad_clip: float = Field(1.0, ge=0, description="Max gradient norm; 0 disables clipping.")
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = Field(
+        "auto", description="auto: bf16 on GPU, fp32 on CPU."
+    )
     zero_stage: int = Field(2, ge=0, le=3, description="DeepSpeed ZeRO stage.")
-    metric: Literal["macro_f1", "accuracy"] = Field(
-        "macro_f1", description="Validation metric that picks the best checkpoint."
+    offload_optimizer: bool = Field(
+        False, description="ZeRO >= 1: keep optimizer state in CPU memory."
+    )
+    offload_params: bool = Field(False, description="ZeRO-3: keep parameters in CPU memory.")
+    deepspeed_config: str | None = Field(
+        None, description="DeepSpeed JSON whose keys override the generated config."
+    )
+    metric: Literal["auto", "macro_f1", "accuracy", "f1", "precision", "recall"] = Field(
+        "auto",
+        description="Validation metric that picks the best checkpoint "
+        "(auto: macro_f1 for sequences, entity f1 for tokens).",
+    )
+    checkpoint_every_steps: int | None = Field(
+        None, ge=1, description="Also checkpoint (and evaluate) every N optimizer steps."
     )
     keep_checkpoints: int = Field(2, ge=1, description="Best checkpoints kept by Ray Train.")
+    max_failures: int = Field(
+        0, ge=-1, description="Worker failures survived by restarting from the last checkpoint."
+    )
+    storage_path: str | None = Field(
+        None,
+        description="Ray Train checkpoint storage (shared by all nodes on a cluster; local "
+        "path or URI); default: <output_dir>/<name>/_ray.",
+    )
     log_every_steps: int = Field(10, ge=1, description="Progress line every N optimizer steps.")
+
+    @property
+    def resolved_precision(self) -> str:
+        if self.precision == "auto":
+            return "bf16" if self.use_gpu else "fp32"
+        return self.precision
+
+    @model_validator(mode="after")
+    def _consistent(self) -> TrainSection:
+        if self.offload_params and self.zero_stage != 3:
+            raise ValueError(f"offload_params needs zero_stage 3 (got {self.zero_stage})")
+        if self.offload_optimizer and self.zero_stage == 0:
+            raise ValueError("offload_optimizer needs zero_stage >= 1 (got 0)")
+        if self.precision in ("bf16", "fp16") and not self.use_gpu:
+            raise ValueError(f"precision {self.precision} needs use_gpu: true (CPUs train in fp32)")
+        return self
 
 
 class ExportSection(Section):
@@ -187,6 +280,28 @@ class Recipe(Section):
                         f"{name}: this section is planned but not supported by this version"
                     )
         return raw
+
+    @model_validator(mode="after")
+    def _sections_agree(self) -> Recipe:
+        allowed = TASK_METRICS[self.task.type]
+        if self.train.metric != "auto" and self.train.metric not in allowed:
+            raise ValueError(
+                f"train.metric: {self.train.metric} is not measured for {self.task.type} "
+                f"(use one of {', '.join(allowed)})"
+            )
+        if self.peft.method == "adalora" and self.train.zero_stage == 3:
+            raise ValueError(
+                "peft.method: adalora prunes ranks by masking weights in place, which ZeRO-3's "
+                "partitioned parameters do not allow; use train.zero_stage 0-2"
+            )
+        return self
+
+    @property
+    def metric(self) -> str:
+        """The validation metric that selects checkpoints."""
+        if self.train.metric == "auto":
+            return TASK_METRICS[self.task.type][0]
+        return self.train.metric
 
     def to_dict(self) -> dict[str, Any]:
         return self.model_dump(mode="json")
@@ -266,13 +381,18 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str] | tuple[str, ...])
 
 
 def _resolve_data_paths(raw: dict[str, Any], base_dir: Path) -> None:
-    data = raw.get("data")
-    if not isinstance(data, dict):
-        return
-    for key in ("path", "train", "validation", "test"):
-        value = data.get(key)
-        if isinstance(value, str) and "://" not in value and not Path(value).is_absolute():
-            data[key] = str(base_dir / value)
+    """Paths that name the user's files resolve against the recipe's folder."""
+    for section, keys in (
+        ("data", ("path", "train", "validation", "test")),
+        ("train", ("deepspeed_config",)),
+    ):
+        values = raw.get(section)
+        if not isinstance(values, dict):
+            continue
+        for key in keys:
+            value = values.get(key)
+            if isinstance(value, str) and "://" not in value and not Path(value).is_absolute():
+                values[key] = str(base_dir / value)
 
 
 # --------------------------------------------------------------------------- error messages
@@ -290,6 +410,11 @@ FAMILIAR_NAMES = {
     "rank": "r",
     "model_name_or_path": "base",
     "max_seq_length": "max_length",
+    "gradient_accumulation": "gradient_accumulation_steps",
+    "lr_scheduler": "scheduler",
+    "lr_scheduler_type": "scheduler",
+    "mixed_precision": "precision",
+    "stage": "zero_stage",
 }
 
 

@@ -34,3 +34,28 @@ def test_empty_confusion_matrix():
         "macro_f1": 0.0,
         "examples": 0,
     }
+
+
+from fulcrum.metrics import bio_spans, entity_counts, entity_metrics, entity_types  # noqa: E402
+
+
+def test_bio_spans_follow_conlleval():
+    tags = ["B-PER", "I-PER", "O", "I-LOC", "I-LOC", "B-LOC", "B-PER", "I-ORG"]
+    assert bio_spans(tags) == [
+        ("PER", 0, 2),
+        ("LOC", 3, 5),
+        ("LOC", 5, 6),
+        ("PER", 6, 7),
+        ("ORG", 7, 8),
+    ]
+    assert bio_spans(["O", "O"]) == []
+
+
+def test_entity_metrics_need_exact_type_and_boundaries():
+    gold = [["B-PER", "I-PER", "O", "B-LOC"]]
+    predicted = [["B-PER", "O", "O", "B-LOC"]]  # PER boundary wrong, LOC right
+    types = entity_types(["O", "B-LOC", "B-PER", "I-PER"])
+    metrics = entity_metrics(entity_counts(gold, predicted, types), types)
+    assert (metrics["precision"], metrics["recall"], metrics["f1"]) == (0.5, 0.5, 0.5)
+    assert metrics["per_type"]["LOC"]["f1"] == 1.0 and metrics["per_type"]["PER"]["f1"] == 0.0
+    assert metrics["token_accuracy"] == 0.75 and metrics["entities"] == 2

@@ -46,7 +46,8 @@ def test_issue_example_message():
         ),
         (
             with_section("peft", method="qlora"),
-            "peft.method: must be one of 'lora' (got \"qlora\")",
+            "peft.method: must be one of 'lora', 'adalora', 'ia3', 'prefix', 'head_only' or 'full'"
+            ' (got "qlora")',
         ),
         (
             with_section("train", learning_rate=1),
@@ -148,6 +149,24 @@ def test_overrides_parse_values_as_yaml_and_create_sections():
 def test_override_without_equals_is_an_error():
     with pytest.raises(RecipeError, match="expected KEY.PATH=VALUE"):
         apply_overrides(MINIMAL, ["train.lr"])
+
+
+def test_metric_auto_follows_the_task():
+    assert validate_recipe(MINIMAL).metric == "macro_f1"
+    ner = validate_recipe({**MINIMAL, "task": {"type": "token_classification"}})
+    assert ner.metric == "f1"
+
+
+def test_precision_auto_is_fp32_on_cpu_and_bf16_on_gpu():
+    assert validate_recipe(MINIMAL).train.resolved_precision == "fp32"
+    gpu = validate_recipe({**MINIMAL, "train": {"use_gpu": True}})
+    assert gpu.train.resolved_precision == "bf16"
+
+
+def test_deepspeed_json_path_resolves_against_recipe_folder(tmp_path: Path):
+    recipe_file = tmp_path / "r.yaml"
+    recipe_file.write_text("name: r\ndata: {path: d.csv}\ntrain: {deepspeed_config: ds.json}\n")
+    assert load_recipe(recipe_file).train.deepspeed_config == str(tmp_path / "ds.json")
 
 
 def test_hash_changes_with_content_and_sections_hash_independently():

@@ -1,79 +1,104 @@
 """The Ray-free pieces of the training loop."""
 
-from types import SimpleNamespace
-
 import numpy as np
 import pytest
-import torch
 
 from fulcrum.recipe import TrainSection
-from fulcrum.train.deepspeed_config import deepspeed_config
-from fulcrum.train.steps import (
-    evaluate_confusion,
-    make_collate,
-    steps_per_epoch,
-    warmup_linear_decay,
-)
+from fulcrum.train.deepspeed_config import deep_merge, deepspeed_config, generated_config
+from fulcrum.train.steps import EpochPlan, lr_factor
 
 
-def test_collate_pads_to_longest_not_max_length(tiny_bert_dir):
-    from transformers import AutoTokenizer
-
-    collate = make_collate(AutoTokenizer.from_pretrained(tiny_bert_dir), max_length=64)
-    batch = collate(
-        {
-            "text": np.array(["hi", "a much longer text here"], dtype=object),
-            "label": np.array([1, 0]),
-        }
-    )
-    assert batch["input_ids"].shape == (2, 7)  # [CLS] a much longer text here [SEP]
-    assert batch["labels"].tolist() == [1, 0]
-    assert batch["attention_mask"][0].tolist() == [1, 1, 1, 0, 0, 0, 0]
+def test_epoch_plan_gives_equal_disjoint_shards_in_a_seeded_order():
+    plan = EpochPlan(rows=103, world=2, batch_size=10, accumulation=1, seed=5)
+    rank0, rank1 = (np.concatenate(plan.batches(1, rank)) for rank in (0, 1))
+    assert len(rank0) == len(rank1) == 51
+    assert not set(rank0) & set(rank1)
+    assert plan.steps_per_epoch == 6
+    again = np.concatenate(EpochPlan(103, 2, 10, 1, 5).batches(1, 0))
+    assert np.array_equal(rank0, again)
+    assert not np.array_equal(rank0, np.concatenate(plan.batches(2, 0)))  # reshuffled each epoch
 
 
-def test_collate_truncates_to_max_length(tiny_bert_dir):
-    from transformers import AutoTokenizer
-
-    collate = make_collate(AutoTokenizer.from_pretrained(tiny_bert_dir), max_length=8)
-    batch = collate({"text": np.array(["word " * 50], dtype=object), "label": np.array([0])})
-    assert batch["input_ids"].shape == (1, 8)
-
-
-def test_schedule_warms_up_then_decays_to_zero():
-    parameter = torch.nn.Parameter(torch.zeros(1))
-    optimizer = torch.optim.SGD([parameter], lr=1.0)
-    scheduler = warmup_linear_decay(optimizer, warmup_steps=2, total_steps=6)
-    rates = []
-    for _ in range(6):
-        rates.append(scheduler.get_last_lr()[0])
-        optimizer.step()
-        scheduler.step()
-    assert rates == pytest.approx([0.5, 1.0, 1.0, 0.75, 0.5, 0.25])
+def test_epoch_plan_drops_micro_batches_that_cannot_fill_a_step():
+    plan = EpochPlan(rows=100, world=1, batch_size=10, accumulation=3, seed=0)
+    assert plan.steps_per_epoch == 3 and len(plan.batches(1, 0)) == 9
 
 
 @pytest.mark.parametrize(
-    ("rows", "workers", "batch", "expected"), [(204, 2, 16, 7), (100, 1, 10, 10), (5, 2, 16, 1)]
+    ("step", "expected"), [(0, (1, 0)), (5, (1, 10)), (6, (2, 0)), (13, (3, 2))]
 )
-def test_steps_per_epoch_follows_equal_shards(rows, workers, batch, expected):
-    assert steps_per_epoch(rows, workers, batch) == expected
+def test_position_after_global_steps(step, expected):
+    plan = EpochPlan(rows=120, world=1, batch_size=10, accumulation=2, seed=0)
+    assert plan.steps_per_epoch == 6
+    assert plan.position(step) == expected
 
 
-def test_evaluate_confusion_counts_argmax_per_label():
-    def forward(**inputs):
-        return SimpleNamespace(logits=inputs["input_ids"].float())
+def test_linear_and_cosine_schedules():
+    linear = [lr_factor(step, 2, 6, "linear") for step in range(6)]
+    assert linear == pytest.approx([0.5, 1.0, 1.0, 0.75, 0.5, 0.25])
+    cosine = [lr_factor(step, 2, 6, "cosine") for step in range(7)]
+    assert (
+        cosine[2] == pytest.approx(1.0)
+        and cosine[4] == pytest.approx(0.5)
+        and cosine[6] == pytest.approx(0.0)
+    )
+    assert cosine[3] > linear[3]  # cosine stays high longer
 
-    batches = [
-        {"input_ids": torch.tensor([[5.0, 0.0], [0.0, 5.0]]), "labels": torch.tensor([0, 0])},
-        {"input_ids": torch.tensor([[0.0, 5.0]]), "labels": torch.tensor([1])},
-    ]
-    assert evaluate_confusion(forward, batches, 2).tolist() == [[1, 1], [0, 1]]
 
-
-def test_deepspeed_config_from_recipe():
-    config = deepspeed_config(TrainSection(batch_size=8, zero_stage=3, grad_clip=0.5))
+def test_generated_deepspeed_config_follows_the_recipe():
+    config = generated_config(
+        TrainSection(
+            batch_size=8,
+            zero_stage=3,
+            grad_clip=0.5,
+            gradient_accumulation_steps=4,
+            offload_optimizer=True,
+            offload_params=True,
+        )
+    )
     assert config["train_micro_batch_size_per_gpu"] == 8
-    assert config["zero_optimization"] == {"stage": 3}
+    assert config["gradient_accumulation_steps"] == 4
+    assert config["zero_optimization"] == {
+        "stage": 3,
+        "offload_optimizer": {"device": "cpu", "pin_memory": False},
+        "offload_param": {"device": "cpu", "pin_memory": False},
+    }
     assert config["gradient_clipping"] == 0.5
-    assert config["bf16"] == {"enabled": False}
-    assert "gradient_clipping" not in deepspeed_config(TrainSection(grad_clip=0))
-    assert deepspeed_config(TrainSection(use_gpu=True))["bf16"] == {"enabled": True}
+    assert config["bf16"] == {"enabled": False} and config["fp16"]["enabled"] is False
+    assert "gradient_clipping" not in generated_config(TrainSection(grad_clip=0))
+    assert generated_config(TrainSection(use_gpu=True))["bf16"] == {"enabled": True}
+    assert generated_config(TrainSection(use_gpu=True, precision="fp16"))["fp16"]["enabled"] is True
+
+
+def test_user_json_overrides_any_generated_key(tmp_path):
+    user = tmp_path / "ds.json"
+    user.write_text(
+        '{"zero_optimization": {"reduce_bucket_size": 1000}, "gradient_clipping": 2.0, "new_key": 1}'
+    )
+    config = deepspeed_config(TrainSection(deepspeed_config=str(user), zero_stage=1))
+    assert config["zero_optimization"] == {"stage": 1, "reduce_bucket_size": 1000}
+    assert config["gradient_clipping"] == 2.0 and config["new_key"] == 1
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (None, "file not found"),
+        ("{oops", "line 1: not valid JSON"),
+        ("[1]", "expected a JSON object"),
+    ],
+)
+def test_bad_user_json_names_the_setting_and_file(tmp_path, content, message):
+    from fulcrum.errors import RecipeError
+
+    path = tmp_path / "ds.json"
+    if content is not None:
+        path.write_text(content)
+    with pytest.raises(RecipeError, match=f"train.deepspeed_config: {path}: {message}"):
+        deepspeed_config(TrainSection(deepspeed_config=str(path)))
+
+
+def test_deep_merge_does_not_touch_its_inputs():
+    base = {"a": {"b": 1}}
+    merged = deep_merge(base, {"a": {"c": 2}})
+    assert merged == {"a": {"b": 1, "c": 2}} and base == {"a": {"b": 1}}

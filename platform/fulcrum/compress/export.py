@@ -34,14 +34,19 @@ def export(
 ) -> Path:
     parent = open_artifact(train_dir or train_artifact_dir(recipe, output_dir), kind="train")
     trained_with = Recipe.model_validate(parent.manifest["recipe"])
-    splits = load_splits(trained_with.data, trained_with.seed)
+    if trained_with.task.type != "sequence_classification":
+        raise ArtifactError(
+            f"{parent.path}: ONNX export of {trained_with.task.type} models is not supported by "
+            "this version; the training artifact's merged/ weights load with transformers"
+        )
+    splits = load_splits(trained_with.data, trained_with.seed, trained_with.task.type)
     if splits.fingerprint != parent.manifest["data_fingerprint"]:
         raise ArtifactError(
             f"{parent.path}: the data changed since this model was trained "
             "(fingerprint differs); retrain before exporting"
         )
     tolerance = recipe.export
-    model = load_merged(parent.path)
+    model = load_merged(parent.path, trained_with.task.type)
     tokenizer = load_tokenizer(parent.file("tokenizer"))
     target = export_artifact_dir(recipe, output_dir)
     _say(f"exporting {parent.path} to ONNX (opset {tolerance.opset})")
@@ -76,7 +81,7 @@ def export(
             OnnxClassifier(staging, verify=False),
             splits.validation,
             trained_with.model.max_length,
-            trained_with.train.metric,
+            trained_with.metric,
         )
         _say(
             f"parity on {parity['examples']} validation texts: max |dlogit| "

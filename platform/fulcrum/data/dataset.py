@@ -1,9 +1,15 @@
-"""The recipe's data section turned into label-encoded train/validation/test tables."""
+"""The recipe's data section turned into label-encoded train/validation/test tables.
+
+Sequence classification gives columns `text` (string) and `label` (int64 id); token
+classification gives `tokens` (list of strings) and `label` (list of int64 tag ids). Either
+way `label` indexes `label_names`, which is what every artifact records.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,6 +20,7 @@ import pyarrow.compute as pc
 from fulcrum.artifacts import sha256_file
 from fulcrum.data.readers import LABEL, read_labelled_file
 from fulcrum.data.splits import stratified_split
+from fulcrum.data.tagged import TAGS, TOKENS, read_tagged_file, tag_order
 from fulcrum.errors import DataError
 from fulcrum.recipe import DataSection
 
@@ -22,8 +29,6 @@ SPLITS = ("train", "validation", "test")
 
 @dataclass(frozen=True)
 class LabelledSplits:
-    """Tables with columns `text` (string) and `label` (int64 id into label_names)."""
-
     train: pa.Table
     validation: pa.Table
     test: pa.Table
@@ -34,52 +39,47 @@ class LabelledSplits:
         return {name: getattr(self, name).num_rows for name in SPLITS}
 
 
-def load_splits(data: DataSection, seed: int) -> LabelledSplits:
-    read = _reader(data)
-    if data.path is not None:
-        table = read(data.path)
-        names = data.labels or sorted(set(table.column(LABEL).to_pylist()))
-        ids = _encode(table, names, data.path)
-        train_rows, validation_rows, test_rows = stratified_split(
-            ids, data.validation_fraction, data.test_fraction, seed
-        )
-        encoded = table.set_column(1, LABEL, pa.array(ids))
-        parts = [encoded.take(rows) for rows in (train_rows, validation_rows, test_rows)]
-        sources = [data.path]
-    else:
-        train = read(data.train)
-        names = data.labels or sorted(set(train.column(LABEL).to_pylist()))
-        train_ids = _encode(train, names, data.train)
-        carve_validation = data.validation is None
-        carve_test = data.test is None
-        train_rows, validation_rows, test_rows = stratified_split(
-            train_ids,
-            data.validation_fraction if carve_validation else 0.0,
-            data.test_fraction if carve_test else 0.0,
-            seed,
-        )
-        encoded = train.set_column(1, LABEL, pa.array(train_ids))
-        parts = [encoded.take(train_rows)]
-        sources = [data.train]
-        for path, carved_rows in ((data.validation, validation_rows), (data.test, test_rows)):
-            if path is None:
-                parts.append(encoded.take(carved_rows))
-            else:
-                table = read(path)
-                parts.append(table.set_column(1, LABEL, pa.array(_encode(table, names, path))))
-                sources.append(path)
-    train_part, validation_part, test_part = parts
-    if validation_part.num_rows == 0:
+@dataclass(frozen=True)
+class _Source:
+    """How one task reads files, names its labels, encodes them, and stratifies splits."""
+
+    read: Callable[[DataSection, str], pa.Table]
+    label_names: Callable[[DataSection, pa.Table], list[str]]
+    encode: Callable[[pa.Table, list[str], str], pa.Table]
+    strata: Callable[[pa.Table], np.ndarray]
+
+
+def load_splits(
+    data: DataSection, seed: int, task: str = "sequence_classification"
+) -> LabelledSplits:
+    source = SOURCES[task]
+    first_path = data.path or data.train
+    first = source.read(data, first_path)
+    names = source.label_names(data, first)
+    encoded = source.encode(first, names, first_path)
+    carve_validation = data.path is not None or data.validation is None
+    carve_test = data.path is not None or data.test is None
+    train_rows, validation_rows, test_rows = stratified_split(
+        source.strata(encoded),
+        data.validation_fraction if carve_validation else 0.0,
+        data.test_fraction if carve_test else 0.0,
+        seed,
+    )
+    parts = {"train": encoded.take(train_rows)}
+    sources = [first_path]
+    for split, carved_rows in (("validation", validation_rows), ("test", test_rows)):
+        path = getattr(data, split) if data.path is None else None
+        if path is None:
+            parts[split] = encoded.take(carved_rows)
+        else:
+            parts[split] = source.encode(source.read(data, path), names, path)
+            sources.append(path)
+    if parts["validation"].num_rows == 0:
         raise DataError(
-            f"{sources[0]}: the validation split is empty; "
-            "add rows or raise data.validation_fraction"
+            f"{first_path}: the validation split is empty; add rows or raise data.validation_fraction"
         )
     return LabelledSplits(
-        train=train_part,
-        validation=validation_part,
-        test=test_part,
-        label_names=list(names),
-        fingerprint=fingerprint(data, seed, sources),
+        **parts, label_names=list(names), fingerprint=fingerprint(data, seed, sources)
     )
 
 
@@ -94,21 +94,21 @@ def fingerprint(data: DataSection, seed: int, sources: list[str]) -> str:
     return hashlib.sha256(canonical).hexdigest()
 
 
-def _reader(data: DataSection):
-    def read(path: str) -> pa.Table:
-        return read_labelled_file(
-            path,
-            text_column=data.text_column,
-            label_column=data.label_column,
-            file_format=data.format,
-            encoding=data.encoding,
-            declared_labels=data.labels,
-        )
-
-    return read
+# --------------------------------------------------------------------------- sequences
 
 
-def _encode(table: pa.Table, names: list[str], path: str) -> np.ndarray:
+def _read_texts(data: DataSection, path: str) -> pa.Table:
+    return read_labelled_file(
+        path,
+        text_column=data.text_column,
+        label_column=data.label_column,
+        file_format=data.format,
+        encoding=data.encoding,
+        declared_labels=data.labels,
+    )
+
+
+def _encode_texts(table: pa.Table, names: list[str], path: str) -> pa.Table:
     labels = table.column(LABEL)
     ids = pc.index_in(labels, value_set=pa.array(names))
     unknown = pc.indices_nonzero(pc.is_null(ids).combine_chunks()).to_pylist()
@@ -118,4 +118,60 @@ def _encode(table: pa.Table, names: list[str], path: str) -> np.ndarray:
             f"{path}, row {row + 1}: label {labels[row].as_py()!r} never appears in the "
             f"training data (labels: {', '.join(names)}); declare data.labels to fix the set"
         )
-    return ids.to_numpy().astype(np.int64)
+    return table.set_column(1, LABEL, pa.array(ids.to_numpy().astype(np.int64)))
+
+
+# --------------------------------------------------------------------------- tagged tokens
+
+
+def _read_tagged(data: DataSection, path: str) -> pa.Table:
+    return read_tagged_file(
+        path,
+        file_format=data.format,
+        tokens_column=data.tokens_column,
+        tags_column=data.tags_column,
+        token_field=data.conll_token_field,
+        tag_field=data.conll_tag_field,
+        encoding=data.encoding,
+        scheme=data.tag_scheme,
+        declared_tags=data.labels,
+    )
+
+
+def _tag_names(data: DataSection, table: pa.Table) -> list[str]:
+    if data.labels:
+        return list(data.labels)
+    return tag_order(set(pc.list_flatten(table.column(TAGS)).to_pylist()))
+
+
+def _encode_tags(table: pa.Table, names: list[str], path: str) -> pa.Table:
+    index = {name: position for position, name in enumerate(names)}
+    encoded = []
+    for row, tags in enumerate(table.column(TAGS).to_pylist(), start=1):
+        try:
+            encoded.append([index[tag] for tag in tags])
+        except KeyError as missing:
+            raise DataError(
+                f"{path}, sentence {row}: tag {missing.args[0]!r} never appears in the training "
+                f"data (tags: {', '.join(names)}); declare data.labels to fix the set"
+            ) from None
+    return pa.table(
+        {TOKENS: table.column(TOKENS), LABEL: pa.array(encoded, type=pa.list_(pa.int64()))}
+    )
+
+
+SOURCES: dict[str, _Source] = {
+    "sequence_classification": _Source(
+        read=_read_texts,
+        label_names=lambda data, table: data.labels or sorted(set(table.column(LABEL).to_pylist())),
+        encode=_encode_texts,
+        strata=lambda table: table.column(LABEL).to_numpy(),
+    ),
+    # Sentences carry many tags each, so their splits are seeded but not stratified.
+    "token_classification": _Source(
+        read=_read_tagged,
+        label_names=_tag_names,
+        encode=_encode_tags,
+        strata=lambda table: np.zeros(table.num_rows, dtype=np.int64),
+    ),
+}

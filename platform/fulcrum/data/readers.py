@@ -97,7 +97,7 @@ def _read_delimited(delimiter: str, quoted: bool) -> Reader:
         except LookupError:
             raise DataError(f"{path}: unknown encoding {encoding!r} (data.encoding)") from None
         except (pa.ArrowInvalid, UnicodeDecodeError) as error:
-            raise _locate_read_error(path, encoding, error) from None
+            raise locate_read_error(path, encoding, error) from None
         if ragged:
             first = ragged[0]
             raise DataError(
@@ -116,7 +116,7 @@ def _read_jsonl(path: Path, columns: list[str], encoding: str) -> pa.Table:
         table.validate(full=True)
         return table
     except pa.ArrowInvalid as error:
-        raise _locate_read_error(path, "utf-8", error) from None
+        raise locate_read_error(path, "utf-8", error) from None
 
 
 def _read_parquet(path: Path, columns: list[str], encoding: str) -> pa.Table:
@@ -202,7 +202,7 @@ def _blank(column: pa.ChunkedArray) -> pa.ChunkedArray:
     return pc.or_kleene(pc.is_null(column), pc.equal(trimmed, ""))
 
 
-def _locate_read_error(path: Path, encoding: str, error: Exception) -> DataError:
+def locate_read_error(path: Path, encoding: str, error: Exception) -> DataError:
     """Find the line pyarrow choked on: bytes that do not decode, or a JSON line that does
     not parse. Only runs on failure, so the happy path reads at pyarrow speed."""
     with open(path, "rb") as handle:

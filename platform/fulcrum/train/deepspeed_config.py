@@ -1,25 +1,71 @@
-"""The DeepSpeed config generated from the recipe's train section."""
+"""The DeepSpeed config: generated from the recipe's train section, then overridden key by
+key by the user's own DeepSpeed JSON (train.deepspeed_config) where one is given."""
 
 from __future__ import annotations
 
+import copy
+import json
+from pathlib import Path
 from typing import Any
 
+from fulcrum.errors import RecipeError
 from fulcrum.recipe import TrainSection
 
 
-def deepspeed_config(train: TrainSection) -> dict[str, Any]:
+def generated_config(train: TrainSection) -> dict[str, Any]:
+    precision = train.resolved_precision
+    zero: dict[str, Any] = {"stage": train.zero_stage}
+    if train.offload_optimizer:
+        zero["offload_optimizer"] = {"device": "cpu", "pin_memory": train.use_gpu}
+    if train.offload_params:
+        zero["offload_param"] = {"device": "cpu", "pin_memory": train.use_gpu}
     config: dict[str, Any] = {
         "train_micro_batch_size_per_gpu": train.batch_size,
-        "gradient_accumulation_steps": 1,
-        "zero_optimization": {"stage": train.zero_stage},
+        "gradient_accumulation_steps": train.gradient_accumulation_steps,
+        "zero_optimization": zero,
         # The optimizer is torch's AdamW, passed in by the loop: DeepSpeed's fused/CPU Adam
-        # ops would need a compiler toolchain (CUDA or a JIT build) on every worker, and
-        # ZeRO shards any torch optimizer's state correctly; it only warns unless told so.
+        # ops need a compiler toolchain (CUDA, or a JIT build) on every worker. ZeRO shards
+        # any torch optimizer's state correctly; it only refuses, or warns, unless told so.
         "zero_allow_untested_optimizer": True,
-        "bf16": {"enabled": train.use_gpu},
+        "zero_force_ds_cpu_optimizer": False,
+        "bf16": {"enabled": precision == "bf16"},
+        "fp16": {"enabled": precision == "fp16", "loss_scale": 0, "initial_scale_power": 16},
         "steps_per_print": 1 << 30,
         "wall_clock_breakdown": False,
     }
     if train.grad_clip > 0:
         config["gradient_clipping"] = train.grad_clip
     return config
+
+
+def deepspeed_config(train: TrainSection) -> dict[str, Any]:
+    config = generated_config(train)
+    if train.deepspeed_config:
+        config = deep_merge(config, read_user_config(train.deepspeed_config))
+    return config
+
+
+def read_user_config(path: str) -> dict[str, Any]:
+    location = f"train.deepspeed_config: {path}"
+    try:
+        content = json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise RecipeError(f"{location}: file not found") from None
+    except json.JSONDecodeError as error:
+        raise RecipeError(
+            f"{location}: line {error.lineno}: not valid JSON ({error.msg})"
+        ) from None
+    if not isinstance(content, dict):
+        raise RecipeError(f"{location}: expected a JSON object of DeepSpeed settings")
+    return content
+
+
+def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    """`override` wins key by key; nested objects merge rather than replace."""
+    merged = copy.deepcopy(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = deep_merge(merged[key], value)
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged

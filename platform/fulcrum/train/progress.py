@@ -35,6 +35,7 @@ class ProgressPrinter:
         self.stream = stream or sys.stderr
         # Rates and ETA count from when the engines are ready, not from when Ray started.
         self.clock_start = time.time()
+        self.start_step = 0  # a resumed run's rate counts only the steps it did itself
         self._bar = None
         if self.stream.isatty():
             from tqdm import tqdm
@@ -47,10 +48,12 @@ class ProgressPrinter:
             self._step(event)
         elif kind == "epoch":
             metrics = ", ".join(f"{key} {value:.4f}" for key, value in event["metrics"].items())
-            self._line(f"epoch {event['epoch']}/{event['epochs']}: {metrics}")
+            at = f" step {event['step']}" if "step" in event else ""
+            self._line(f"epoch {event['epoch']}/{event['epochs']}{at}: {metrics}")
         elif kind == "message":
             if event.get("clock_start"):
                 self.clock_start = event["time"]
+                self.start_step = event.get("start_step", 0)
             self._line(event["text"])
 
     def close(self) -> None:
@@ -60,7 +63,7 @@ class ProgressPrinter:
     def _step(self, event: dict[str, Any]) -> None:
         step = event["step"]
         elapsed = event["time"] - self.clock_start
-        rate = step / elapsed if elapsed > 0 else 0.0
+        rate = (step - self.start_step) / elapsed if elapsed > 0 else 0.0
         eta = (self.total_steps - step) / rate if rate else float("nan")
         if self._bar is not None:
             self._bar.n = step

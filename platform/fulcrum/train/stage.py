@@ -1,8 +1,13 @@
 """The train stage: recipe in, training artifact out.
 
-Reads top to bottom: load and split the data, resolve the model, run Ray Train with
-progress, then turn the best checkpoint into an artifact (adapter, merged weights,
-tokenizer, labels, metrics, manifest) and re-measure it from its own files.
+Reads top to bottom: load and split the data, resolve the model and check the method can
+wrap it (before any worker starts), run Ray Train with progress, then turn the best
+checkpoint into an artifact (adapter, merged weights, tokenizer, labels, metrics, step
+logs, plots, manifest) and re-measure it from its own files.
+
+The Ray run is named after the recipe's hash, so running an interrupted recipe again
+resumes it from its last checkpoint; a finished run's checkpoints are removed once its
+artifact is written.
 """
 
 from __future__ import annotations
@@ -18,13 +23,16 @@ from fulcrum.artifacts import staged_artifact, write_json_atomic, write_manifest
 from fulcrum.data import LabelledSplits, load_splits
 from fulcrum.errors import TrainingError
 from fulcrum.models.classifier import load_tokenizer
+from fulcrum.models.methods import preflight
 from fulcrum.models.registry import resolve_model_dir
 from fulcrum.recipe import Recipe
 from fulcrum.runtime import init_ray
-from fulcrum.train.merge import evaluate_merged, merge_adapter
+from fulcrum.tasks import TASKS
+from fulcrum.train.deepspeed_config import deepspeed_config
+from fulcrum.train.merge import MERGED_DIR, TOKENIZER_DIR, evaluate_merged, merge_adapter
 from fulcrum.train.plots import plot_learning_curve
-from fulcrum.train.steps import steps_per_epoch
-from fulcrum.train.worker import ADAPTER_DIR, STATE_FILE, train_worker
+from fulcrum.train.steps import EpochPlan
+from fulcrum.train.worker import ADAPTER_DIR, LOGS_DIR, STATE_FILE, train_worker
 
 KIND = "train"
 
@@ -33,53 +41,74 @@ def train_artifact_dir(recipe: Recipe, output_dir: str | Path | None = None) -> 
     return Path(output_dir or recipe.output_dir) / recipe.name / KIND
 
 
+def run_name(recipe: Recipe) -> str:
+    """Stable per recipe content: the same recipe finds (and resumes) its own run."""
+    return f"{recipe.name}-{recipe.hash[:12]}"
+
+
 def train(recipe: Recipe, output_dir: str | Path | None = None) -> Path:
     started = time.time()
-    splits = load_splits(recipe.data, recipe.seed)
+    task = TASKS[recipe.task.type]
+    splits = load_splits(recipe.data, recipe.seed, task.name)
     model_dir = resolve_model_dir(recipe.model.base)
+    counts = preflight(model_dir, splits.label_names, recipe.peft, task)
+    ds_config = deepspeed_config(recipe.train)
     artifact_dir = train_artifact_dir(recipe, output_dir)
+    storage = recipe.train.storage_path or str((artifact_dir.parent / "_ray").resolve())
     _say(
-        f"data: {splits.sizes()} rows, {len(splits.label_names)} labels; "
-        f"model: {recipe.model.base} ({model_dir})"
+        f"data: {splits.sizes()} rows, {len(splits.label_names)} labels; model: {recipe.model.base} "
+        f"({counts['trainable']:,} of {counts['total']:,} parameters train with {recipe.peft.method})"
     )
 
-    result = _fit(recipe, splits, model_dir, artifact_dir.parent / "_ray")
-    best_checkpoint, best_metrics = _best(result, recipe.train.metric)
+    result = _fit(recipe, splits, model_dir, ds_config, storage)
+    best_checkpoint, best_metrics = _best(result, recipe.metric)
     with result.checkpoint.as_directory() as latest_dir:
-        history = json.loads((Path(latest_dir) / STATE_FILE).read_text())["history"]
-    with best_checkpoint.as_directory() as checkpoint_dir, staged_artifact(artifact_dir) as staging:
-        evaluation = _assemble(staging, Path(checkpoint_dir), model_dir, splits, recipe)
-        metrics = {
-            "best_epoch": best_metrics["epoch"],
-            **evaluation,
-            # What the workers measured at training time; `validation` above is re-measured
-            # from the merged weights as saved, and the two must agree.
-            "training_validation": {
-                key.removeprefix("val_"): value
-                for key, value in best_metrics.items()
-                if key.startswith("val_")
-            },
-            "history": history,
-            "train_seconds": round(time.time() - started, 1),
-        }
-        write_json_atomic(staging / "metrics.json", metrics)
-        plot_learning_curve(
-            history, staging / "learning_curve.png", f"{recipe.name}: {recipe.model.base}"
-        )
-        write_manifest(
-            staging,
-            kind=KIND,
-            recipe=recipe.to_dict(),
-            recipe_hash=recipe.hash,
-            labels=splits.label_names,
-            metrics=metrics,
-            data_fingerprint=splits.fingerprint,
-            extra={
-                "task": recipe.task.type,
-                "base_model": recipe.model.base,
-                "split_sizes": splits.sizes(),
-            },
-        )
+        latest = Path(latest_dir)
+        history = json.loads((latest / STATE_FILE).read_text())["history"]
+        with best_checkpoint.as_directory() as best_dir, staged_artifact(artifact_dir) as staging:
+            evaluation = _assemble(staging, Path(best_dir), model_dir, splits, recipe)
+            if (latest / LOGS_DIR).is_dir():
+                shutil.copytree(latest / LOGS_DIR, staging / LOGS_DIR)
+            metrics = {
+                "metric": recipe.metric,
+                "best_epoch": best_metrics["epoch"],
+                "best_step": best_metrics["step"],
+                **evaluation,
+                # What the workers measured at training time; `validation` above is
+                # re-measured from the merged weights as saved, and the two must agree.
+                "training_validation": {
+                    key.removeprefix("val_"): value
+                    for key, value in best_metrics.items()
+                    if key.startswith("val_")
+                },
+                "parameters": counts,
+                "history": history,
+                "train_seconds": round(time.time() - started, 1),
+            }
+            write_json_atomic(staging / "metrics.json", metrics)
+            plot_learning_curve(
+                staging / LOGS_DIR / "steps.csv",
+                history,
+                staging / "learning_curve.png",
+                f"{recipe.name}: {recipe.peft.method} on {recipe.model.base}",
+                recipe.metric,
+            )
+            write_manifest(
+                staging,
+                kind=KIND,
+                recipe=recipe.to_dict(),
+                recipe_hash=recipe.hash,
+                labels=splits.label_names,
+                metrics=metrics,
+                data_fingerprint=splits.fingerprint,
+                extra={
+                    "task": task.name,
+                    "base_model": recipe.model.base,
+                    "method": recipe.peft.method,
+                    "split_sizes": splits.sizes(),
+                    "deepspeed": ds_config,
+                },
+            )
     # The artifact holds everything worth keeping; Ray's copies of the checkpoints go.
     shutil.rmtree(Path(result.path), ignore_errors=True)
     with contextlib.suppress(OSError):
@@ -87,7 +116,9 @@ def train(recipe: Recipe, output_dir: str | Path | None = None) -> Path:
     return artifact_dir
 
 
-def _fit(recipe: Recipe, splits: LabelledSplits, model_dir: Path, storage: Path):
+def _fit(
+    recipe: Recipe, splits: LabelledSplits, model_dir: Path, ds_config: dict[str, Any], storage: str
+):
     init_ray()
     import ray.data
     from ray.train import (
@@ -104,51 +135,64 @@ def _fit(recipe: Recipe, splits: LabelledSplits, model_dir: Path, storage: Path)
     from fulcrum.train.progress import ProgressPrinter, run_with_progress
 
     cfg = recipe.train
-    per_epoch = steps_per_epoch(splits.train.num_rows, cfg.workers, cfg.batch_size)
+    plan = EpochPlan(
+        rows=splits.train.num_rows,
+        world=cfg.workers,
+        batch_size=ds_config["train_micro_batch_size_per_gpu"],
+        accumulation=ds_config["gradient_accumulation_steps"],
+        seed=recipe.seed,
+    )
+    if plan.steps_per_epoch == 0:
+        raise TrainingError(
+            f"{splits.train.num_rows} training rows over {cfg.workers} worker(s) fill no optimizer "
+            f"step of {plan.batch_size} x {plan.accumulation} micro-batches; lower train.batch_size, "
+            "train.gradient_accumulation_steps or train.workers"
+        )
     queue = Queue(maxsize=10_000, actor_options={"num_cpus": 0})
-    run_name = f"{recipe.name}-{time.strftime('%Y%m%d-%H%M%S')}"
     trainer = TorchTrainer(
         train_worker,
         train_loop_config={
             "recipe": recipe.to_dict(),
             "label_names": splits.label_names,
             "model_dir": str(model_dir),
-            "steps_per_epoch": per_epoch,
+            "deepspeed": ds_config,
+            "eval_batch_size": max(32, plan.batch_size),
             "progress_queue": queue,
         },
         scaling_config=ScalingConfig(
             num_workers=cfg.workers,
             use_gpu=cfg.use_gpu,
-            resources_per_worker={
-                "CPU": cfg.cpus_per_worker,
-                **({"GPU": 1} if cfg.use_gpu else {}),
-            },
+            resources_per_worker={"CPU": cfg.cpus_per_worker},  # use_gpu adds 1 GPU each
         ),
         run_config=RunConfig(
-            name=run_name,
-            storage_path=str(storage.resolve()),
+            name=run_name(recipe),
+            storage_path=storage,
             checkpoint_config=CheckpointConfig(
                 num_to_keep=cfg.keep_checkpoints,
-                checkpoint_score_attribute=f"val_{cfg.metric}",
+                checkpoint_score_attribute=f"val_{recipe.metric}",
                 checkpoint_score_order="max",
             ),
-            failure_config=FailureConfig(max_failures=0),
+            failure_config=FailureConfig(max_failures=cfg.max_failures),
             logging_config=LoggingConfig(log_level="WARNING"),
         ),
         datasets={
             "train": ray.data.from_arrow(splits.train),
             "validation": ray.data.from_arrow(splits.validation),
         },
-        # Validation is not split: every rank sees all of it and evaluates its own share of
-        # batches, so no row is dropped to equalise shards as happens with training data.
-        dataset_config=DataConfig(datasets_to_split=["train"]),
+        # Nothing is split by Ray Data: every rank reads the training table whole and the
+        # EpochPlan picks its rows (a seeded order that resumes exactly), and every rank
+        # evaluates its own share of validation batches, so no row is dropped there.
+        dataset_config=DataConfig(datasets_to_split=[]),
     )
     _say(
-        f"training: {cfg.workers} worker(s) x batch {cfg.batch_size}, {cfg.epochs} epoch(s) of "
-        f"{per_epoch} step(s), DeepSpeed ZeRO-{cfg.zero_stage}, {recipe.peft.method} r={recipe.peft.r}"
+        f"training: {cfg.workers} worker(s) x batch {plan.batch_size} x {plan.accumulation} "
+        f"accumulated, {cfg.epochs} epoch(s) of {plan.steps_per_epoch} step(s), DeepSpeed "
+        f"ZeRO-{cfg.zero_stage}, checkpoints in {storage}/{run_name(recipe)}"
     )
     try:
-        result = run_with_progress(trainer.fit, queue, ProgressPrinter(per_epoch * cfg.epochs))
+        result = run_with_progress(
+            trainer.fit, queue, ProgressPrinter(plan.steps_per_epoch * cfg.epochs)
+        )
     except Exception as error:
         raise TrainingError(f"training failed: {_root_cause(error)}") from error
     finally:
@@ -161,8 +205,8 @@ def _best(result, metric: str) -> tuple[Any, dict[str, Any]]:
     if not candidates:
         raise TrainingError("training finished without a checkpoint")
     key = f"val_{metric}"
-    # Ties go to the later epoch: same validation score, more training.
-    return max(candidates, key=lambda pair: (pair[1][key], pair[1]["epoch"]))
+    # Ties go to the later step: same validation score, more training.
+    return max(candidates, key=lambda pair: (pair[1][key], pair[1]["step"]))
 
 
 def _assemble(
@@ -171,14 +215,12 @@ def _assemble(
     """Write adapter, merged weights, tokenizer and labels; evaluate the merged weights as
     saved, so the artifact's metrics describe its files rather than the training process."""
     shutil.copytree(checkpoint_dir / ADAPTER_DIR, staging / "adapter")
-    merge_adapter(model_dir, staging / "adapter", splits.label_names).save_pretrained(
-        staging / "merged", safe_serialization=True
-    )
-    load_tokenizer(model_dir).save_pretrained(staging / "tokenizer")
+    merged = merge_adapter(model_dir, staging / "adapter", splits.label_names, recipe)
+    merged.save_pretrained(staging / MERGED_DIR, safe_serialization=True)
+    load_tokenizer(model_dir).save_pretrained(staging / TOKENIZER_DIR)
     write_json_atomic(staging / "labels.json", {"labels": splits.label_names})
-    num_labels = len(splits.label_names)
     return {
-        split: evaluate_merged(staging, getattr(splits, split), num_labels, recipe)
+        split: evaluate_merged(staging, getattr(splits, split), splits.label_names, recipe)
         if getattr(splits, split).num_rows
         else None
         for split in ("validation", "test")

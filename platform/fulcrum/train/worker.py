@@ -1,15 +1,21 @@
 """The per-worker training loop that Ray Train runs on every rank.
 
-Each rank builds the same PEFT model (same seed), wraps it in a DeepSpeed engine over the
-process group Ray Train already set up, and trains on its shard of the Ray Data training
-set. After each epoch all ranks evaluate the validation set (each its share of batches),
-sum their confusion matrices, and report through Ray Train; rank 0 attaches a checkpoint.
+Each rank builds the same model (same seed), wraps it in a DeepSpeed engine over the
+process group Ray Train set up, and trains on its share of each epoch's permutation of the
+training rows (EpochPlan). At every checkpoint (each epoch end, and every N steps if asked)
+all ranks evaluate the validation set, sum their counts, and report through Ray Train with
+a checkpoint that holds everything a resumed run needs: the DeepSpeed state (weights,
+optimizer, LR schedule, per rank), each rank's RNG state, the adapter, the step logs.
+A restarted worker group (train.max_failures) or a rerun of an interrupted run picks up
+that checkpoint and continues from the exact global step.
 """
 
 from __future__ import annotations
 
+import csv
 import json
 import logging
+import shutil
 import tempfile
 import time
 import warnings
@@ -17,28 +23,38 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
 import torch
 
-from fulcrum.metrics import classification_metrics
-from fulcrum.models.classifier import (
-    build_peft_classifier,
-    load_tokenizer,
-    name_deepspeed_accelerator,
+from fulcrum.models.classifier import load_tokenizer, name_deepspeed_accelerator
+from fulcrum.models.methods import (
+    METHODS,
+    build_trainable_model,
+    parameter_counts,
+    trainable_parameters,
 )
 from fulcrum.recipe import Recipe
 from fulcrum.runtime import quiet_ray_data
-from fulcrum.train.deepspeed_config import deepspeed_config
+from fulcrum.tasks import TASKS, evaluate_counts, model_inputs
 from fulcrum.train.progress import ProgressSink
 from fulcrum.train.steps import (
-    evaluate_confusion,
-    make_collate,
+    AdaLoraBudget,
+    EpochPlan,
+    make_scheduler,
+    peak_memory_mb,
+    rng_state,
     seed_everything,
+    set_rng_state,
     to_device,
-    warmup_linear_decay,
 )
 
 ADAPTER_DIR = "adapter"
 STATE_FILE = "trainer_state.json"
+DEEPSPEED_DIR = "deepspeed"
+RNG_DIR = "rng"
+LOGS_DIR = "logs"
+STEPS_CSV = "steps.csv"
+TENSORBOARD_DIR = "tensorboard"
 
 
 def train_worker(config: dict[str, Any]) -> None:
@@ -47,143 +63,344 @@ def train_worker(config: dict[str, Any]) -> None:
     name_deepspeed_accelerator(train_cfg.use_gpu)
     import deepspeed
     import ray.train
+    import torch.distributed as dist
 
     _quiet_libraries()
     quiet_ray_data()
+    task = TASKS[recipe.task.type]
     label_names: list[str] = config["label_names"]
+    ds_config: dict[str, Any] = config["deepspeed"]
     context = ray.train.get_context()
     rank, world = context.get_world_rank(), context.get_world_size()
     progress = ProgressSink(config.get("progress_queue") if rank == 0 else None)
 
+    train_rows = _materialize(ray.train.get_dataset_shard("train"))
+    plan = EpochPlan(
+        rows=train_rows.num_rows,
+        world=world,
+        batch_size=ds_config["train_micro_batch_size_per_gpu"],
+        accumulation=ds_config["gradient_accumulation_steps"],
+        seed=recipe.seed,
+    )
+    total_steps = plan.steps_per_epoch * train_cfg.epochs
+
     seed_everything(recipe.seed)
     model_dir = Path(config["model_dir"])
-    model = build_peft_classifier(model_dir, label_names, recipe.peft)
-    tokenizer = load_tokenizer(model_dir)
-    collate = make_collate(tokenizer, recipe.model.max_length)
+    model = build_trainable_model(model_dir, label_names, recipe.peft, task, total_steps)
+    collate = task.make_collate(load_tokenizer(model_dir), recipe.model.max_length)
+    counts = parameter_counts(model)
 
-    total_steps = config["steps_per_epoch"] * train_cfg.epochs
-    trainable = [param for param in model.parameters() if param.requires_grad]
-    optimizer = torch.optim.AdamW(trainable, lr=train_cfg.lr, weight_decay=train_cfg.weight_decay)
-    scheduler = warmup_linear_decay(
-        optimizer, int(train_cfg.warmup_ratio * total_steps), total_steps
-    )
-    engine, _, _, _ = deepspeed.initialize(
+    # A user DeepSpeed JSON with its own optimizer/scheduler takes precedence over ours.
+    optimizer = scheduler = None
+    if "optimizer" not in ds_config:
+        optimizer = torch.optim.AdamW(
+            trainable_parameters(model), lr=train_cfg.lr, weight_decay=train_cfg.weight_decay
+        )
+        if "scheduler" not in ds_config:
+            warmup = int(train_cfg.warmup_ratio * total_steps)
+            scheduler = make_scheduler(optimizer, warmup, total_steps, train_cfg.scheduler)
+    engine, _, _, engine_scheduler = deepspeed.initialize(
         model=model,
         optimizer=optimizer,
+        model_parameters=trainable_parameters(model) if optimizer is None else None,
         lr_scheduler=scheduler,
-        config=deepspeed_config(train_cfg),
+        config=ds_config,
         dist_init_required=False,
     )
+    budget = AdaLoraBudget(engine.module) if recipe.peft.method == "adalora" else None
+
+    state = {"global_step": 0, "history": []}
+    logs_dir = Path(tempfile.mkdtemp(prefix="fulcrum-logs-"))
+    resumed_from = ray.train.get_checkpoint()
+    if resumed_from is not None:
+        with resumed_from.as_directory() as checkpoint_dir:
+            state = _restore(engine, Path(checkpoint_dir), rank, logs_dir)
+    logger = StepLogger(logs_dir, enabled=rank == 0)
+    start_step = state["global_step"]
     progress.emit(
         type="message",
-        text=f"{world} DeepSpeed engine(s) ready (ZeRO-{train_cfg.zero_stage}, {engine.device})",
+        text=(
+            f"{world} DeepSpeed engine(s) ready (ZeRO-{train_cfg.zero_stage}, {engine.device}, "
+            f"{train_cfg.resolved_precision}); {recipe.peft.method}: {counts['trainable']:,} of "
+            f"{counts['total']:,} parameters train"
+            + (f"; resumed at step {start_step}" if start_step else "")
+        ),
         clock_start=True,
+        start_step=start_step,
     )
 
-    train_shard = ray.train.get_dataset_shard("train")
-    validation_data = ray.train.get_dataset_shard("validation")
-    history: list[dict[str, Any]] = []
-    global_step = 0
-    for epoch in range(1, train_cfg.epochs + 1):
-        engine.train()
-        loss_sum, loss_count = 0.0, 0
-        window_start, window_samples, window_tokens = time.time(), 0, 0
-        for batch in train_shard.iter_batches(
-            batch_size=train_cfg.batch_size,
-            batch_format="numpy",
-            local_shuffle_buffer_size=4 * train_cfg.batch_size,
-            local_shuffle_seed=recipe.seed * 1000 + epoch,
-        ):
-            inputs = to_device(collate(batch), engine.device)
-            loss = engine(**inputs).loss
-            engine.backward(loss)
-            engine.step()
-            global_step += 1
-            loss_sum += loss.item()
-            loss_count += 1
-            window_samples += len(batch["label"]) * world
-            window_tokens += int(inputs["attention_mask"].sum()) * world
-            if global_step % train_cfg.log_every_steps == 0 or global_step == total_steps:
-                elapsed = max(time.time() - window_start, 1e-9)
-                progress.emit(
-                    type="step",
-                    epoch=epoch,
-                    step=global_step,
-                    loss=loss_sum / loss_count,
-                    lr=scheduler.get_last_lr()[0],
-                    samples_per_s=window_samples / elapsed,
-                    tokens_per_s=window_tokens / elapsed,
-                )
-                window_start, window_samples, window_tokens = time.time(), 0, 0
-
-        metrics = _evaluate(
-            engine, validation_data, collate, len(label_names), rank, world, train_cfg
-        )
-        record = {
-            "epoch": epoch,
-            "step": global_step,
-            "train_loss": loss_sum / max(1, loss_count),
-            **{f"val_{name}": value for name, value in metrics.items()},
-        }
-        history.append(record)
+    def checkpoint(epoch: int, train_loss: float) -> None:
+        metrics = _evaluate(engine, config, collate, task, label_names, rank, world)
+        record = {"epoch": epoch, "step": int(engine.global_steps), "train_loss": train_loss}
+        record |= {f"val_{key}": value for key, value in metrics.items()}
+        state["history"].append(record)
+        state["global_step"] = int(engine.global_steps)
         progress.emit(
             type="epoch",
             epoch=epoch,
             epochs=train_cfg.epochs,
-            metrics={k: v for k, v in record.items() if k not in ("epoch", "step", "val_examples")},
+            step=record["step"],
+            metrics=_scalars(
+                {"train_loss": train_loss, **{f"val_{k}": v for k, v in metrics.items()}}
+            ),
         )
-        _report(engine, record, history, rank)
+        _report(engine, recipe, state, rank, logs_dir, logger)
+
+    first_epoch, skip = plan.position(start_step)
+    if start_step >= total_steps:  # resumed after the last step: measure once more, report
+        checkpoint(
+            train_cfg.epochs,
+            state["history"][-1]["train_loss"] if state["history"] else float("nan"),
+        )
+        return
+    window = _Window()
+    for epoch in range(first_epoch, train_cfg.epochs + 1):
+        engine.train()
+        batches = plan.batches(epoch, rank)
+        for micro, rows in enumerate(batches):
+            if epoch == first_epoch and micro < skip:
+                continue
+            inputs = collate(_rows(train_rows, rows))
+            model_batch = to_device(model_inputs(inputs), engine.device)
+            loss = engine(**model_batch).loss
+            engine.backward(loss)
+            boundary = engine.is_gradient_accumulation_boundary()
+            if budget is not None and boundary:
+                budget.before_step(int(engine.global_steps))
+            engine.step()
+            if budget is not None and boundary:
+                budget.after_step()
+            window.add(loss.item(), len(rows), int(model_batch["attention_mask"].sum()))
+            if not boundary:
+                continue
+            step = int(engine.global_steps)
+            every = train_cfg.checkpoint_every_steps
+            checkpoint_now = micro == len(batches) - 1 or bool(every and step % every == 0)
+            # A log line at every checkpoint too, so each checkpoint's training loss covers
+            # the steps up to it.
+            if step % train_cfg.log_every_steps == 0 or checkpoint_now:
+                row = window.summary(
+                    engine, dist, world, step, epoch, _current_lr(engine_scheduler, engine)
+                )
+                logger.log(row)
+                progress.emit(
+                    type="step",
+                    **{
+                        k: row[k]
+                        for k in ("epoch", "step", "loss", "lr", "samples_per_s", "tokens_per_s")
+                    },
+                )
+                window = _Window()
+            if checkpoint_now:
+                checkpoint(epoch, logger.epoch_loss(epoch))
+    shutil.rmtree(logs_dir, ignore_errors=True)
 
 
-def _evaluate(
-    engine, validation_data, collate, num_labels, rank, world, train_cfg
-) -> dict[str, float]:
-    """Each rank evaluates every world-th batch and the confusion matrices are summed.
-    Under ZeRO-3 every forward pass gathers parameters collectively, so there all ranks
-    must run the same batches: each evaluates everything and rank 0's matrix is used."""
+# --------------------------------------------------------------------------- pieces
+
+
+class _Window:
+    """Loss and throughput since the last log line, on this rank."""
+
+    def __init__(self) -> None:
+        self.started = time.time()
+        self.loss_sum = 0.0
+        self.micro_batches = 0
+        self.samples = 0
+        self.tokens = 0
+
+    def add(self, loss: float, samples: int, tokens: int) -> None:
+        self.loss_sum += loss
+        self.micro_batches += 1
+        self.samples += samples
+        self.tokens += tokens
+
+    def summary(self, engine, dist, world: int, step: int, epoch: int, lr: float) -> dict[str, Any]:
+        """One collective per log line: loss averaged over ranks, throughput summed, and
+        every rank's peak memory."""
+        elapsed = max(time.time() - self.started, 1e-9)
+        rss_mb, gpu_mb = peak_memory_mb(engine.device)
+        local = torch.tensor(
+            [self.loss_sum, self.micro_batches, self.samples, self.tokens, rss_mb, gpu_mb],
+            dtype=torch.float64,
+            device=engine.device,
+        )
+        gathered = [torch.zeros_like(local) for _ in range(world)]
+        dist.all_gather(gathered, local)
+        table = torch.stack(gathered).cpu().numpy()
+        row = {
+            "step": step,
+            "epoch": epoch,
+            "loss": float(table[:, 0].sum() / max(table[:, 1].sum(), 1)),
+            "lr": lr,
+            "samples_per_s": float(table[:, 2].sum() / elapsed),
+            "tokens_per_s": float(table[:, 3].sum() / elapsed),
+            "time": time.time(),
+        }
+        for rank_index in range(world):
+            row[f"peak_rss_mb_rank{rank_index}"] = round(float(table[rank_index, 4]), 1)
+            row[f"peak_gpu_mb_rank{rank_index}"] = round(float(table[rank_index, 5]), 1)
+        return row
+
+
+class StepLogger:
+    """Rank 0's step log: a CSV and TensorBoard events, kept in the checkpoint so a resumed
+    run continues the same files and the artifact gets the whole history."""
+
+    def __init__(self, directory: Path, enabled: bool) -> None:
+        self.directory = directory
+        self.enabled = enabled
+        self.rows: list[dict[str, Any]] = []
+        csv_path = directory / STEPS_CSV
+        if enabled and csv_path.is_file():
+            with open(csv_path, newline="") as handle:
+                self.rows = [
+                    {k: _number(v) for k, v in row.items()} for row in csv.DictReader(handle)
+                ]
+        self._writer = None
+
+    def log(self, row: dict[str, Any]) -> None:
+        if not self.enabled:
+            return
+        self.rows.append(row)
+        if self._writer is None:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self._writer = SummaryWriter(str(self.directory / TENSORBOARD_DIR))
+        for key in ("loss", "lr", "samples_per_s", "tokens_per_s"):
+            self._writer.add_scalar(f"train/{key}", row[key], row["step"])
+        for key, value in row.items():
+            if key.startswith("peak_"):
+                self._writer.add_scalar(f"memory/{key}", value, row["step"])
+
+    def log_eval(self, step: int, metrics: dict[str, float]) -> None:
+        if self.enabled and self._writer is not None:
+            for key, value in metrics.items():
+                self._writer.add_scalar(f"validation/{key}", value, step)
+
+    def epoch_loss(self, epoch: int) -> float:
+        losses = [row["loss"] for row in self.rows if row["epoch"] == epoch]
+        return float(np.mean(losses)) if losses else float("nan")
+
+    def flush(self) -> None:
+        if not self.enabled:
+            return
+        if self._writer is not None:
+            self._writer.flush()
+        if self.rows:
+            fields = list(dict.fromkeys(key for row in self.rows for key in row))
+            with open(self.directory / STEPS_CSV, "w", newline="") as handle:
+                writer = csv.DictWriter(handle, fieldnames=fields)
+                writer.writeheader()
+                writer.writerows(self.rows)
+
+
+def _materialize(iterator) -> pa.Table:
+    """The whole training table on every rank: the epoch plan picks rows by index."""
+    return pa.concat_tables(list(iterator.iter_batches(batch_size=None, batch_format="pyarrow")))
+
+
+def _rows(table: pa.Table, indices: np.ndarray) -> dict[str, Any]:
+    chunk = table.take(pa.array(indices))
+    return {name: chunk.column(name).to_pylist() for name in chunk.column_names}
+
+
+def _current_lr(scheduler, engine) -> float:
+    if scheduler is not None:
+        return float(scheduler.get_last_lr()[0])
+    return float(engine.get_lr()[0])
+
+
+def _evaluate(engine, config, collate, task, label_names, rank, world) -> dict[str, Any]:
+    """Each rank evaluates every world-th batch and the counts are summed. Under ZeRO-3
+    each forward gathers parameters collectively, so there all ranks run every batch and
+    rank 0's counts are used."""
+    import ray.train
     import torch.distributed as dist
 
-    partitioned = train_cfg.zero_stage == 3
+    partitioned = engine.zero_optimization_stage() == 3
     engine.eval()
+    validation = ray.train.get_dataset_shard("validation")
     batches = (
         collate(batch)
         for index, batch in enumerate(
-            validation_data.iter_batches(batch_size=train_cfg.batch_size, batch_format="numpy")
+            validation.iter_batches(batch_size=config["eval_batch_size"], batch_format="numpy")
         )
         if partitioned or index % world == rank
     )
-    confusion = evaluate_confusion(engine, batches, num_labels, engine.device)
+    counts = evaluate_counts(engine, batches, task, label_names, engine.device)
     if not partitioned and world > 1:
-        summed = torch.as_tensor(confusion, dtype=torch.float64)
+        summed = torch.as_tensor(counts, dtype=torch.float64, device=engine.device)
         dist.all_reduce(summed)
-        confusion = summed.numpy().astype(np.int64)
+        counts = summed.cpu().numpy().astype(np.int64)
     engine.train()
-    return classification_metrics(confusion)
+    return task.metrics(counts, label_names)
 
 
-def _report(engine, record: dict[str, Any], history: list[dict[str, Any]], rank: int) -> None:
-    """Every rank calls report (it is a barrier); only rank 0 attaches files. Under ZeRO-3
-    parameters are partitioned, so they are gathered before the adapter is written,
-    otherwise the saved LoRA weights would be empty."""
+def _report(
+    engine, recipe: Recipe, state: dict[str, Any], rank: int, logs_dir: Path, logger: StepLogger
+) -> None:
+    """Every rank writes its part of the checkpoint and calls report (a barrier); Ray Train
+    merges the parts into one directory. Under ZeRO-3 parameters are partitioned, so they
+    are gathered before the adapter is written, or the saved weights would be empty."""
     import deepspeed
     import ray.train
 
-    model = engine.module
-    gather = engine.zero_optimization_stage() == 3
-    params = [param for param in model.parameters() if param.requires_grad]
-    with deepspeed.zero.GatheredParameters(params, modifier_rank=None, enabled=gather):
-        with tempfile.TemporaryDirectory() as checkpoint_dir:
-            checkpoint = None
+    record = state["history"][-1]
+    logger.log_eval(
+        record["step"], _scalars({k[4:]: v for k, v in record.items() if k.startswith("val_")})
+    )
+    logger.flush()
+    with tempfile.TemporaryDirectory() as checkpoint_dir:
+        directory = Path(checkpoint_dir)
+        # Frozen base weights are not saved: the base model is on every node already.
+        engine.save_checkpoint(
+            str(directory / DEEPSPEED_DIR), tag="state", exclude_frozen_parameters=True
+        )
+        (directory / RNG_DIR).mkdir()
+        torch.save(rng_state(), directory / RNG_DIR / f"rank{rank}.pt")
+        model = engine.module
+        gather = engine.zero_optimization_stage() == 3
+        with deepspeed.zero.GatheredParameters(
+            trainable_parameters(model), modifier_rank=None, enabled=gather
+        ):
             if rank == 0:
-                model.save_pretrained(Path(checkpoint_dir) / ADAPTER_DIR)
-                state = {
-                    "epoch": record["epoch"],
-                    "global_step": record["step"],
-                    "history": history,
-                }
-                (Path(checkpoint_dir) / STATE_FILE).write_text(json.dumps(state, indent=2))
-                checkpoint = ray.train.Checkpoint.from_directory(checkpoint_dir)
-            ray.train.report(record, checkpoint=checkpoint)
+                METHODS[recipe.peft.method].save(model, directory / ADAPTER_DIR)
+        if rank == 0:
+            (directory / STATE_FILE).write_text(json.dumps(state, indent=2))
+            shutil.copytree(logs_dir, directory / LOGS_DIR)
+        ray.train.report(
+            _scalars(record), checkpoint=ray.train.Checkpoint.from_directory(checkpoint_dir)
+        )
+
+
+def _restore(engine, checkpoint_dir: Path, rank: int, logs_dir: Path) -> dict[str, Any]:
+    engine.load_checkpoint(
+        str(checkpoint_dir / DEEPSPEED_DIR),
+        tag="state",
+        load_module_strict=False,
+        load_optimizer_states=True,
+        load_lr_scheduler_states=True,
+    )
+    rng_file = checkpoint_dir / RNG_DIR / f"rank{rank}.pt"
+    if rng_file.is_file():
+        set_rng_state(torch.load(rng_file, weights_only=False))
+    if (checkpoint_dir / LOGS_DIR).is_dir():
+        shutil.copytree(checkpoint_dir / LOGS_DIR, logs_dir, dirs_exist_ok=True)
+    return json.loads((checkpoint_dir / STATE_FILE).read_text())
+
+
+def _scalars(metrics: dict[str, Any]) -> dict[str, Any]:
+    """Ray Train scores checkpoints on flat numbers; nested detail stays in the history."""
+    return {key: value for key, value in metrics.items() if isinstance(value, int | float)}
+
+
+def _number(text: str) -> Any:
+    try:
+        number = float(text)
+    except ValueError:
+        return text
+    return int(number) if number.is_integer() and "." not in text and "e" not in text else number
 
 
 def _quiet_libraries() -> None:

@@ -1,0 +1,70 @@
+"""Fine-tuning methods: what trains, what is saved, and what comes back."""
+
+import pytest
+import torch
+
+from fulcrum.errors import ModelError
+from fulcrum.models.methods import METHODS, build_trainable_model, preflight, restore_model
+from fulcrum.models.prefix import add_prefix
+from fulcrum.recipe import PeftSection
+from fulcrum.tasks import SEQUENCE_CLASSIFICATION, TOKEN_CLASSIFICATION
+
+LABELS = ["a", "b", "c"]
+
+
+@pytest.mark.parametrize("method", sorted(METHODS))
+@pytest.mark.parametrize(
+    "task", [SEQUENCE_CLASSIFICATION, TOKEN_CLASSIFICATION], ids=lambda t: t.name
+)
+def test_preflight_accepts_every_method_on_bert(tiny_bert_dir, method, task):
+    counts = preflight(tiny_bert_dir, ["O", "B-X", "I-X"], PeftSection(method=method, r=2), task)
+    assert 0 < counts["trainable"] <= counts["total"]
+    if method == "full":
+        assert counts["trainable"] == counts["total"]
+
+
+def test_preflight_names_method_and_model_when_targets_are_missing(tiny_bert_dir):
+    with pytest.raises(
+        ModelError, match=r"peft.method lora cannot wrap BertForSequenceClassification"
+    ):
+        preflight(
+            tiny_bert_dir, LABELS, PeftSection(target_modules=["q_proj"]), SEQUENCE_CLASSIFICATION
+        )
+
+
+def test_prefix_refuses_models_without_bert_style_attention():
+    with pytest.raises(
+        ModelError, match="peft.method prefix: Linear has no BERT-style self-attention"
+    ):
+        add_prefix(torch.nn.Linear(2, 2), 4)
+
+
+def test_head_only_trains_exactly_the_new_head(tiny_bert_dir):
+    model = build_trainable_model(
+        tiny_bert_dir, LABELS, PeftSection(method="head_only"), SEQUENCE_CLASSIFICATION, 10
+    )
+    trainable = sorted(name for name, p in model.named_parameters() if p.requires_grad)
+    assert trainable == ["classifier.bias", "classifier.weight"]
+
+
+@pytest.mark.parametrize("method", ["lora", "ia3", "adalora", "prefix", "head_only", "full"])
+def test_saved_adapter_restores_the_same_predictions(tiny_bert_dir, tmp_path, method):
+    torch.manual_seed(0)
+    section = PeftSection(method=method, r=2, num_virtual_tokens=3)
+    model = build_trainable_model(tiny_bert_dir, LABELS, section, SEQUENCE_CLASSIFICATION, 10)
+    with torch.no_grad():  # move every trainable weight away from its initial value
+        for parameter in model.parameters():
+            if parameter.requires_grad:
+                parameter.add_(torch.randn_like(parameter) * 0.1)
+    model.eval()
+    METHODS[method].save(model, tmp_path / "adapter")
+    restored = restore_model(
+        tiny_bert_dir, tmp_path / "adapter", LABELS, section, SEQUENCE_CLASSIFICATION
+    )
+    inputs = {
+        "input_ids": torch.tensor([[101, 2000, 2001, 102]]),
+        "attention_mask": torch.ones(1, 4, dtype=torch.long),
+    }
+    with torch.no_grad():
+        expected, got = model(**inputs).logits, restored(**inputs).logits
+    assert torch.allclose(expected, got, atol=1e-5), (expected, got)
