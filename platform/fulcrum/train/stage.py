@@ -64,7 +64,8 @@ def train(recipe: Recipe, output_dir: str | Path | None = None) -> Path:
     best_checkpoint, best_metrics = _best(result, recipe.metric)
     with result.checkpoint.as_directory() as latest_dir:
         latest = Path(latest_dir)
-        history = json.loads((latest / STATE_FILE).read_text())["history"]
+        final_state = json.loads((latest / STATE_FILE).read_text())
+        history = final_state["history"]
         with best_checkpoint.as_directory() as best_dir, staged_artifact(artifact_dir) as staging:
             evaluation = _assemble(staging, Path(best_dir), model_dir, splits, recipe)
             if (latest / LOGS_DIR).is_dir():
@@ -82,6 +83,7 @@ def train(recipe: Recipe, output_dir: str | Path | None = None) -> Path:
                     if key.startswith("val_")
                 },
                 "parameters": counts,
+                "workers": final_state.get("workers", []),
                 "history": history,
                 "train_seconds": round(time.time() - started, 1),
             }
@@ -111,8 +113,9 @@ def train(recipe: Recipe, output_dir: str | Path | None = None) -> Path:
             )
     # The artifact holds everything worth keeping; Ray's copies of the checkpoints go.
     shutil.rmtree(Path(result.path), ignore_errors=True)
-    with contextlib.suppress(OSError):
-        Path(result.path).parent.rmdir()  # only when no other run's checkpoints are there
+    if recipe.train.storage_path is None:
+        with contextlib.suppress(OSError):
+            Path(storage).rmdir()  # our default folder, once no other run's checkpoints are there
     return artifact_dir
 
 

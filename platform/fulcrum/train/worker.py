@@ -109,12 +109,14 @@ def train_worker(config: dict[str, Any]) -> None:
     )
     budget = AdaLoraBudget(engine.module) if recipe.peft.method == "adalora" else None
 
-    state = {"global_step": 0, "history": []}
+    state = {"global_step": 0, "history": [], "workers": _placement(dist, world)}
     logs_dir = Path(tempfile.mkdtemp(prefix="fulcrum-logs-"))
     resumed_from = ray.train.get_checkpoint()
     if resumed_from is not None:
         with resumed_from.as_directory() as checkpoint_dir:
-            state = _restore(engine, Path(checkpoint_dir), rank, logs_dir)
+            state = _restore(engine, Path(checkpoint_dir), rank, logs_dir) | {
+                "workers": state["workers"]
+            }
     logger = StepLogger(logs_dir, enabled=rank == 0)
     start_step = state["global_step"]
     progress.emit(
@@ -293,6 +295,19 @@ class StepLogger:
                 writer = csv.DictWriter(handle, fieldnames=fields)
                 writer.writeheader()
                 writer.writerows(self.rows)
+
+
+def _placement(dist, world: int) -> list[dict[str, Any]]:
+    """Where each rank runs (node and host), for the record: a multi-node run should show
+    its ranks spread over nodes."""
+    import socket
+
+    import ray
+
+    mine = {"node_id": ray.get_runtime_context().get_node_id(), "host": socket.gethostname()}
+    everyone: list[Any] = [None] * world
+    dist.all_gather_object(everyone, mine)
+    return [{"rank": rank, **where} for rank, where in enumerate(everyone)]
 
 
 def _materialize(iterator) -> pa.Table:
