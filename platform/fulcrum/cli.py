@@ -169,19 +169,39 @@ def _serve_launcher():
     return launch
 
 
+SUMMARY_FIELDS = {  # what a person reads first, per task
+    "sequence_classification": (
+        ("accuracy", "accuracy"),
+        ("macro_f1", "macro-F1"),
+        ("examples", "examples"),
+    ),
+    "token_classification": (
+        ("f1", "entity F1"),
+        ("precision", "precision"),
+        ("recall", "recall"),
+        ("entities", "entities"),
+    ),
+}
+
+
 def _print_training_summary(artifact: Path) -> None:
     from fulcrum.artifacts import open_artifact
 
-    metrics = open_artifact(artifact, kind="train", verify=False).metrics
+    opened = open_artifact(artifact, kind="train", verify=False)
+    metrics = opened.metrics
     for split in ("validation", "test"):
-        if metrics.get(split):
-            values = metrics[split]
-            print(
-                f"{split}: accuracy {values['accuracy']:.4f}  macro-F1 {values['macro_f1']:.4f}  "
-                f"({values['examples']} examples)"
-            )
+        values = metrics.get(split)
+        if values:
+            parts = [
+                f"{label} {values[key]}"
+                if isinstance(values[key], int)
+                else f"{label} {values[key]:.4f}"
+                for key, label in SUMMARY_FIELDS[opened.manifest["task"]]
+            ]
+            print(f"{split}: " + "  ".join(parts))
     print(
-        f"training artifact: {artifact} (best epoch {metrics['best_epoch']}, {metrics['train_seconds']:.0f}s)"
+        f"training artifact: {artifact} (best: epoch {metrics['best_epoch']}, step "
+        f"{metrics['best_step']}; {metrics['train_seconds']:.0f}s)"
     )
 
 

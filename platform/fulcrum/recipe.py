@@ -37,8 +37,15 @@ class DataSection(Section):
         None, description="Validation file; carved from `train` when absent."
     )
     test: str | None = Field(None, description="Test file; carved from `train` when absent.")
-    format: Literal["auto", "csv", "tsv", "jsonl", "parquet", "conll"] = Field(
-        "auto", description="File format; `auto` goes by the file extension."
+    format: Literal["auto", "csv", "tsv", "jsonl", "parquet", "lines", "conll"] = Field(
+        "auto",
+        description="File format; `auto` goes by the file extension. `lines`: one "
+        "`text<separator>label` per line.",
+    )
+    separator: str = Field(
+        "@",
+        min_length=1,
+        description="`lines` format: text and label split at its last occurrence.",
     )
     encoding: str = Field("utf-8", description="Text encoding of csv/tsv/conll files.")
     text_column: str = Field("text", min_length=1, description="Column holding the input text.")

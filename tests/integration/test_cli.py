@@ -33,7 +33,7 @@ def test_fulcrum_run_trains_exports_serves_and_answers(ray_cluster, tiny_recipe_
         r"\[train\] step 6/6 \(100%\) epoch 1 loss \d\.\d{4} lr .* samples/s .* tokens/s ETA",
         output,
     )
-    assert re.search(r"validation: accuracy \d\.\d{4}  macro-F1 \d\.\d{4}  \(18 examples\)", output)
+    assert re.search(r"validation: accuracy \d\.\d{4}  macro-F1 \d\.\d{4}  examples 18", output)
     assert "[export] parity on 18 validation texts" in output
     answers = re.findall(
         r"\[serve\] POST /predict '(.*)' -> (apple|car|tax) \((\d\.\d\d)\)", output

@@ -174,3 +174,41 @@ def test_crlf_and_quoted_newlines(tmp_path):
     table = read(path)
     assert table.column("label").to_pylist() == ["a", "b"]
     assert table.column("text")[0].as_py().replace("\r", "") == "two\nlines"
+
+
+def test_lines_format_splits_on_the_last_separator(tmp_path):
+    path = tmp_path / "phrases.txt"
+    path.write_text("Profit rose to EUR 5 @ 10 % .@positive\n\nSales fell .@negative\n")
+    table = read(path, file_format="lines")
+    assert table.to_pylist() == [
+        {"text": "Profit rose to EUR 5 @ 10 % .", "label": "positive"},
+        {"text": "Sales fell .", "label": "negative"},
+    ]
+
+
+def test_lines_format_errors(tmp_path):
+    path = tmp_path / "phrases.txt"
+    path.write_text("fine@positive\nno label here\n")
+    with pytest.raises(DataError, match=r"phrases.txt, line 2: no '@' between text and label"):
+        read(path, file_format="lines")
+    path.write_bytes(b"caf\xe9@neutral\n")
+    with pytest.raises(DataError, match=r"phrases.txt, line 1: bytes that are not valid utf-8"):
+        read(path, file_format="lines")
+    assert read(path, file_format="lines", encoding="latin-1").column("text")[0].as_py() == "café"
+
+
+def test_financial_phrasebank_reads_as_is():
+    from pathlib import Path
+
+    source = (
+        Path(__file__).resolve().parents[3]
+        / "shared"
+        / "data"
+        / "financial_phrasebank"
+        / "Sentences_AllAgree.txt"
+    )
+    if not source.is_file():
+        pytest.skip("shared data not present")
+    table = read(source, file_format="lines")
+    assert table.num_rows == 2264
+    assert set(table.column("label").to_pylist()) == {"positive", "neutral", "negative"}

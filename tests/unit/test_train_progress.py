@@ -44,3 +44,24 @@ def test_format_seconds():
     assert format_seconds(5.2) == "5s"
     assert format_seconds(125) == "2m05s"
     assert format_seconds(float("nan")) == "?"
+
+
+def test_resumed_run_counts_its_rate_from_where_it_resumed():
+    stream = io.StringIO()
+    printer = ProgressPrinter(total_steps=100, stream=stream)
+    printer.handle(
+        {"type": "message", "text": "ready", "time": 0.0, "clock_start": True, "start_step": 60}
+    )
+    printer.handle(
+        {
+            "type": "step",
+            "time": 10.0,
+            "epoch": 3,
+            "step": 80,
+            "loss": 0.1,
+            "lr": 1e-4,
+            "samples_per_s": 1.0,
+            "tokens_per_s": 1.0,
+        }
+    )
+    assert stream.getvalue().splitlines()[-1].endswith("ETA 10s")  # 20 steps in 10 s, 20 to go

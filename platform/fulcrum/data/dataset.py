@@ -104,6 +104,7 @@ def _read_texts(data: DataSection, path: str) -> pa.Table:
         label_column=data.label_column,
         file_format=data.format,
         encoding=data.encoding,
+        separator=data.separator,
         declared_labels=data.labels,
     )
 

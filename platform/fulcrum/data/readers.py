@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import pyarrow as pa
@@ -23,7 +24,14 @@ from fulcrum.errors import DataError
 TEXT, LABEL = "text", "label"
 MAX_LISTED_PROBLEMS = 5
 
-Reader = Callable[[Path, list[str], str], pa.Table]
+
+@dataclass(frozen=True)
+class ReadOptions:
+    encoding: str = "utf-8"
+    separator: str = "@"  # `lines` format: text<separator>label, split on the last one
+
+
+Reader = Callable[[Path, list[str], ReadOptions], pa.Table]
 
 
 def read_labelled_file(
@@ -33,6 +41,7 @@ def read_labelled_file(
     label_column: str,
     file_format: str = "auto",
     encoding: str = "utf-8",
+    separator: str = "@",
     declared_labels: list[str] | None = None,
 ) -> pa.Table:
     """Read a file into a table with columns `text` and `label` (both strings), or raise a
@@ -42,7 +51,7 @@ def read_labelled_file(
         raise DataError(f"{path}: data file not found")
     reader = READERS[detect_format(path, file_format)]
     columns = [text_column, label_column]
-    table = reader(path, columns, encoding)
+    table = reader(path, columns, ReadOptions(encoding=encoding, separator=separator))
     _require_columns(path, table, columns)
     table = pa.table(
         {
@@ -71,7 +80,8 @@ def detect_format(path: Path, file_format: str) -> str:
 
 
 def _read_delimited(delimiter: str, quoted: bool) -> Reader:
-    def read(path: Path, columns: list[str], encoding: str) -> pa.Table:
+    def read(path: Path, columns: list[str], options: ReadOptions) -> pa.Table:
+        encoding = options.encoding
         ragged: list[pacsv.InvalidRow] = []
 
         def on_invalid_row(row: pacsv.InvalidRow) -> str:
@@ -109,7 +119,7 @@ def _read_delimited(delimiter: str, quoted: bool) -> Reader:
     return read
 
 
-def _read_jsonl(path: Path, columns: list[str], encoding: str) -> pa.Table:
+def _read_jsonl(path: Path, columns: list[str], options: ReadOptions) -> pa.Table:
     try:
         table = pajson.read_json(path)
         # The JSON reader does not check that strings are valid UTF-8; a full validation does.
@@ -119,7 +129,31 @@ def _read_jsonl(path: Path, columns: list[str], encoding: str) -> pa.Table:
         raise locate_read_error(path, "utf-8", error) from None
 
 
-def _read_parquet(path: Path, columns: list[str], encoding: str) -> pa.Table:
+def _read_lines(path: Path, columns: list[str], options: ReadOptions) -> pa.Table:
+    """One example per line, `text<separator>label`, split on the LAST separator so the
+    text may contain it (Financial PhraseBank's `sentence@label`). Blank lines are skipped."""
+    texts, labels = [], []
+    try:
+        content = path.read_bytes().decode(options.encoding)
+    except UnicodeDecodeError as error:
+        raise locate_read_error(path, options.encoding, error) from None
+    except LookupError:
+        raise DataError(f"{path}: unknown encoding {options.encoding!r} (data.encoding)") from None
+    for number, line in enumerate(content.splitlines(), start=1):
+        if not line.strip():
+            continue
+        text, found, label = line.rpartition(options.separator)
+        if not found:
+            raise DataError(
+                f"{path}, line {number}: no {options.separator!r} between text and label "
+                "(data.separator)"
+            )
+        texts.append(text.strip())
+        labels.append(label.strip())
+    return pa.table({columns[0]: texts, columns[1]: labels})
+
+
+def _read_parquet(path: Path, columns: list[str], options: ReadOptions) -> pa.Table:
     try:
         return pq.read_table(path)
     except (pa.ArrowInvalid, OSError) as error:
@@ -131,6 +165,7 @@ READERS: dict[str, Reader] = {
     "tsv": _read_delimited("\t", quoted=False),
     "jsonl": _read_jsonl,
     "parquet": _read_parquet,
+    "lines": _read_lines,
 }
 EXTENSIONS = {
     ".csv": "csv",

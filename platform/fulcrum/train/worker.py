@@ -67,6 +67,8 @@ def train_worker(config: dict[str, Any]) -> None:
 
     _quiet_libraries()
     quiet_ray_data()
+    # As many intra-op threads as CPUs reserved: more would contend with the other ranks.
+    torch.set_num_threads(max(1, int(train_cfg.cpus_per_worker)))
     task = TASKS[recipe.task.type]
     label_names: list[str] = config["label_names"]
     ds_config: dict[str, Any] = config["deepspeed"]
@@ -180,7 +182,8 @@ def train_worker(config: dict[str, Any]) -> None:
             checkpoint_now = micro == len(batches) - 1 or bool(every and step % every == 0)
             # A log line at every checkpoint too, so each checkpoint's training loss covers
             # the steps up to it.
-            if step % train_cfg.log_every_steps == 0 or checkpoint_now:
+            logged = step % train_cfg.log_every_steps == 0 or checkpoint_now
+            if logged:
                 row = window.summary(
                     engine, dist, world, step, epoch, _current_lr(engine_scheduler, engine)
                 )
@@ -192,9 +195,10 @@ def train_worker(config: dict[str, Any]) -> None:
                         for k in ("epoch", "step", "loss", "lr", "samples_per_s", "tokens_per_s")
                     },
                 )
-                window = _Window()
             if checkpoint_now:
                 checkpoint(epoch, logger.epoch_loss(epoch))
+            if logged:  # after the checkpoint: throughput counts training, not evaluation
+                window = _Window()
     shutil.rmtree(logs_dir, ignore_errors=True)
 
 

@@ -1,0 +1,75 @@
+"""Shared by the benchmark scripts: where the real data lives, tables, result files."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import sys
+from pathlib import Path
+from typing import Any
+
+REPOSITORY = Path(__file__).resolve().parents[1]
+SHARED_DATA = Path(os.environ.get("FULCRUM_SHARED_DATA", REPOSITORY.parent / "shared" / "data"))
+RESULTS = REPOSITORY / "benchmarks" / "results"
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+sys.path.insert(0, str(REPOSITORY / "platform"))
+
+
+def data_file(*parts: str) -> str:
+    path = SHARED_DATA.joinpath(*parts)
+    if not path.is_file():
+        raise SystemExit(f"{path}: not found; set FULCRUM_SHARED_DATA to the shared data folder")
+    return str(path)
+
+
+def table(rows: list[dict[str, Any]], columns: list[tuple[str, str]]) -> str:
+    """A Markdown table: columns are (key, header); floats get 3 significant decimals."""
+
+    def cell(value: Any) -> str:
+        if isinstance(value, float):
+            return f"{value:.3f}" if abs(value) < 100 else f"{value:,.0f}"
+        return str(value)
+
+    lines = ["| " + " | ".join(header for _, header in columns) + " |", "|" + "---|" * len(columns)]
+    lines += [
+        "| " + " | ".join(cell(row.get(key, "")) for key, _ in columns) + " |" for row in rows
+    ]
+    return "\n".join(lines)
+
+
+def machine() -> dict[str, Any]:
+    import torch
+
+    return {
+        "cpus": os.cpu_count(),
+        "platform": platform.platform(),
+        "torch": torch.__version__,
+        "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+    }
+
+
+def write_results(name: str, content: dict[str, Any]) -> Path:
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    target = RESULTS / f"{name}.json"
+    target.write_text(json.dumps({"machine": machine(), **content}, indent=2) + "\n")
+    return target
+
+
+def steps_csv_rates(artifact_dir: Path, skip_first: int = 1) -> dict[str, float]:
+    """Steady-state throughput from a training artifact's step log (first windows skipped:
+    they include engine start-up and the first allocations)."""
+    import csv
+
+    with open(Path(artifact_dir) / "logs" / "steps.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))[skip_first:]
+    samples = [float(row["samples_per_s"]) for row in rows]
+    tokens = [float(row["tokens_per_s"]) for row in rows]
+    memory = max(float(v) for row in rows for k, v in row.items() if k.startswith("peak_rss_mb"))
+    return {
+        "samples_per_s": sum(samples) / len(samples),
+        "tokens_per_s": sum(tokens) / len(tokens),
+        "peak_rss_mb": memory,
+    }
