@@ -25,6 +25,18 @@ def data_file(*parts: str) -> str:
     return str(path)
 
 
+def phrasebank_data(subset: str = "AllAgree") -> dict[str, Any]:
+    """Financial PhraseBank as a recipe's data section: seeded 80/10/10 stratified split.
+    50/66/75Agree are ISO-8859-1; AllAgree is UTF-8 in this copy."""
+    return {
+        "path": data_file("financial_phrasebank", f"Sentences_{subset}.txt"),
+        "format": "lines",
+        "encoding": "utf-8" if subset == "AllAgree" else "latin-1",
+        "validation_fraction": 0.1,
+        "test_fraction": 0.1,
+    }
+
+
 def table(rows: list[dict[str, Any]], columns: list[tuple[str, str]]) -> str:
     """A Markdown table: columns are (key, header); floats get 3 significant decimals."""
 

@@ -17,7 +17,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import RESULTS, data_file, steps_csv_rates, table, write_results
+from common import RESULTS, phrasebank_data, steps_csv_rates, table, write_results
 
 # Per method: epochs, peak learning rate and method options; higher rates for methods
 # that train few parameters, the usual 1e-4 range for full fine-tuning.
@@ -46,12 +46,7 @@ def recipe_dict(method: str, output_dir: str) -> dict:
         "name": f"fpb-{method}",
         "seed": 13,
         "output_dir": output_dir,
-        "data": {
-            "path": data_file("financial_phrasebank", "Sentences_AllAgree.txt"),
-            "format": "lines",
-            "validation_fraction": 0.1,
-            "test_fraction": 0.1,
-        },
+        "data": phrasebank_data(),
         "model": {"base": "builtin:minilm", "max_length": 64},
         "peft": {"method": method, **options},
         "train": {

@@ -21,7 +21,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import data_file, steps_csv_rates, table, write_results
+from common import phrasebank_data, steps_csv_rates, table, write_results
 
 SEED = 13
 BATCH = 32
@@ -33,12 +33,7 @@ def recipe_dict(output_dir: str, epochs: int, workers: int, zero: int) -> dict:
         "name": f"throughput-{workers}w-z{zero}",
         "seed": SEED,
         "output_dir": output_dir,
-        "data": {
-            "path": data_file("financial_phrasebank", "Sentences_AllAgree.txt"),
-            "format": "lines",
-            "validation_fraction": 0.1,
-            "test_fraction": 0.1,
-        },
+        "data": phrasebank_data(),
         "model": {"base": "builtin:minilm", "max_length": MAX_LENGTH},
         "peft": {"method": "lora", "r": 8, "alpha": 16, "target_modules": ["query", "value"]},
         "train": {

@@ -52,41 +52,55 @@ def parameter_counts(model: nn.Module) -> dict[str, int]:
 # --------------------------------------------------------------------------- PEFT adapters
 
 
-def _peft_config(section: PeftSection, task: Task, total_steps: int):
-    import peft
+def _lora(section: PeftSection, task_type, total_steps: int):
+    from peft import LoraConfig
 
-    task_type = getattr(peft.TaskType, task.peft_task_type)
-    if section.method == "lora":
-        return peft.LoraConfig(
-            task_type=task_type,
-            r=section.r,
-            lora_alpha=section.alpha,
-            lora_dropout=section.dropout,
-            target_modules=section.target_modules,
-        )
-    if section.method == "adalora":
-        return peft.AdaLoraConfig(
-            task_type=task_type,
-            init_r=section.adalora_init_r,
-            target_r=section.r,
-            lora_alpha=section.alpha,
-            lora_dropout=section.dropout,
-            target_modules=section.target_modules,
-            total_step=max(total_steps, 1),
-            tinit=int(section.adalora_warmup * total_steps),
-            tfinal=int(section.adalora_final * total_steps),
-            deltaT=section.adalora_interval,
-        )
-    return peft.IA3Config(task_type=task_type, target_modules=section.target_modules)
+    return LoraConfig(
+        task_type=task_type,
+        r=section.r,
+        lora_alpha=section.alpha,
+        lora_dropout=section.dropout,
+        target_modules=section.target_modules,
+    )
+
+
+def _adalora(section: PeftSection, task_type, total_steps: int):
+    from peft import AdaLoraConfig
+
+    # The rank schedule is in steps in PEFT, in shares of the run in the recipe.
+    return AdaLoraConfig(
+        task_type=task_type,
+        init_r=section.adalora_init_r,
+        target_r=section.r,
+        lora_alpha=section.alpha,
+        lora_dropout=section.dropout,
+        target_modules=section.target_modules,
+        total_step=max(total_steps, 1),
+        tinit=int(section.adalora_warmup * total_steps),
+        tfinal=int(section.adalora_final * total_steps),
+        deltaT=section.adalora_interval,
+    )
+
+
+def _ia3(section: PeftSection, task_type, total_steps: int):
+    from peft import IA3Config
+
+    return IA3Config(task_type=task_type, target_modules=section.target_modules)
+
+
+PEFT_CONFIGS = {"lora": _lora, "adalora": _adalora, "ia3": _ia3}
 
 
 def _peft_wrap(model, head, section, task, total_steps):
-    from peft import get_peft_model
+    import peft
 
     # SEQ_CLS/TOKEN_CLS make PEFT train and save the new head (modules_to_save) beside the
     # adapter; without it the head would stay at its random initialisation.
+    task_type = getattr(peft.TaskType, task.peft_task_type)
     try:
-        return get_peft_model(model, _peft_config(section, task, total_steps))
+        return peft.get_peft_model(
+            model, PEFT_CONFIGS[section.method](section, task_type, total_steps)
+        )
     except Exception as error:  # PEFT's own error types vary by version; say which pair failed
         raise ModelError(
             f"peft.method {section.method} cannot wrap {type(model).__name__}: {error}"
@@ -158,7 +172,7 @@ def _restore_trainable(base, directory: Path):
 
 METHODS: dict[str, Method] = {
     name: Method(name, _peft_wrap, _peft_save, _peft_restore, uses_peft=True)
-    for name in ("lora", "adalora", "ia3")
+    for name in PEFT_CONFIGS
 } | {
     "prefix": Method("prefix", _prefix_wrap, _save_trainable, _restore_trainable),
     "head_only": Method("head_only", _head_only_wrap, _save_trainable, _restore_trainable),
