@@ -21,13 +21,20 @@ def test_lines_carry_rates_and_eta_from_engine_start():
             "tokens_per_s": 900.0,
         }
     )
-    printer.handle({"type": "epoch", "epoch": 1, "epochs": 4, "metrics": {"val_accuracy": 0.875}})
+    printer.handle(
+        {
+            "type": "epoch",
+            "epoch": 1,
+            "epochs": 4,
+            "metrics": {"val_accuracy": 0.875, "val_entities": 12},
+        }
+    )
     lines = stream.getvalue().splitlines()
     assert lines[0] == "[train] engines ready"
     assert lines[1] == (
         "[train] step 25/100 (25%) epoch 1 loss 0.5000 lr 1.00e-03 80.0 samples/s 900 tokens/s ETA 30s"
     )
-    assert lines[2] == "[train] epoch 1/4: val_accuracy 0.8750"
+    assert lines[2] == "[train] epoch 1/4: val_accuracy 0.8750, val_entities 12"
 
 
 def test_sink_without_queue_and_with_broken_queue_never_raises():

@@ -47,7 +47,10 @@ class ProgressPrinter:
         if kind == "step":
             self._step(event)
         elif kind == "epoch":
-            metrics = ", ".join(f"{key} {value:.4f}" for key, value in event["metrics"].items())
+            metrics = ", ".join(
+                f"{key} {value}" if isinstance(value, int) else f"{key} {value:.4f}"
+                for key, value in event["metrics"].items()
+            )
             at = f" step {event['step']}" if "step" in event else ""
             self._line(f"epoch {event['epoch']}/{event['epochs']}{at}: {metrics}")
         elif kind == "message":
