@@ -21,7 +21,7 @@ from fulcrum.errors import RecipeError
 
 # Sections named in the design that later versions fill in. Naming one today is an error that
 # says so, rather than "unknown key", so a recipe written for a newer Fulcrum fails clearly.
-PLANNED_SECTIONS = ("tune", "compress", "distill", "explain")
+PLANNED_SECTIONS = ("tune", "compress", "explain")
 
 
 class Section(BaseModel):
@@ -101,6 +101,30 @@ class ModelSection(Section):
         description="`builtin:minilm`, or a local Hugging Face model directory.",
     )
     max_length: int = Field(128, ge=8, le=512, description="Tokens per text after truncation.")
+    num_layers: int | None = Field(
+        None,
+        ge=1,
+        description="Keep only the first k encoder layers (a distillation student); "
+        "null keeps all.",
+    )
+    hidden_dropout: float | None = Field(
+        None, ge=0, lt=1, description="Dropout on hidden states; null keeps the model's own."
+    )
+    attention_dropout: float | None = Field(
+        None, ge=0, lt=1, description="Dropout on attention probabilities; null keeps the model's."
+    )
+    classifier_dropout: float | None = Field(
+        None, ge=0, lt=1, description="Dropout before the task head; null keeps the model's."
+    )
+
+    def architecture(self) -> dict[str, Any]:
+        """The knobs that change the pretrained config (None = keep the model's own)."""
+        return {
+            "num_layers": self.num_layers,
+            "hidden_dropout": self.hidden_dropout,
+            "attention_dropout": self.attention_dropout,
+            "classifier_dropout": self.classifier_dropout,
+        }
 
 
 TASK_METRICS = {
@@ -152,6 +176,20 @@ class PeftSection(Section):
         return self
 
 
+class AdversarialSection(Section):
+    method: Literal["none", "fgm", "pgd"] = Field(
+        "none",
+        description="Perturb the embedding output along the loss gradient: fgm (one step) "
+        "or pgd (`steps` projected steps); the adversarial loss is added to the clean one.",
+    )
+    epsilon: float = Field(
+        1.0, gt=0, description="L2 radius of the perturbation, per example (embedding units)."
+    )
+    steps: int = Field(3, ge=1, le=20, description="pgd: gradient ascent steps.")
+    step_size: float = Field(0.4, gt=0, description="pgd: L2 length of each ascent step.")
+    weight: float = Field(1.0, gt=0, description="Weight of the adversarial loss.")
+
+
 class TrainSection(Section):
     workers: int = Field(2, ge=1, description="Ray Train workers (data-parallel ranks).")
     use_gpu: bool = Field(False, description="One GPU per worker; NCCL and bf16 when true.")
@@ -163,6 +201,22 @@ class TrainSection(Section):
     )
     lr: float = Field(5e-4, gt=0, description="Peak learning rate.")
     weight_decay: float = Field(0.0, ge=0, description="Decoupled (AdamW) weight decay.")
+    l1: float = Field(
+        0.0, ge=0, description="L1 penalty on the trainable parameters (sum of |w|, times this)."
+    )
+    label_smoothing: float = Field(
+        0.0, ge=0, lt=1, description="Share of each target's probability spread over all labels."
+    )
+    early_stopping_patience: int | None = Field(
+        None,
+        ge=1,
+        description="Stop after this many evaluations without improving the metric by "
+        "early_stopping_min_delta; the best checkpoint is the one kept.",
+    )
+    early_stopping_min_delta: float = Field(
+        0.0, ge=0, description="Smallest metric gain that counts as an improvement."
+    )
+    adversarial: AdversarialSection = Field(default_factory=AdversarialSection)
     scheduler: Literal["linear", "cosine"] = Field(
         "linear", description="Decay after warmup: linear or cosine, to zero."
     )
@@ -212,7 +266,64 @@ class TrainSection(Section):
             raise ValueError("offload_optimizer needs zero_stage >= 1 (got 0)")
         if self.precision in ("bf16", "fp16") and not self.use_gpu:
             raise ValueError(f"precision {self.precision} needs use_gpu: true (CPUs train in fp32)")
+        if self.zero_stage == 3 and self.l1 > 0:
+            raise ValueError(
+                "l1 needs the whole trainable parameters on every rank, which ZeRO-3 partitions; "
+                "use zero_stage 0-2 (or weight_decay)"
+            )
+        if self.zero_stage == 3 and self.adversarial.method != "none":
+            raise ValueError(
+                "adversarial training takes extra gradients through the network outside "
+                "DeepSpeed's backward, which ZeRO-3's parameter gathering does not allow; "
+                "use zero_stage 0-2"
+            )
         return self
+
+
+AUGMENT_OPERATIONS = {
+    "sequence_classification": ("synonym", "insert", "swap", "delete", "typo"),
+    # Only operations that keep each word's tag valid.
+    "token_classification": ("mention", "synonym", "typo"),
+}
+
+
+class AugmentSection(Section):
+    multiplier: int = Field(
+        2,
+        ge=1,
+        le=20,
+        description="Training rows become this many times as many: each original row plus "
+        "multiplier - 1 augmented copies (1 turns augmentation off).",
+    )
+    operations: list[Literal["synonym", "insert", "swap", "delete", "typo", "mention"]] | None = (
+        Field(
+            None,
+            min_length=1,
+            description="Operations each copy picks from at random; default: all the task allows "
+            "(sequences: synonym, insert, swap, delete, typo; tokens: mention, synonym, typo).",
+        )
+    )
+    rate: float = Field(
+        0.1, gt=0, le=0.5, description="Share of a text's words each operation touches."
+    )
+    synonym_neighbours: int = Field(
+        8, ge=1, le=50, description="synonym: candidates among nearest input embeddings."
+    )
+    synonym_min_similarity: float = Field(
+        0.45, ge=0, lt=1, description="synonym: least cosine similarity of a replacement."
+    )
+
+
+class DistillSection(Section):
+    teacher: str = Field(
+        ..., description="A training artifact directory (its `train` folder) to learn from."
+    )
+    alpha: float = Field(
+        0.5, ge=0, le=1, description="Weight of the hard-label loss; 1 - alpha weighs the teacher."
+    )
+    temperature: float = Field(2.0, gt=0, description="Softmax temperature of both models.")
+    batch_size: int = Field(64, ge=1, description="Rows per teacher inference batch.")
+    actors: int = Field(1, ge=1, description="Ray Data actors running the teacher.")
 
 
 class ExportSection(Section):
@@ -274,6 +385,12 @@ class Recipe(Section):
     task: TaskSection = Field(default_factory=TaskSection)
     peft: PeftSection = Field(default_factory=PeftSection)
     train: TrainSection = Field(default_factory=TrainSection)
+    augment: AugmentSection | None = Field(
+        None, description="Data augmentation of the training split; absent: none."
+    )
+    distill: DistillSection | None = Field(
+        None, description="Knowledge distillation from a trained teacher; absent: none."
+    )
     export: ExportSection = Field(default_factory=ExportSection)
     serve: ServeSection = Field(default_factory=ServeSection)
 
@@ -301,7 +418,22 @@ class Recipe(Section):
                 "peft.method: adalora prunes ranks by masking weights in place, which ZeRO-3's "
                 "partitioned parameters do not allow; use train.zero_stage 0-2"
             )
+        if self.augment is not None and self.augment.operations:
+            allowed = AUGMENT_OPERATIONS[self.task.type]
+            refused = [name for name in self.augment.operations if name not in allowed]
+            if refused:
+                raise ValueError(
+                    f"augment.operations: {', '.join(refused)} not label-preserving for "
+                    f"{self.task.type} (use {', '.join(allowed)})"
+                )
         return self
+
+    @property
+    def augment_operations(self) -> tuple[str, ...]:
+        """The augmentation operations in force; empty when augmentation is off."""
+        if self.augment is None or self.augment.multiplier == 1:
+            return ()
+        return tuple(self.augment.operations or AUGMENT_OPERATIONS[self.task.type])
 
     @property
     def metric(self) -> str:
@@ -392,6 +524,7 @@ def _resolve_data_paths(raw: dict[str, Any], base_dir: Path) -> None:
     for section, keys in (
         ("data", ("path", "train", "validation", "test")),
         ("train", ("deepspeed_config",)),
+        ("distill", ("teacher",)),
     ):
         values = raw.get(section)
         if not isinstance(values, dict):

@@ -80,7 +80,9 @@ def tiny_recipe_factory(tiny_bert_dir, keyword_csv, serve_port):
             },
         }
         for section, values in sections.items():
-            raw[section] = {**raw.get(section, {}), **values}
+            raw[section] = (
+                {**raw.get(section, {}), **values} if isinstance(values, dict) else values
+            )
         return validate_recipe(raw)
 
     return make

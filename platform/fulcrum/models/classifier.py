@@ -4,9 +4,20 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
+from fulcrum.errors import ModelError
 from fulcrum.models.prefix import add_prefix, prefix_tokens
 from fulcrum.tasks import Task
+
+# The recipe's architecture knobs and the config attribute each model family calls them by
+# (BERT/RoBERTa/ELECTRA first, DistilBERT second).
+CONFIG_NAMES = {
+    "num_layers": ("num_hidden_layers", "n_layers"),
+    "hidden_dropout": ("hidden_dropout_prob", "dropout"),
+    "attention_dropout": ("attention_probs_dropout_prob", "attention_dropout"),
+    "classifier_dropout": ("classifier_dropout", "seq_classif_dropout"),
+}
 
 
 def name_deepspeed_accelerator(use_gpu: bool) -> None:
@@ -31,12 +42,40 @@ def label_maps(label_names: list[str]) -> dict:
     }
 
 
-def load_base_model(model_dir: Path, label_names: list[str], task: Task):
+def config_overrides(model_dir: Path, settings: dict[str, Any]) -> dict[str, Any]:
+    """The recipe's `model` knobs (num_layers, dropouts; None = keep) as keyword overrides
+    of the pretrained config. Cutting to the first k layers is how a distillation student
+    is made from its teacher's base: the kept layers load their pretrained weights."""
+    from transformers import AutoConfig
+
+    wanted = {key: value for key, value in settings.items() if value is not None}
+    if not wanted:
+        return {}
+    config = AutoConfig.from_pretrained(model_dir).to_dict()
+    overrides = {}
+    for key, value in wanted.items():
+        attribute = next((name for name in CONFIG_NAMES[key] if name in config), None)
+        if attribute is None:
+            raise ModelError(
+                f"model.{key}: a {config.get('model_type', 'this')} model's config has none of "
+                f"{', '.join(CONFIG_NAMES[key])}"
+            )
+        if key == "num_layers" and value > config[attribute]:
+            raise ModelError(
+                f"model.num_layers: {model_dir} has {config[attribute]} layers (asked for {value})"
+            )
+        overrides[attribute] = value
+    return overrides
+
+
+def load_base_model(
+    model_dir: Path, label_names: list[str], task: Task, overrides: dict[str, Any] | None = None
+):
     """The pretrained encoder with a new head; returns (model, names of the head's
     parameters), the head being whatever the checkpoint did not provide."""
     quiet_transformers()
     model, info = task.model_class().from_pretrained(
-        model_dir, output_loading_info=True, **label_maps(label_names)
+        model_dir, output_loading_info=True, **label_maps(label_names), **(overrides or {})
     )
     head = sorted({key for key in info["missing_keys"]})
     return model, head

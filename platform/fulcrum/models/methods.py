@@ -16,6 +16,7 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from torch import nn
 
@@ -184,26 +185,40 @@ METHODS: dict[str, Method] = {
 
 
 def build_trainable_model(
-    model_dir: Path, label_names: list[str], section: PeftSection, task: Task, total_steps: int
+    model_dir: Path,
+    label_names: list[str],
+    section: PeftSection,
+    task: Task,
+    total_steps: int,
+    overrides: dict[str, Any] | None = None,
 ):
     from fulcrum.models.classifier import load_base_model
 
-    model, head = load_base_model(model_dir, label_names, task)
+    model, head = load_base_model(model_dir, label_names, task, overrides)
     return METHODS[section.method].wrap(model, head, section, task, total_steps)
 
 
 def restore_model(
-    model_dir: Path, adapter_dir: Path, label_names: list[str], section: PeftSection, task: Task
+    model_dir: Path,
+    adapter_dir: Path,
+    label_names: list[str],
+    section: PeftSection,
+    task: Task,
+    overrides: dict[str, Any] | None = None,
 ):
     """Base weights + saved adapter -> one model for inference (merged where possible)."""
     from fulcrum.models.classifier import load_base_model
 
-    base, _ = load_base_model(model_dir, label_names, task)
+    base, _ = load_base_model(model_dir, label_names, task, overrides)
     return METHODS[section.method].restore(base, adapter_dir).eval()
 
 
 def preflight(
-    model_dir: Path, label_names: list[str], section: PeftSection, task: Task
+    model_dir: Path,
+    label_names: list[str],
+    section: PeftSection,
+    task: Task,
+    overrides: dict[str, Any] | None = None,
 ) -> dict[str, int]:
     """Build the model on the meta device (no weights in memory) and apply the method, so a
     method/model/task pair that cannot work fails here, on the driver, with the recipe's
@@ -212,7 +227,11 @@ def preflight(
 
     quiet_transformers()
     model, info = task.model_class().from_pretrained(
-        model_dir, device_map="meta", output_loading_info=True, **label_maps(label_names)
+        model_dir,
+        device_map="meta",
+        output_loading_info=True,
+        **label_maps(label_names),
+        **(overrides or {}),
     )
     wrapped = METHODS[section.method].wrap(model, sorted(info["missing_keys"]), section, task, 100)
     counts = parameter_counts(wrapped)

@@ -22,11 +22,19 @@ MERGED_DIR = "merged"
 TOKENIZER_DIR = "tokenizer"
 
 
-def merge_adapter(model_dir: Path, adapter_dir: Path, label_names: list[str], recipe: Recipe):
+def merge_adapter(
+    model_dir: Path,
+    adapter_dir: Path,
+    label_names: list[str],
+    recipe: Recipe,
+    overrides: dict[str, Any] | None = None,
+):
     import torch
 
     name_deepspeed_accelerator(torch.cuda.is_available())  # PEFT imports DeepSpeed
-    return restore_model(model_dir, adapter_dir, label_names, recipe.peft, TASKS[recipe.task.type])
+    return restore_model(
+        model_dir, adapter_dir, label_names, recipe.peft, TASKS[recipe.task.type], overrides
+    )
 
 
 def load_merged(artifact_dir: Path, task_name: str):

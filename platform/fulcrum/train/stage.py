@@ -1,7 +1,8 @@
 """The train stage: recipe in, training artifact out.
 
 Reads top to bottom: load and split the data, resolve the model and check the method can
-wrap it (before any worker starts), run Ray Train with progress, then turn the best
+wrap it (before any worker starts), augment the training split and label it with the
+teacher's logits when asked (Ray Data), run Ray Train with progress, then turn the best
 checkpoint into an artifact (adapter, merged weights, tokenizer, labels, metrics, step
 logs, plots, manifest) and re-measure it from its own files.
 
@@ -19,16 +20,20 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
+
 from fulcrum.artifacts import staged_artifact, write_json_atomic, write_manifest
 from fulcrum.data import LabelledSplits, load_splits
+from fulcrum.data.augment import augment_split
 from fulcrum.errors import TrainingError
-from fulcrum.models.classifier import load_tokenizer
+from fulcrum.models.classifier import config_overrides, load_tokenizer
 from fulcrum.models.methods import preflight
 from fulcrum.models.registry import resolve_model_dir
 from fulcrum.recipe import Recipe
 from fulcrum.runtime import init_ray
 from fulcrum.tasks import TASKS
 from fulcrum.train.deepspeed_config import deepspeed_config
+from fulcrum.train.distill import open_teacher, with_teacher_logits
 from fulcrum.train.merge import MERGED_DIR, TOKENIZER_DIR, evaluate_merged, merge_adapter
 from fulcrum.train.plots import plot_learning_curve
 from fulcrum.train.steps import EpochPlan
@@ -51,23 +56,27 @@ def train(recipe: Recipe, output_dir: str | Path | None = None) -> Path:
     task = TASKS[recipe.task.type]
     splits = load_splits(recipe.data, recipe.seed, task.name)
     model_dir = resolve_model_dir(recipe.model.base)
-    counts = preflight(model_dir, splits.label_names, recipe.peft, task)
+    overrides = config_overrides(model_dir, recipe.model.architecture())
+    counts = preflight(model_dir, splits.label_names, recipe.peft, task, overrides)
+    teacher = open_teacher(recipe, splits.label_names) if recipe.distill else None
     ds_config = deepspeed_config(recipe.train)
     artifact_dir = train_artifact_dir(recipe, output_dir)
     storage = recipe.train.storage_path or str((artifact_dir.parent / "_ray").resolve())
     _say(
-        f"data: {splits.sizes()} rows, {len(splits.label_names)} labels; model: {recipe.model.base} "
+        f"data: {splits.sizes()} rows, {len(splits.label_names)} labels; model: {recipe.model.base}"
+        f"{f' cut to {recipe.model.num_layers} layers' if recipe.model.num_layers else ''} "
         f"({counts['trainable']:,} of {counts['total']:,} parameters train with {recipe.peft.method})"
     )
 
-    result = _fit(recipe, splits, model_dir, ds_config, storage)
+    train_rows = _training_table(recipe, splits, model_dir, teacher, artifact_dir.parent / "data")
+    result = _fit(recipe, splits, train_rows, model_dir, overrides, ds_config, storage)
     best_checkpoint, best_metrics = _best(result, recipe.metric)
     with result.checkpoint.as_directory() as latest_dir:
         latest = Path(latest_dir)
         final_state = json.loads((latest / STATE_FILE).read_text())
         history = final_state["history"]
         with best_checkpoint.as_directory() as best_dir, staged_artifact(artifact_dir) as staging:
-            evaluation = _assemble(staging, Path(best_dir), model_dir, splits, recipe)
+            evaluation = _assemble(staging, Path(best_dir), model_dir, splits, recipe, overrides)
             if (latest / LOGS_DIR).is_dir():
                 shutil.copytree(latest / LOGS_DIR, staging / LOGS_DIR)
             metrics = {
@@ -83,6 +92,8 @@ def train(recipe: Recipe, output_dir: str | Path | None = None) -> Path:
                     if key.startswith("val_")
                 },
                 "parameters": counts,
+                "training_rows": train_rows.num_rows,
+                "stopped_early": final_state.get("stopped_early"),
                 "workers": final_state.get("workers", []),
                 "history": history,
                 "train_seconds": round(time.time() - started, 1),
@@ -102,11 +113,13 @@ def train(recipe: Recipe, output_dir: str | Path | None = None) -> Path:
                 recipe_hash=recipe.hash,
                 labels=splits.label_names,
                 metrics=metrics,
+                parent=teacher.path if teacher else None,
                 data_fingerprint=splits.fingerprint,
                 extra={
                     "task": task.name,
                     "base_model": recipe.model.base,
                     "method": recipe.peft.method,
+                    "model_overrides": overrides,
                     "split_sizes": splits.sizes(),
                     "deepspeed": ds_config,
                 },
@@ -119,8 +132,38 @@ def train(recipe: Recipe, output_dir: str | Path | None = None) -> Path:
     return artifact_dir
 
 
+def _training_table(
+    recipe: Recipe, splits: LabelledSplits, model_dir: Path, teacher, data_dir: Path
+) -> pa.Table:
+    """The rows the workers train on: the training split, augmented, with teacher logits."""
+    table = splits.train
+    if recipe.augment_operations:
+        init_ray()
+        started = time.time()
+        table = augment_split(table, recipe, splits.label_names, model_dir)
+        _say(
+            f"augmented: {splits.train.num_rows} -> {table.num_rows} training rows "
+            f"({', '.join(recipe.augment_operations)}) in {time.time() - started:.0f}s"
+        )
+    if teacher is not None:
+        init_ray()
+        started = time.time()
+        table = with_teacher_logits(table, recipe, teacher, data_dir)
+        _say(
+            f"teacher logits for {table.num_rows} rows from {teacher.path} "
+            f"({time.time() - started:.0f}s, cached as Parquet in {data_dir})"
+        )
+    return table
+
+
 def _fit(
-    recipe: Recipe, splits: LabelledSplits, model_dir: Path, ds_config: dict[str, Any], storage: str
+    recipe: Recipe,
+    splits: LabelledSplits,
+    train_rows: pa.Table,
+    model_dir: Path,
+    overrides: dict[str, Any],
+    ds_config: dict[str, Any],
+    storage: str,
 ):
     init_ray()
     import ray.data
@@ -139,7 +182,7 @@ def _fit(
 
     cfg = recipe.train
     plan = EpochPlan(
-        rows=splits.train.num_rows,
+        rows=train_rows.num_rows,
         world=cfg.workers,
         batch_size=ds_config["train_micro_batch_size_per_gpu"],
         accumulation=ds_config["gradient_accumulation_steps"],
@@ -147,7 +190,7 @@ def _fit(
     )
     if plan.steps_per_epoch == 0:
         raise TrainingError(
-            f"{splits.train.num_rows} training rows over {cfg.workers} worker(s) fill no optimizer "
+            f"{train_rows.num_rows} training rows over {cfg.workers} worker(s) fill no optimizer "
             f"step of {plan.batch_size} x {plan.accumulation} micro-batches; lower train.batch_size, "
             "train.gradient_accumulation_steps or train.workers"
         )
@@ -158,6 +201,7 @@ def _fit(
             "recipe": recipe.to_dict(),
             "label_names": splits.label_names,
             "model_dir": str(model_dir),
+            "model_overrides": overrides,
             "deepspeed": ds_config,
             "eval_batch_size": max(32, plan.batch_size),
             "progress_queue": queue,
@@ -179,7 +223,7 @@ def _fit(
             logging_config=LoggingConfig(log_level="WARNING"),
         ),
         datasets={
-            "train": ray.data.from_arrow(splits.train),
+            "train": ray.data.from_arrow(train_rows),
             "validation": ray.data.from_arrow(splits.validation),
         },
         # Nothing is split by Ray Data: every rank reads the training table whole and the
@@ -213,12 +257,17 @@ def _best(result, metric: str) -> tuple[Any, dict[str, Any]]:
 
 
 def _assemble(
-    staging: Path, checkpoint_dir: Path, model_dir: Path, splits: LabelledSplits, recipe: Recipe
+    staging: Path,
+    checkpoint_dir: Path,
+    model_dir: Path,
+    splits: LabelledSplits,
+    recipe: Recipe,
+    overrides: dict[str, Any],
 ) -> dict[str, Any]:
     """Write adapter, merged weights, tokenizer and labels; evaluate the merged weights as
     saved, so the artifact's metrics describe its files rather than the training process."""
     shutil.copytree(checkpoint_dir / ADAPTER_DIR, staging / "adapter")
-    merged = merge_adapter(model_dir, staging / "adapter", splits.label_names, recipe)
+    merged = merge_adapter(model_dir, staging / "adapter", splits.label_names, recipe, overrides)
     merged.save_pretrained(staging / MERGED_DIR, safe_serialization=True)
     load_tokenizer(model_dir).save_pretrained(staging / TOKENIZER_DIR)
     write_json_atomic(staging / "labels.json", {"labels": splits.label_names})

@@ -10,6 +10,7 @@ import random
 import resource
 import sys
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -166,3 +167,18 @@ class AdaLoraBudget:
                 keep = torch.tensor(self.pattern[name], device=parameter.device).unsqueeze(-1)
                 parameter.masked_fill_(~keep, 0.0)
                 safe_set_full_fp32_param(parameter, parameter.detach().clone())
+
+
+def evaluations_without_improvement(
+    history: list[dict[str, Any]], key: str, min_delta: float
+) -> int:
+    """How many evaluations in a row, counting back from the last, did not beat the best
+    value so far by more than min_delta (early stopping's patience counter)."""
+    best, since = None, 0
+    for record in history:
+        value = record[key]
+        if best is None or value > best + min_delta:
+            best, since = value, 0
+        else:
+            since += 1
+    return since

@@ -36,10 +36,14 @@ from fulcrum.models.methods import (
 from fulcrum.recipe import Recipe
 from fulcrum.runtime import quiet_ray_data
 from fulcrum.tasks import TASKS, evaluate_counts, model_inputs
+from fulcrum.train.adversarial import Attack, EmbeddingPerturbation, adversarial_training_loss
+from fulcrum.train.distill import TEACHER_COLUMN, teacher_targets
+from fulcrum.train.objective import Objective
 from fulcrum.train.progress import ProgressSink
 from fulcrum.train.steps import (
     AdaLoraBudget,
     EpochPlan,
+    evaluations_without_improvement,
     make_scheduler,
     peak_memory_mb,
     rng_state,
@@ -88,9 +92,13 @@ def train_worker(config: dict[str, Any]) -> None:
 
     seed_everything(recipe.seed)
     model_dir = Path(config["model_dir"])
-    model = build_trainable_model(model_dir, label_names, recipe.peft, task, total_steps)
+    model = build_trainable_model(
+        model_dir, label_names, recipe.peft, task, total_steps, config.get("model_overrides")
+    )
     collate = task.make_collate(load_tokenizer(model_dir), recipe.model.max_length)
     counts = parameter_counts(model)
+    objective = Objective.from_recipe(recipe, adalora_weight=_orthogonality_weight(model))
+    attack = Attack.from_recipe(train_cfg.adversarial)
 
     # A user DeepSpeed JSON with its own optimizer/scheduler takes precedence over ours.
     optimizer = scheduler = None
@@ -110,6 +118,30 @@ def train_worker(config: dict[str, Any]) -> None:
         dist_init_required=False,
     )
     budget = AdaLoraBudget(engine.module) if recipe.peft.method == "adalora" else None
+    perturbation = EmbeddingPerturbation(engine.module) if attack else None
+
+    def step_loss(batch_rows: dict[str, Any]) -> tuple[torch.Tensor, Any]:
+        inputs = to_device(model_inputs(collate(batch_rows)), engine.device)
+        # The objective computes the loss from the logits, so the model is not given labels.
+        labels = inputs.pop("labels")
+        teacher = None
+        if TEACHER_COLUMN in batch_rows:
+            teacher = teacher_targets(batch_rows[TEACHER_COLUMN], labels.cpu(), len(label_names))
+            teacher = teacher.to(engine.device)
+
+        def forward():
+            return engine(**inputs)
+
+        def loss_of(outputs) -> torch.Tensor:
+            return objective.task_loss(outputs.logits, labels, teacher)
+
+        if attack is None:
+            loss = loss_of(forward())
+        else:
+            loss = adversarial_training_loss(
+                forward, lambda: engine.module(**inputs), loss_of, attack, perturbation
+            )
+        return loss + objective.penalties(engine.module), inputs
 
     state = {"global_step": 0, "history": [], "workers": _placement(dist, world)}
     logs_dir = Path(tempfile.mkdtemp(prefix="fulcrum-logs-"))
@@ -133,12 +165,20 @@ def train_worker(config: dict[str, Any]) -> None:
         start_step=start_step,
     )
 
-    def checkpoint(epoch: int, train_loss: float) -> None:
+    def checkpoint(epoch: int, train_loss: float) -> bool:
+        """Evaluate, report a checkpoint; True when early stopping says to stop."""
         metrics = _evaluate(engine, config, collate, task, label_names, rank, world)
         record = {"epoch": epoch, "step": int(engine.global_steps), "train_loss": train_loss}
         record |= {f"val_{key}": value for key, value in metrics.items()}
         state["history"].append(record)
         state["global_step"] = int(engine.global_steps)
+        patience = train_cfg.early_stopping_patience
+        stale = evaluations_without_improvement(
+            state["history"], f"val_{recipe.metric}", train_cfg.early_stopping_min_delta
+        )
+        stop = bool(patience and stale >= patience)
+        if stop:
+            state["stopped_early"] = {"step": record["step"], "epoch": epoch}
         progress.emit(
             type="epoch",
             epoch=epoch,
@@ -148,25 +188,37 @@ def train_worker(config: dict[str, Any]) -> None:
                 {"train_loss": train_loss, **{f"val_{k}": v for k, v in metrics.items()}}
             ),
         )
+        if stop:
+            progress.emit(
+                type="message",
+                text=(
+                    f"early stopping at step {record['step']}: val_{recipe.metric} has not "
+                    f"improved by more than {train_cfg.early_stopping_min_delta} for {stale} "
+                    "evaluation(s)"
+                ),
+            )
         _report(engine, recipe, state, rank, logs_dir, logger)
+        return stop
 
     first_epoch, skip = plan.position(start_step)
-    if start_step >= total_steps:  # resumed after the last step: measure once more, report
+    if start_step >= total_steps or state.get("stopped_early"):
+        # Resumed after the last step (or the early stop): measure once more, report.
         checkpoint(
             train_cfg.epochs,
             state["history"][-1]["train_loss"] if state["history"] else float("nan"),
         )
         return
     window = _Window()
+    stopped = False
     for epoch in range(first_epoch, train_cfg.epochs + 1):
+        if stopped:
+            break
         engine.train()
         batches = plan.batches(epoch, rank)
         for micro, rows in enumerate(batches):
             if epoch == first_epoch and micro < skip:
                 continue
-            inputs = collate(_rows(train_rows, rows))
-            model_batch = to_device(model_inputs(inputs), engine.device)
-            loss = engine(**model_batch).loss
+            loss, model_batch = step_loss(_rows(train_rows, rows))
             engine.backward(loss)
             boundary = engine.is_gradient_accumulation_boundary()
             if budget is not None and boundary:
@@ -196,9 +248,11 @@ def train_worker(config: dict[str, Any]) -> None:
                     },
                 )
             if checkpoint_now:
-                checkpoint(epoch, logger.epoch_loss(epoch))
+                stopped = checkpoint(epoch, logger.epoch_loss(epoch))
             if logged:  # after the checkpoint: throughput counts training, not evaluation
                 window = _Window()
+            if stopped:
+                break
     shutil.rmtree(logs_dir, ignore_errors=True)
 
 
@@ -322,6 +376,12 @@ def _materialize(iterator) -> pa.Table:
 def _rows(table: pa.Table, indices: np.ndarray) -> dict[str, Any]:
     chunk = table.take(pa.array(indices))
     return {name: chunk.column(name).to_pylist() for name in chunk.column_names}
+
+
+def _orthogonality_weight(model) -> float:
+    """AdaLoRA's orthogonality penalty weight, which the objective applies (0 otherwise)."""
+    configs = getattr(model, "peft_config", {})
+    return float(getattr(next(iter(configs.values()), None), "orth_reg_weight", 0.0) or 0.0)
 
 
 def _current_lr(scheduler, engine) -> float:

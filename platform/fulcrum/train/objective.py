@@ -1,0 +1,98 @@
+"""The training loss, assembled from the recipe: cross-entropy (label-smoothed), the
+teacher's soft targets when distilling, an L1 penalty on what trains, and AdaLoRA's
+orthogonality penalty.
+
+Fulcrum computes the loss from the logits rather than letting the model do it, so every
+term works the same with every method and task. The one term a model used to add on its
+own (PEFT's AdaLoRA adds its orthogonality penalty inside forward, only when given labels)
+is computed here instead, with PEFT's formula.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from fulcrum.recipe import Recipe
+from fulcrum.tasks import IGNORE_INDEX
+
+
+@dataclass(frozen=True)
+class Objective:
+    label_smoothing: float = 0.0
+    l1: float = 0.0
+    distill_alpha: float | None = None  # None: no teacher
+    temperature: float = 1.0
+    adalora_weight: float = 0.0
+
+    @classmethod
+    def from_recipe(cls, recipe: Recipe, adalora_weight: float = 0.0) -> Objective:
+        distill = recipe.distill
+        return cls(
+            label_smoothing=recipe.train.label_smoothing,
+            l1=recipe.train.l1,
+            distill_alpha=distill.alpha if distill else None,
+            temperature=distill.temperature if distill else 1.0,
+            adalora_weight=adalora_weight,
+        )
+
+    def task_loss(
+        self, logits: torch.Tensor, labels: torch.Tensor, teacher: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Per-position losses averaged over labelled positions; works for (batch, labels)
+        and (batch, sequence, labels) logits alike."""
+        classes = logits.shape[-1]
+        flat_logits = logits.reshape(-1, classes).float()
+        flat_labels = labels.reshape(-1)
+        hard = F.cross_entropy(
+            flat_logits,
+            flat_labels,
+            ignore_index=IGNORE_INDEX,
+            label_smoothing=self.label_smoothing,
+        )
+        if self.distill_alpha is None or teacher is None:
+            return hard
+        flat_teacher = teacher.reshape(-1, classes).float()
+        # Positions without a label, or that the teacher never saw (NaN), get no soft target.
+        kept = (flat_labels != IGNORE_INDEX) & ~flat_teacher[:, 0].isnan()
+        soft = distillation_kl(flat_logits[kept], flat_teacher[kept], self.temperature)
+        return self.distill_alpha * hard + (1 - self.distill_alpha) * soft
+
+    def penalties(self, model: torch.nn.Module) -> torch.Tensor | float:
+        total: torch.Tensor | float = 0.0
+        if self.l1:
+            total = total + self.l1 * sum(
+                parameter.abs().sum() for parameter in model.parameters() if parameter.requires_grad
+            )
+        if self.adalora_weight:
+            total = total + self.adalora_weight * adalora_orthogonality(model)
+        return total
+
+
+def distillation_kl(
+    student_logits: torch.Tensor, teacher_logits: torch.Tensor, temperature: float
+) -> torch.Tensor:
+    """T² · KL(teacher/T ‖ student/T), averaged over rows (Hinton et al.): the T² keeps the
+    soft term's gradients on the scale of the hard one as T changes."""
+    if student_logits.numel() == 0:
+        return student_logits.sum()
+    student = F.log_softmax(student_logits / temperature, dim=-1)
+    target = F.log_softmax(teacher_logits / temperature, dim=-1)
+    return F.kl_div(student, target, log_target=True, reduction="batchmean") * temperature**2
+
+
+def adalora_orthogonality(model: torch.nn.Module) -> torch.Tensor | float:
+    """Mean Frobenius distance of AdaLoRA's P·Pᵀ and Qᵀ·Q from identity (PEFT's formula,
+    which its forward only applies when the model computes the loss itself)."""
+    total: torch.Tensor | float = 0.0
+    count = 0
+    for name, parameter in model.named_parameters():
+        if not parameter.requires_grad or not ("lora_A" in name or "lora_B" in name):
+            continue
+        covariance = parameter @ parameter.T if "lora_A" in name else parameter.T @ parameter
+        identity = torch.eye(*covariance.shape, dtype=covariance.dtype, device=covariance.device)
+        total = total + torch.norm(covariance - identity, p="fro")
+        count += 1
+    return total / count if count else 0.0
