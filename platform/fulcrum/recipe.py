@@ -183,10 +183,13 @@ class AdversarialSection(Section):
         "or pgd (`steps` projected steps); the adversarial loss is added to the clean one.",
     )
     epsilon: float = Field(
-        1.0, gt=0, description="L2 radius of the perturbation, per example (embedding units)."
+        0.25,
+        gt=0,
+        description="L2 radius of the perturbation, per example, in embedding units "
+        "(all-MiniLM's token embeddings have norm ~1.1).",
     )
     steps: int = Field(3, ge=1, le=20, description="pgd: gradient ascent steps.")
-    step_size: float = Field(0.4, gt=0, description="pgd: L2 length of each ascent step.")
+    step_size: float = Field(0.1, gt=0, description="pgd: L2 length of each ascent step.")
     weight: float = Field(1.0, gt=0, description="Weight of the adversarial loss.")
 
 

@@ -188,3 +188,73 @@ def test_every_field_is_documented():
 
     undocumented = [(model, name) for model, name, description in walk(Recipe) if not description]
     assert undocumented == []
+
+
+# --------------------------------------------------------------------------- toolbox
+
+
+def test_toolbox_sections_validate_and_default():
+    recipe = validate_recipe(
+        {
+            **MINIMAL,
+            "model": {"num_layers": 2, "hidden_dropout": 0.2},
+            "train": {"label_smoothing": 0.1, "adversarial": {"method": "pgd"}},
+            "augment": {},
+            "distill": {"teacher": "artifacts/big/train"},
+        }
+    )
+    assert recipe.model.architecture() == {
+        "num_layers": 2,
+        "hidden_dropout": 0.2,
+        "attention_dropout": None,
+        "classifier_dropout": None,
+    }
+    assert recipe.train.adversarial.steps == 3
+    assert recipe.augment_operations == ("synonym", "insert", "swap", "delete", "typo")
+    assert recipe.distill.alpha == 0.5 and recipe.distill.temperature == 2.0
+    assert validate_recipe(MINIMAL).augment_operations == ()
+    off = validate_recipe({**MINIMAL, "augment": {"multiplier": 1}})
+    assert off.augment_operations == ()
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        (
+            {**MINIMAL, "train": {"zero_stage": 3, "adversarial": {"method": "fgm"}}},
+            "train: adversarial training takes extra gradients",
+        ),
+        ({**MINIMAL, "train": {"zero_stage": 3, "l1": 0.001}}, "train: l1 needs the whole trainable parameters"),
+        (
+            {
+                **MINIMAL,
+                "task": {"type": "token_classification"},
+                "augment": {"operations": ["swap", "typo"]},
+            },
+            "augment.operations: swap not label-preserving for token_classification "
+            "(use mention, synonym, typo)",
+        ),
+        (
+            {**MINIMAL, "augment": {"operations": ["mention"]}},
+            "augment.operations: mention not label-preserving for sequence_classification",
+        ),
+        (
+            {**MINIMAL, "train": {"label_smoothing": 1}},
+            "train.label_smoothing: must be < 1 (got 1)",
+        ),
+        ({**MINIMAL, "distill": {"alpha": 0.5}}, "distill.teacher: required"),
+        (
+            {**MINIMAL, "train": {"adversarial": {"method": "vat"}}},
+            "train.adversarial.method: must be one of 'none', 'fgm' or 'pgd'",
+        ),
+        ({**MINIMAL, "model": {"num_layers": 0}}, "model.num_layers: must be >= 1 (got 0)"),
+    ],
+)
+def test_toolbox_errors_name_the_key(raw, expected):
+    assert any(expected in line for line in errors_of(raw)), errors_of(raw)
+
+
+def test_distill_teacher_path_resolves_against_the_recipe(tmp_path):
+    path = tmp_path / "recipe.yaml"
+    path.write_text("name: s\ndata: {path: d.csv}\ndistill: {teacher: ../big/train}\n")
+    assert load_recipe(path).distill.teacher == str(tmp_path / "../big/train")

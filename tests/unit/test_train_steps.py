@@ -102,3 +102,17 @@ def test_deep_merge_does_not_touch_its_inputs():
     base = {"a": {"b": 1}}
     merged = deep_merge(base, {"a": {"c": 2}})
     assert merged == {"a": {"b": 1, "c": 2}} and base == {"a": {"b": 1}}
+
+
+def test_early_stopping_counts_evaluations_since_a_real_improvement():
+    from fulcrum.train.steps import evaluations_without_improvement
+
+    def history(*values):
+        return [{"val_f1": value} for value in values]
+
+    assert evaluations_without_improvement(history(0.5), "val_f1", 0.0) == 0
+    assert evaluations_without_improvement(history(0.5, 0.6, 0.6, 0.55), "val_f1", 0.0) == 2
+    assert evaluations_without_improvement(history(0.5, 0.6, 0.7), "val_f1", 0.0) == 0
+    # Gains below min_delta do not reset the count (nor move the bar).
+    assert evaluations_without_improvement(history(0.5, 0.505, 0.509), "val_f1", 0.01) == 2
+    assert evaluations_without_improvement(history(0.5, 0.505, 0.52), "val_f1", 0.01) == 0

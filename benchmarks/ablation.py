@@ -1,0 +1,375 @@
+"""What each resource-efficiency technique buys, and what distillation keeps.
+
+Ablation: baseline LoRA against baseline + one technique at a time (weight decay, L1,
+dropout, label smoothing, early stopping, FGM, PGD, augmentation), several seeds each, on
+Financial PhraseBank 50Agree (the noisy subset) and Banking77, with a small training
+split (the low-data regime these techniques are for). Reports mean ± std of test
+macro-F1, train time, and for baseline/FGM/PGD/augmentation the test accuracy under an
+embedding-space PGD attack and with typos.
+
+Distillation: a 6-layer teacher (all-MiniLM-L6-v2, fully fine-tuned) against a 2-layer
+student (its first two layers) trained with and without the teacher's logits; test
+accuracy and ONNX Runtime latency at batch 32.
+
+Splits: FPB 50Agree seeded (13) 80/10/10 stratified; Banking77 its own test file, 10% of
+train held out for validation. The training split is then subsampled (stratified) to
+--train-rows; validation and test stay whole. Seeds vary initialisation and data order.
+Finished runs are read back from their artifacts, so an interrupted benchmark resumes.
+
+    python benchmarks/ablation.py [--datasets fpb50 banking77] [--seeds 3] [--train-rows 1000]
+        [--techniques baseline fgm ...] [--skip-distill] [--skip-ablation]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from common import REPOSITORY, RESULTS, data_file, table, write_results
+
+OUTPUT = REPOSITORY / "artifacts" / "benchmarks" / "ablation"
+SPLITS = ("train", "validation", "test")
+
+TECHNIQUES: dict[str, dict[str, Any]] = {
+    "baseline": {},
+    "weight_decay": {"train": {"weight_decay": 0.1}},
+    "l1": {"train": {"l1": 1e-5}},
+    "dropout": {"model": {"hidden_dropout": 0.2, "attention_dropout": 0.2}},
+    "label_smoothing": {"train": {"label_smoothing": 0.1}},
+    "early_stopping": {"train": {"early_stopping_patience": 2}},
+    "fgm": {"train": {"adversarial": {"method": "fgm", "epsilon": 0.25}}},
+    "pgd": {
+        "train": {"adversarial": {"method": "pgd", "epsilon": 0.25, "steps": 2, "step_size": 0.15}}
+    },
+    "augment": {"augment": {"multiplier": 2}},
+}
+ROBUSTNESS_FOR = ("baseline", "fgm", "pgd", "augment")
+ROBUSTNESS_ROWS = 1000  # a seeded sample of the test split (PGD costs 7 passes a row)
+
+
+# --------------------------------------------------------------------------- data
+
+
+def prepare(dataset: str, train_rows: int) -> dict[str, str]:
+    """Write the benchmark's split of a dataset as JSONL (under artifacts/, not committed);
+    returns the recipe's data section."""
+    from fulcrum.data import load_splits
+    from fulcrum.data.splits import stratified_split
+    from fulcrum.recipe import DataSection
+
+    target = OUTPUT / "data" / f"{dataset}-{train_rows}"
+    if not (target / "test.jsonl").is_file():
+        if dataset == "fpb50":
+            section = DataSection(
+                path=data_file("financial_phrasebank", "Sentences_50Agree.txt"),
+                format="lines",
+                encoding="latin-1",
+                validation_fraction=0.1,
+                test_fraction=0.1,
+            )
+        else:
+            section = DataSection(
+                train=data_file("banking77", "train.csv"),
+                test=data_file("banking77", "test.csv"),
+                label_column="category",
+                validation_fraction=0.1,
+            )
+        splits = load_splits(section, seed=13)
+        labels = splits.train.column("label").to_numpy()
+        share = min(1.0, train_rows / len(labels))
+        keep = (
+            stratified_split(labels, 1 - share, 0.0, seed=13)[0]
+            if share < 1
+            else range(len(labels))
+        )
+        target.mkdir(parents=True, exist_ok=True)
+        names = splits.label_names
+        for split, rows in (
+            ("train", splits.train.take(list(keep))),
+            ("validation", splits.validation),
+            ("test", splits.test),
+        ):
+            with open(target / f"{split}.jsonl", "w") as handle:
+                for text, label in zip(
+                    rows.column("text").to_pylist(), rows.column("label").to_pylist(), strict=True
+                ):
+                    handle.write(json.dumps({"text": text, "label": names[label]}) + "\n")
+    return {split: str((target / f"{split}.jsonl").resolve()) for split in SPLITS}
+
+
+def recipe_dict(name: str, data: dict, seed: int, extra: dict, base: dict) -> dict:
+    recipe = {
+        "name": name,
+        "seed": seed,
+        "output_dir": str(OUTPUT / "runs"),
+        "data": data,
+        "model": {"base": "builtin:minilm", "max_length": 64},
+        "peft": {"method": "lora", "r": 16, "alpha": 32, "target_modules": ["query", "value"]},
+        "train": {
+            "workers": 2,
+            "epochs": 3,
+            "batch_size": 16,
+            "lr": 2e-3,
+            "zero_stage": 2,
+            "log_every_steps": 20,
+        },
+    }
+    for section, values in (*base.items(), *extra.items()):
+        recipe[section] = {**recipe.get(section, {}), **values}
+    return recipe
+
+
+def run(raw: dict) -> Any:
+    """Train (or read back a finished run of the same recipe)."""
+    from fulcrum.artifacts import open_artifact
+    from fulcrum.recipe import validate_recipe
+    from fulcrum.train.stage import train, train_artifact_dir
+
+    recipe = validate_recipe(raw)
+    finished = train_artifact_dir(recipe)
+    if (finished / "manifest.json").is_file():
+        artifact = open_artifact(finished, kind="train")
+        if artifact.manifest["recipe_hash"] == recipe.hash:
+            print(f"[ablation] {recipe.name}: reusing {finished}", flush=True)
+            return recipe, artifact
+    return recipe, open_artifact(train(recipe), kind="train")
+
+
+# --------------------------------------------------------------------------- ablation
+
+
+def ablation(datasets: list[str], techniques: list[str], seeds: int, train_rows: int) -> list:
+    from fulcrum.data import load_splits
+    from fulcrum.train.robustness import robustness
+
+    rows = []
+    for dataset in datasets:
+        data = prepare(dataset, train_rows)
+        for technique in techniques:
+            scores, accuracies, seconds, robust = [], [], [], []
+            for seed in range(seeds):
+                started = time.time()
+                recipe, artifact = run(
+                    recipe_dict(
+                        f"{dataset}-{technique}-s{seed}", data, seed, TECHNIQUES[technique], {}
+                    )
+                )
+                test = artifact.metrics["test"]
+                scores.append(test["macro_f1"])
+                accuracies.append(test["accuracy"])
+                seconds.append(artifact.metrics["train_seconds"])
+                print(
+                    f"[ablation] {dataset} {technique} seed {seed}: test macro-F1 "
+                    f"{test['macro_f1']:.4f} accuracy {test['accuracy']:.4f} "
+                    f"({time.time() - started:.0f}s)",
+                    flush=True,
+                )
+                if technique in ROBUSTNESS_FOR:
+                    splits = load_splits(recipe.data, recipe.seed)
+                    test_rows = splits.test
+                    if test_rows.num_rows > ROBUSTNESS_ROWS:
+                        sample = np.random.default_rng(13).choice(
+                            test_rows.num_rows, ROBUSTNESS_ROWS, replace=False
+                        )
+                        test_rows = test_rows.take(np.sort(sample))
+                    report = robustness(
+                        artifact.path,
+                        test_rows,
+                        splits.label_names,
+                        recipe.task.type,
+                        recipe.model.max_length,
+                        seed=seed,
+                    )
+                    robust.append((report["pgd"]["accuracy"], report["typos"]["accuracy"]))
+            row = {
+                "dataset": dataset,
+                "technique": technique,
+                "seeds": seeds,
+                "macro_f1_mean": statistics.mean(scores),
+                "macro_f1_std": statistics.stdev(scores) if seeds > 1 else 0.0,
+                "accuracy_mean": statistics.mean(accuracies),
+                "train_s_mean": statistics.mean(seconds),
+                "macro_f1": scores,
+            }
+            if robust:
+                row["pgd_accuracy_mean"] = statistics.mean(r[0] for r in robust)
+                row["typo_accuracy_mean"] = statistics.mean(r[1] for r in robust)
+            rows.append(row)
+            save("ablation", rows, ("dataset", "technique"), {"train_rows": train_rows})
+    return rows
+
+
+def save(name: str, rows: list[dict], key: tuple[str, ...], extra: dict) -> None:
+    """Merge into the results file: rows of datasets or techniques not rerun are kept."""
+    path = RESULTS / f"{name}.json"
+    kept = json.loads(path.read_text()).get("rows", []) if path.is_file() else []
+    fresh = {tuple(row[k] for k in key) for row in rows}
+    merged = [row for row in kept if tuple(row[k] for k in key) not in fresh] + rows
+    write_results(name, {**extra, "rows": merged})
+
+
+# --------------------------------------------------------------------------- distillation
+
+TEACHER = {"peft": {"method": "full"}, "train": {"lr": 1e-4}}
+STUDENT = {"model": {"num_layers": 2}, "peft": {"method": "full"}, "train": {"lr": 3e-4}}
+
+
+def distillation(dataset: str, train_rows: int) -> list[dict]:
+    from fulcrum.compress.export import export
+    from fulcrum.inference.predictor import OnnxClassifier
+
+    data = prepare(dataset, train_rows)
+    texts = [json.loads(line)["text"] for line in open(data["test"])]
+    rows = []
+    teacher_recipe, teacher = run(recipe_dict(f"{dataset}-teacher", data, 0, TEACHER, {}))
+    candidates = [("teacher (6 layers)", teacher_recipe, teacher)]
+    candidates.append(
+        (
+            "student (2 layers), no teacher",
+            *run(recipe_dict(f"{dataset}-student", data, 0, STUDENT, {})),
+        )
+    )
+    candidates.append(
+        (
+            "student (2 layers), distilled",
+            *run(
+                recipe_dict(
+                    f"{dataset}-student-distilled",
+                    data,
+                    0,
+                    STUDENT,
+                    {
+                        "distill": {
+                            "teacher": str(teacher.path.resolve()),
+                            "alpha": 0.5,
+                            "temperature": 2.0,
+                        }
+                    },
+                )
+            ),
+        )
+    )
+    for label, recipe, artifact in candidates:
+        exported = export(recipe, train_dir=artifact.path)
+        classifier = OnnxClassifier(exported, threads=2)
+        latency = batch_latency_ms(classifier, texts, 32)
+        test = artifact.metrics["test"]
+        rows.append(
+            {
+                "dataset": dataset,
+                "model": label,
+                "test_accuracy": test["accuracy"],
+                "test_macro_f1": test["macro_f1"],
+                "onnx_ms_batch32": latency,
+                "onnx_mb": (exported / "model.onnx").stat().st_size / 2**20,
+                "train_s": artifact.metrics["train_seconds"],
+            }
+        )
+    teacher_row = rows[0]
+    for row in rows:
+        row["accuracy_vs_teacher"] = row["test_accuracy"] / teacher_row["test_accuracy"]
+        row["speedup_vs_teacher"] = teacher_row["onnx_ms_batch32"] / row["onnx_ms_batch32"]
+    save("distillation", rows, ("dataset", "model"), {"train_rows": train_rows})
+    return rows
+
+
+def batch_latency_ms(classifier, texts: list[str], batch: int, repeats: int = 3) -> float:
+    """Median milliseconds per batch over the test texts (after one warm-up pass)."""
+    batches = [texts[i : i + batch] for i in range(0, len(texts) - batch + 1, batch)]
+    for chunk in batches[:2]:
+        classifier.logits(chunk)
+    timings = []
+    for _ in range(repeats):
+        for chunk in batches:
+            started = time.perf_counter()
+            classifier.logits(chunk)
+            timings.append(1000 * (time.perf_counter() - started))
+    return statistics.median(timings)
+
+
+# --------------------------------------------------------------------------- report
+
+
+def plot(rows: list[dict], target: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    datasets = sorted({row["dataset"] for row in rows})
+    figure, axes = plt.subplots(1, len(datasets), figsize=(6 * len(datasets), 4), squeeze=False)
+    for axis, dataset in zip(axes[0], datasets, strict=True):
+        mine = [row for row in rows if row["dataset"] == dataset]
+        names = [row["technique"] for row in mine]
+        axis.barh(
+            names,
+            [row["macro_f1_mean"] for row in mine],
+            xerr=[row["macro_f1_std"] for row in mine],
+            color=["#888" if name == "baseline" else "#3a7" for name in names],
+        )
+        low = min(row["macro_f1_mean"] - row["macro_f1_std"] for row in mine)
+        axis.set_xlim(max(0.0, low - 0.05), 1.0)
+        axis.invert_yaxis()
+        axis.set_xlabel("test macro-F1 (mean ± std over seeds)")
+        axis.set_title(dataset)
+    figure.tight_layout()
+    figure.savefig(target, dpi=120)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--datasets", nargs="+", default=["fpb50", "banking77"])
+    parser.add_argument("--techniques", nargs="+", default=list(TECHNIQUES), choices=TECHNIQUES)
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--train-rows", type=int, default=1000)
+    parser.add_argument("--distill-dataset", default="fpb50")
+    parser.add_argument("--distill-train-rows", type=int, default=100_000)
+    parser.add_argument("--skip-ablation", action="store_true")
+    parser.add_argument("--skip-distill", action="store_true")
+    args = parser.parse_args()
+
+    if not args.skip_distill:
+        rows = distillation(args.distill_dataset, args.distill_train_rows)
+        print(
+            table(
+                rows,
+                [
+                    ("model", "model"),
+                    ("test_accuracy", "test accuracy"),
+                    ("accuracy_vs_teacher", "vs teacher"),
+                    ("onnx_ms_batch32", "ONNX ms/batch 32"),
+                    ("speedup_vs_teacher", "speed-up"),
+                    ("onnx_mb", "MB"),
+                    ("train_s", "train s"),
+                ],
+            )
+        )
+    if not args.skip_ablation:
+        rows = ablation(args.datasets, args.techniques, args.seeds, args.train_rows)
+        print(
+            table(
+                rows,
+                [
+                    ("dataset", "dataset"),
+                    ("technique", "technique"),
+                    ("macro_f1_mean", "macro-F1 mean"),
+                    ("macro_f1_std", "std"),
+                    ("accuracy_mean", "accuracy"),
+                    ("pgd_accuracy_mean", "acc. under PGD"),
+                    ("typo_accuracy_mean", "acc. with typos"),
+                    ("train_s_mean", "train s"),
+                ],
+            )
+        )
+        everything = json.loads((RESULTS / "ablation.json").read_text())["rows"]
+        plot(everything, RESULTS / "ablation.png")
+        print(f"\nwrote {RESULTS / 'ablation.json'} and {RESULTS / 'ablation.png'}")
+
+
+if __name__ == "__main__":
+    main()

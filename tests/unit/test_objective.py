@@ -1,0 +1,98 @@
+"""The training objective's terms, against their definitions."""
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from fulcrum.tasks import IGNORE_INDEX
+from fulcrum.train.objective import Objective, adalora_orthogonality, distillation_kl
+
+
+def test_label_smoothing_is_cross_entropy_against_smoothed_targets():
+    torch.manual_seed(0)
+    logits, labels = torch.randn(6, 4), torch.tensor([0, 1, 2, 3, 0, 1])
+    loss = Objective(label_smoothing=0.2).task_loss(logits, labels)
+    targets = torch.full((6, 4), 0.2 / 4)
+    targets[torch.arange(6), labels] += 0.8
+    expected = -(targets * F.log_softmax(logits, -1)).sum(-1).mean()
+    assert loss.item() == pytest.approx(expected.item(), rel=1e-6)
+
+
+def test_token_loss_skips_ignored_positions():
+    torch.manual_seed(0)
+    logits = torch.randn(2, 5, 3)
+    labels = torch.tensor([[IGNORE_INDEX, 0, 1, IGNORE_INDEX, 2], [IGNORE_INDEX, 2, 2, 1, 0]])
+    kept = labels != IGNORE_INDEX
+    expected = F.cross_entropy(logits[kept], labels[kept])
+    assert Objective().task_loss(logits, labels).item() == pytest.approx(expected.item())
+
+
+def test_distillation_kl_is_zero_for_the_teacher_itself_and_scales_with_t_squared():
+    torch.manual_seed(0)
+    teacher = torch.randn(8, 5)
+    assert distillation_kl(teacher, teacher, 2.0).item() == pytest.approx(0.0, abs=1e-6)
+    student = torch.randn(8, 5)
+    at_1 = distillation_kl(student * 3, teacher * 3, 3.0)  # same soft targets as T=1 ...
+    plain = F.kl_div(F.log_softmax(student, -1), F.softmax(teacher, -1), reduction="batchmean")
+    assert at_1.item() == pytest.approx(9 * plain.item(), rel=1e-5)  # ... times T²
+
+
+def test_distillation_mixes_hard_and_soft_losses_by_alpha():
+    torch.manual_seed(1)
+    student, teacher = torch.randn(4, 3), torch.randn(4, 3)
+    labels = torch.tensor([0, 2, 1, 1])
+    hard = F.cross_entropy(student, labels)
+    soft = distillation_kl(student, teacher, 2.0)
+    loss = Objective(distill_alpha=0.3, temperature=2.0).task_loss(student, labels, teacher)
+    assert loss.item() == pytest.approx(0.3 * hard.item() + 0.7 * soft.item(), rel=1e-6)
+    only_hard = Objective(distill_alpha=1.0).task_loss(student, labels, teacher)
+    assert only_hard.item() == pytest.approx(hard.item())
+
+
+def test_positions_the_teacher_never_saw_get_no_soft_target():
+    torch.manual_seed(2)
+    student = torch.randn(1, 3, 2)
+    teacher = torch.randn(1, 3, 2)
+    teacher[0, 2] = math.nan
+    labels = torch.tensor([[0, 1, 1]])
+    loss = Objective(distill_alpha=0.0).task_loss(student, labels, teacher)
+    expected = distillation_kl(student[0, :2], teacher[0, :2], 1.0)
+    assert loss.item() == pytest.approx(expected.item(), rel=1e-6)
+
+
+def test_l1_penalty_sums_absolute_trainable_weights():
+    layer = torch.nn.Linear(3, 2)
+    frozen = torch.nn.Linear(3, 2).requires_grad_(False)
+    model = torch.nn.Sequential(layer, frozen)
+    expected = 0.01 * (layer.weight.abs().sum() + layer.bias.abs().sum())
+    assert Objective(l1=0.01).penalties(model).item() == pytest.approx(expected.item())
+    assert Objective().penalties(model) == 0.0
+
+
+def test_adalora_orthogonality_matches_what_peft_adds_to_its_own_loss(tiny_bert_dir):
+    from fulcrum.models.methods import build_trainable_model
+    from fulcrum.recipe import PeftSection
+    from fulcrum.tasks import SEQUENCE_CLASSIFICATION
+
+    torch.manual_seed(0)
+    model = build_trainable_model(
+        tiny_bert_dir,
+        ["a", "b"],
+        PeftSection(method="adalora", r=2, adalora_init_r=3),
+        SEQUENCE_CLASSIFICATION,
+        100,
+    )
+    with torch.no_grad():  # away from the initial orthogonality so the penalty is not ~0
+        for name, parameter in model.named_parameters():
+            if "lora_A" in name or "lora_B" in name:
+                parameter.normal_()
+    inputs = {"input_ids": torch.tensor([[101, 2000, 2001, 102]]), "labels": torch.tensor([1])}
+    model.eval()
+    outputs = model(**inputs)
+    plain = F.cross_entropy(outputs.logits, inputs["labels"])
+    weight = model.peft_config["default"].orth_reg_weight
+    penalty = adalora_orthogonality(model)
+    assert penalty.item() > 0.1
+    assert (outputs.loss - plain).item() == pytest.approx(weight * penalty.item(), rel=1e-5)
