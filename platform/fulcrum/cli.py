@@ -199,9 +199,12 @@ def _print_training_summary(artifact: Path) -> None:
                 for key, label in SUMMARY_FIELDS[opened.manifest["task"]]
             ]
             print(f"{split}: " + "  ".join(parts))
+    stopped = metrics.get("stopped_early")
     print(
         f"training artifact: {artifact} (best: epoch {metrics['best_epoch']}, step "
-        f"{metrics['best_step']}; {metrics['train_seconds']:.0f}s)"
+        f"{metrics['best_step']}; {metrics['train_seconds']:.0f}s"
+        + (f"; stopped early at step {stopped['step']}" if stopped else "")
+        + ")"
     )
 
 

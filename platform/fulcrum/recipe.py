@@ -11,6 +11,7 @@ import copy
 import difflib
 import hashlib
 import json
+import os
 from pathlib import Path
 from typing import Any, Literal
 
@@ -535,7 +536,7 @@ def _resolve_data_paths(raw: dict[str, Any], base_dir: Path) -> None:
         for key in keys:
             value = values.get(key)
             if isinstance(value, str) and "://" not in value and not Path(value).is_absolute():
-                values[key] = str(base_dir / value)
+                values[key] = os.path.normpath(base_dir / value)
 
 
 # --------------------------------------------------------------------------- error messages
