@@ -254,10 +254,13 @@ def distillation(dataset: str, train_rows: int) -> list[dict]:
             ),
         )
     )
-    for label, recipe, artifact in candidates:
-        exported = export(recipe, train_dir=artifact.path)
-        classifier = OnnxClassifier(exported, threads=2)
-        latency = batch_latency_ms(classifier, texts, 32)
+    exported = [export(recipe, train_dir=artifact.path) for _, recipe, artifact in candidates]
+    latencies = batch_latencies_ms(
+        [OnnxClassifier(directory, threads=2) for directory in exported], texts, 32
+    )
+    for (label, _, artifact), directory, latency in zip(
+        candidates, exported, latencies, strict=True
+    ):
         test = artifact.metrics["test"]
         rows.append(
             {
@@ -266,7 +269,7 @@ def distillation(dataset: str, train_rows: int) -> list[dict]:
                 "test_accuracy": test["accuracy"],
                 "test_macro_f1": test["macro_f1"],
                 "onnx_ms_batch32": latency,
-                "onnx_mb": (exported / "model.onnx").stat().st_size / 2**20,
+                "onnx_mb": (directory / "model.onnx").stat().st_size / 2**20,
                 "train_s": artifact.metrics["train_seconds"],
             }
         )
@@ -278,18 +281,24 @@ def distillation(dataset: str, train_rows: int) -> list[dict]:
     return rows
 
 
-def batch_latency_ms(classifier, texts: list[str], batch: int, repeats: int = 3) -> float:
-    """Median milliseconds per batch over the test texts (after one warm-up pass)."""
+def batch_latencies_ms(
+    classifiers: list, texts: list[str], batch: int, repeats: int = 3
+) -> list[float]:
+    """Median milliseconds per batch of each classifier over the test texts, measured
+    interleaved (every batch through every model in turn) so that anything else the
+    machine does slows them alike and the ratios hold."""
     batches = [texts[i : i + batch] for i in range(0, len(texts) - batch + 1, batch)]
-    for chunk in batches[:2]:
-        classifier.logits(chunk)
-    timings = []
+    for classifier in classifiers:  # warm-up
+        for chunk in batches[:2]:
+            classifier.logits(chunk)
+    timings: list[list[float]] = [[] for _ in classifiers]
     for _ in range(repeats):
         for chunk in batches:
-            started = time.perf_counter()
-            classifier.logits(chunk)
-            timings.append(1000 * (time.perf_counter() - started))
-    return statistics.median(timings)
+            for index, classifier in enumerate(classifiers):
+                started = time.perf_counter()
+                classifier.logits(chunk)
+                timings[index].append(1000 * (time.perf_counter() - started))
+    return [statistics.median(values) for values in timings]
 
 
 # --------------------------------------------------------------------------- report
