@@ -224,7 +224,10 @@ def test_toolbox_sections_validate_and_default():
             {**MINIMAL, "train": {"zero_stage": 3, "adversarial": {"method": "fgm"}}},
             "train: adversarial training takes extra gradients",
         ),
-        ({**MINIMAL, "train": {"zero_stage": 3, "l1": 0.001}}, "train: l1 needs the whole trainable parameters"),
+        (
+            {**MINIMAL, "train": {"zero_stage": 3, "l1": 0.001}},
+            "train: l1 needs the whole trainable parameters",
+        ),
         (
             {
                 **MINIMAL,

@@ -116,3 +116,21 @@ def test_early_stopping_counts_evaluations_since_a_real_improvement():
     # Gains below min_delta do not reset the count (nor move the bar).
     assert evaluations_without_improvement(history(0.5, 0.505, 0.509), "val_f1", 0.01) == 2
     assert evaluations_without_improvement(history(0.5, 0.505, 0.52), "val_f1", 0.01) == 0
+
+
+def test_stale_deepspeed_build_locks_are_removed_and_fresh_ones_kept(tmp_path, monkeypatch):
+    import os
+    import time
+
+    from fulcrum.train.deepspeed_config import clear_stale_build_locks
+
+    monkeypatch.setenv("TORCH_EXTENSIONS_DIR", str(tmp_path))
+    stale = tmp_path / "deepspeed_shm_comm" / "lock"
+    fresh = tmp_path / "other_op" / "lock"
+    for lock in (stale, fresh):
+        lock.parent.mkdir(parents=True)
+        lock.touch()
+    hour_ago = time.time() - 3600
+    os.utime(stale, (hour_ago, hour_ago))
+    assert clear_stale_build_locks() == [stale]
+    assert not stale.exists() and fresh.exists()

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import copy
 import json
+import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -69,3 +71,28 @@ def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]
         else:
             merged[key] = copy.deepcopy(value)
     return merged
+
+
+def clear_stale_build_locks(max_age_s: float = 900.0) -> list[Path]:
+    """DeepSpeed JIT-builds its CPU communication op on first use, under a lock file in
+    torch's extensions folder. A build killed midway (a cancelled job, a preempted node)
+    leaves the lock behind, and every later DeepSpeed start on that machine then waits on
+    it forever, silently. A build takes a few minutes; locks far older than that are
+    removed. Returns the locks removed."""
+    from torch.utils.cpp_extension import get_default_build_root
+
+    # torch builds in $TORCH_EXTENSIONS_DIR/<op>, else in <cache>/<python+device>/<op>.
+    custom = os.environ.get("TORCH_EXTENSIONS_DIR")
+    locks = (
+        Path(custom).glob("*/lock") if custom else Path(get_default_build_root()).glob("*/*/lock")
+    )
+    removed = []
+    now = time.time()
+    for lock in locks:
+        try:
+            if now - lock.stat().st_mtime > max_age_s:
+                lock.unlink()
+                removed.append(lock)
+        except FileNotFoundError:  # another rank removed it first
+            continue
+    return removed

@@ -37,6 +37,7 @@ from fulcrum.recipe import Recipe
 from fulcrum.runtime import quiet_ray_data
 from fulcrum.tasks import TASKS, evaluate_counts, model_inputs
 from fulcrum.train.adversarial import Attack, EmbeddingPerturbation, adversarial_training_loss
+from fulcrum.train.deepspeed_config import clear_stale_build_locks
 from fulcrum.train.distill import TEACHER_COLUMN, teacher_targets
 from fulcrum.train.objective import Objective
 from fulcrum.train.progress import ProgressSink
@@ -109,6 +110,8 @@ def train_worker(config: dict[str, Any]) -> None:
         if "scheduler" not in ds_config:
             warmup = int(train_cfg.warmup_ratio * total_steps)
             scheduler = make_scheduler(optimizer, warmup, total_steps, train_cfg.scheduler)
+    for lock in clear_stale_build_locks():
+        progress.emit(type="message", text=f"removed a stale DeepSpeed build lock: {lock}")
     engine, _, _, engine_scheduler = deepspeed.initialize(
         model=model,
         optimizer=optimizer,
