@@ -144,15 +144,13 @@ def run(raw: dict) -> Any:
 
 
 def ablation(datasets: list[str], techniques: list[str], seeds: int, train_rows: int) -> list:
-    from fulcrum.data import load_splits
-    from fulcrum.train.robustness import robustness
-
-    rows = []
+    """Seed by seed over all techniques, so an interrupted benchmark leaves every technique
+    with the same number of seeds; the results file is rewritten after every run."""
+    runs: dict[tuple[str, str], list[dict]] = {}
     for dataset in datasets:
         data = prepare(dataset, train_rows)
-        for technique in techniques:
-            scores, accuracies, seconds, robust = [], [], [], []
-            for seed in range(seeds):
+        for seed in range(seeds):
+            for technique in techniques:
                 started = time.time()
                 recipe, artifact = run(
                     recipe_dict(
@@ -160,48 +158,63 @@ def ablation(datasets: list[str], techniques: list[str], seeds: int, train_rows:
                     )
                 )
                 test = artifact.metrics["test"]
-                scores.append(test["macro_f1"])
-                accuracies.append(test["accuracy"])
-                seconds.append(artifact.metrics["train_seconds"])
+                result = {
+                    "macro_f1": test["macro_f1"],
+                    "accuracy": test["accuracy"],
+                    "train_s": artifact.metrics["train_seconds"],
+                }
+                if technique in ROBUSTNESS_FOR:
+                    result |= robustness_of(recipe, artifact, seed)
+                runs.setdefault((dataset, technique), []).append(result)
                 print(
-                    f"[ablation] {dataset} {technique} seed {seed}: test macro-F1 "
-                    f"{test['macro_f1']:.4f} accuracy {test['accuracy']:.4f} "
-                    f"({time.time() - started:.0f}s)",
+                    f"[ablation] {dataset} {technique} seed {seed}: "
+                    + ", ".join(f"{key} {value:.4f}" for key, value in result.items())
+                    + f" ({time.time() - started:.0f}s)",
                     flush=True,
                 )
-                if technique in ROBUSTNESS_FOR:
-                    splits = load_splits(recipe.data, recipe.seed)
-                    test_rows = splits.test
-                    if test_rows.num_rows > ROBUSTNESS_ROWS:
-                        sample = np.random.default_rng(13).choice(
-                            test_rows.num_rows, ROBUSTNESS_ROWS, replace=False
-                        )
-                        test_rows = test_rows.take(np.sort(sample))
-                    report = robustness(
-                        artifact.path,
-                        test_rows,
-                        splits.label_names,
-                        recipe.task.type,
-                        recipe.model.max_length,
-                        seed=seed,
-                    )
-                    robust.append((report["pgd"]["accuracy"], report["typos"]["accuracy"]))
-            row = {
-                "dataset": dataset,
-                "technique": technique,
-                "seeds": seeds,
-                "macro_f1_mean": statistics.mean(scores),
-                "macro_f1_std": statistics.stdev(scores) if seeds > 1 else 0.0,
-                "accuracy_mean": statistics.mean(accuracies),
-                "train_s_mean": statistics.mean(seconds),
-                "macro_f1": scores,
-            }
-            if robust:
-                row["pgd_accuracy_mean"] = statistics.mean(r[0] for r in robust)
-                row["typo_accuracy_mean"] = statistics.mean(r[1] for r in robust)
-            rows.append(row)
-            save("ablation", rows, ("dataset", "technique"), {"train_rows": train_rows})
-    return rows
+                save(
+                    "ablation",
+                    [summary(key, results) for key, results in runs.items()],
+                    ("dataset", "technique"),
+                    {"train_rows": train_rows},
+                )
+    return [summary(key, results) for key, results in runs.items()]
+
+
+def robustness_of(recipe, artifact, seed: int) -> dict[str, float]:
+    from fulcrum.data import load_splits
+    from fulcrum.train.robustness import robustness
+
+    splits = load_splits(recipe.data, recipe.seed)
+    rows = splits.test
+    if rows.num_rows > ROBUSTNESS_ROWS:
+        sample = np.random.default_rng(13).choice(rows.num_rows, ROBUSTNESS_ROWS, replace=False)
+        rows = rows.take(np.sort(sample))
+    report = robustness(
+        artifact.path,
+        rows,
+        splits.label_names,
+        recipe.task.type,
+        recipe.model.max_length,
+        seed=seed,
+    )
+    return {"pgd_accuracy": report["pgd"]["accuracy"], "typo_accuracy": report["typos"]["accuracy"]}
+
+
+def summary(key: tuple[str, str], results: list[dict]) -> dict[str, Any]:
+    scores = [result["macro_f1"] for result in results]
+    row = {
+        "dataset": key[0],
+        "technique": key[1],
+        "seeds": len(results),
+        "macro_f1_mean": statistics.mean(scores),
+        "macro_f1_std": statistics.stdev(scores) if len(scores) > 1 else 0.0,
+        "macro_f1": scores,
+    }
+    for name in ("accuracy", "train_s", "pgd_accuracy", "typo_accuracy"):
+        if name in results[0]:
+            row[f"{name}_mean"] = statistics.mean(result[name] for result in results)
+    return row
 
 
 def save(name: str, rows: list[dict], key: tuple[str, ...], extra: dict) -> None:
