@@ -247,21 +247,30 @@ def distillation(dataset: str, train_rows: int) -> list[dict]:
             *run(recipe_dict(f"{dataset}-student", data, 0, STUDENT, {})),
         )
     )
+    distilled = {"teacher": str(teacher.path.resolve()), "alpha": 0.5, "temperature": 2.0}
     candidates.append(
         (
             "student (2 layers), distilled",
             *run(
                 recipe_dict(
-                    f"{dataset}-student-distilled",
+                    f"{dataset}-student-distilled", data, 0, STUDENT, {"distill": distilled}
+                )
+            ),
+        )
+    )
+    # TinyBERT-style: the teacher also labels augmented copies, and counts for more.
+    candidates.append(
+        (
+            "student (2 layers), distilled + augmented x3",
+            *run(
+                recipe_dict(
+                    f"{dataset}-student-distilled-augmented",
                     data,
                     0,
                     STUDENT,
                     {
-                        "distill": {
-                            "teacher": str(teacher.path.resolve()),
-                            "alpha": 0.5,
-                            "temperature": 2.0,
-                        }
+                        "distill": {**distilled, "alpha": 0.3, "actors": 2},
+                        "augment": {"multiplier": 3},
                     },
                 )
             ),
