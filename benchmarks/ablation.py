@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from common import REPOSITORY, RESULTS, data_file, table, write_results
+from common import REPOSITORY, RESULTS, data_file, table, train_or_reuse, write_results
 
 OUTPUT = REPOSITORY / "artifacts" / "benchmarks" / "ablation"
 SPLITS = ("train", "validation", "test")
@@ -124,22 +124,6 @@ def recipe_dict(name: str, data: dict, seed: int, extra: dict, base: dict) -> di
     return recipe
 
 
-def run(raw: dict) -> Any:
-    """Train (or read back a finished run of the same recipe)."""
-    from fulcrum.artifacts import open_artifact
-    from fulcrum.recipe import validate_recipe
-    from fulcrum.train.stage import train, train_artifact_dir
-
-    recipe = validate_recipe(raw)
-    finished = train_artifact_dir(recipe)
-    if (finished / "manifest.json").is_file():
-        artifact = open_artifact(finished, kind="train")
-        if artifact.manifest["recipe_hash"] == recipe.hash:
-            print(f"[ablation] {recipe.name}: reusing {finished}", flush=True)
-            return recipe, artifact
-    return recipe, open_artifact(train(recipe), kind="train")
-
-
 # --------------------------------------------------------------------------- ablation
 
 
@@ -152,7 +136,7 @@ def ablation(datasets: list[str], techniques: list[str], seeds: int, train_rows:
         for seed in range(seeds):
             for technique in techniques:
                 started = time.time()
-                recipe, artifact = run(
+                recipe, artifact = train_or_reuse(
                     recipe_dict(
                         f"{dataset}-{technique}-s{seed}", data, seed, TECHNIQUES[technique], {}
                     )
@@ -239,19 +223,21 @@ def distillation(dataset: str, train_rows: int) -> list[dict]:
     data = prepare(dataset, train_rows)
     texts = [json.loads(line)["text"] for line in open(data["test"])]
     rows = []
-    teacher_recipe, teacher = run(recipe_dict(f"{dataset}-teacher", data, 0, TEACHER, {}))
+    teacher_recipe, teacher = train_or_reuse(
+        recipe_dict(f"{dataset}-teacher", data, 0, TEACHER, {})
+    )
     candidates = [("teacher (6 layers)", teacher_recipe, teacher)]
     candidates.append(
         (
             "student (2 layers), no teacher",
-            *run(recipe_dict(f"{dataset}-student", data, 0, STUDENT, {})),
+            *train_or_reuse(recipe_dict(f"{dataset}-student", data, 0, STUDENT, {})),
         )
     )
     distilled = {"teacher": str(teacher.path.resolve()), "alpha": 0.5, "temperature": 2.0}
     candidates.append(
         (
             "student (2 layers), distilled",
-            *run(
+            *train_or_reuse(
                 recipe_dict(
                     f"{dataset}-student-distilled", data, 0, STUDENT, {"distill": distilled}
                 )
@@ -262,7 +248,7 @@ def distillation(dataset: str, train_rows: int) -> list[dict]:
     candidates.append(
         (
             "student (2 layers), distilled + augmented x3",
-            *run(
+            *train_or_reuse(
                 recipe_dict(
                     f"{dataset}-student-distilled-augmented",
                     data,

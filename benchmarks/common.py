@@ -85,3 +85,20 @@ def steps_csv_rates(artifact_dir: Path, skip_first: int = 1) -> dict[str, float]
         "tokens_per_s": sum(tokens) / len(tokens),
         "peak_rss_mb": memory,
     }
+
+
+def train_or_reuse(raw: dict[str, Any]):
+    """(recipe, training artifact): a finished artifact trained from the same recipe is read
+    back rather than trained again; an interrupted run resumes from its last checkpoint."""
+    from fulcrum.artifacts import open_artifact
+    from fulcrum.recipe import validate_recipe
+    from fulcrum.train.stage import train, train_artifact_dir
+
+    recipe = validate_recipe(raw)
+    finished = train_artifact_dir(recipe)
+    if (finished / "manifest.json").is_file():
+        artifact = open_artifact(finished, kind="train")
+        if artifact.manifest["recipe_hash"] == recipe.hash:
+            print(f"[benchmark] {recipe.name}: reusing {finished} (same recipe)", flush=True)
+            return recipe, artifact
+    return recipe, open_artifact(train(recipe), kind="train")

@@ -14,9 +14,8 @@ than trained again; an interrupted run resumes from its last checkpoint.
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
-from common import data_file, table, write_results
+from common import data_file, table, train_or_reuse, write_results
 
 DATASETS = {
     "conll2003": {
@@ -67,21 +66,9 @@ def main() -> None:
     parser.add_argument("--output-dir", default="artifacts/benchmarks")
     args = parser.parse_args()
 
-    from fulcrum.artifacts import open_artifact
-    from fulcrum.recipe import validate_recipe
-    from fulcrum.train.stage import train
-
     rows = []
     for name in args.datasets:
-        recipe = validate_recipe(recipe_dict(name, args.epochs, args.output_dir))
-        finished = Path(args.output_dir) / recipe.name / "train"
-        if (finished / "manifest.json").is_file() and (
-            open_artifact(finished).manifest["recipe_hash"] == recipe.hash
-        ):
-            print(f"{name}: reusing {finished} (same recipe)", flush=True)
-            artifact = open_artifact(finished, kind="train")
-        else:
-            artifact = open_artifact(train(recipe), kind="train")
+        _, artifact = train_or_reuse(recipe_dict(name, args.epochs, args.output_dir))
         test = artifact.metrics["test"]
         rows.append(
             {

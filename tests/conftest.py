@@ -65,3 +65,17 @@ def write_keyword_csv(path: Path, rows_per_label: int = 40) -> Path:
             lines.append(f"{' '.join(tokens)},{label}")
     path.write_text("\n".join(lines) + "\n")
     return path
+
+
+def write_people_conll(path: Path, surnames: bool = False, varied_places: bool = False) -> Path:
+    """60 CoNLL sentences `Alice met Bob in Oslo` with numbered names: PER and LOC tags a
+    tiny model learns in a few steps (surnames add I-PER, varied places more LOC mentions)."""
+    lines = []
+    for index in range(60):
+        lines.append(f"Alice{index % 7} B-PER")
+        if surnames:
+            lines.append(f"Smith{index % 3} I-PER")
+        place = f"Oslo{index % 4}" if varied_places else "Oslo"
+        lines += ["met O", f"Bob{index % 5} B-PER", "in O", f"{place} B-LOC", ""]
+    path.write_text("\n".join(lines) + "\n")
+    return path

@@ -12,6 +12,8 @@ import torch
 from fulcrum.artifacts import open_artifact
 from fulcrum.train.stage import train
 
+from ..conftest import write_people_conll
+
 pytestmark = pytest.mark.integration
 
 
@@ -99,19 +101,7 @@ def test_distilled_student_has_its_teacher_logits_and_lineage(
 def test_ner_student_distils_token_logits_with_mention_augmentation(
     ray_cluster, tiny_recipe_factory, tmp_path
 ):
-    lines = []
-    for index in range(60):
-        lines += [
-            f"Alice{index % 7} B-PER",
-            f"Smith{index % 3} I-PER",
-            "met O",
-            f"Bob{index % 5} B-PER",
-            "in O",
-            f"Oslo{index % 4} B-LOC",
-            "",
-        ]
-    data = tmp_path / "ner.conll"
-    data.write_text("\n".join(lines) + "\n")
+    data = write_people_conll(tmp_path / "ner.conll", surnames=True, varied_places=True)
     common = {
         "task": {"type": "token_classification"},
         "data": {"path": str(data), "format": "conll"},

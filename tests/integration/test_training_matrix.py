@@ -7,6 +7,8 @@ import pytest
 from fulcrum.artifacts import open_artifact
 from fulcrum.train.stage import train
 
+from ..conftest import write_people_conll
+
 pytestmark = pytest.mark.integration
 
 
@@ -72,18 +74,7 @@ def test_step_logs_tensorboard_and_plot_are_in_the_artifact(
 def test_token_classification_trains_and_scores_entities(
     ray_cluster, tiny_recipe_factory, tmp_path
 ):
-    lines = []
-    for index in range(60):
-        lines += [
-            f"Alice{index % 7} B-PER",
-            "met O",
-            f"Bob{index % 5} B-PER",
-            "in O",
-            "Oslo B-LOC",
-            "",
-        ]
-    data = tmp_path / "ner.conll"
-    data.write_text("\n".join(lines) + "\n")
+    data = write_people_conll(tmp_path / "ner.conll")
     recipe = tiny_recipe_factory(
         tmp_path,
         task={"type": "token_classification"},
