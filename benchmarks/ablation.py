@@ -30,10 +30,18 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from common import REPOSITORY, RESULTS, data_file, table, train_or_reuse, write_results
+from common import (
+    REPOSITORY,
+    RESULTS,
+    data_file,
+    phrasebank_data,
+    subsampled_splits,
+    table,
+    train_or_reuse,
+    write_results,
+)
 
 OUTPUT = REPOSITORY / "artifacts" / "benchmarks" / "ablation"
-SPLITS = ("train", "validation", "test")
 
 TECHNIQUES: dict[str, dict[str, Any]] = {
     "baseline": {},
@@ -49,7 +57,7 @@ TECHNIQUES: dict[str, dict[str, Any]] = {
     "augment": {"augment": {"multiplier": 2}},
 }
 ROBUSTNESS_FOR = ("baseline", "fgm", "pgd", "augment")
-ROBUSTNESS_ROWS = 1000  # a seeded sample of the test split (PGD costs 7 passes a row)
+ROBUSTNESS_ROWS = 500  # a seeded sample of the test split (the attack costs several passes a row)
 
 
 # --------------------------------------------------------------------------- data
@@ -58,48 +66,16 @@ ROBUSTNESS_ROWS = 1000  # a seeded sample of the test split (PGD costs 7 passes 
 def prepare(dataset: str, train_rows: int) -> dict[str, str]:
     """Write the benchmark's split of a dataset as JSONL (under artifacts/, not committed);
     returns the recipe's data section."""
-    from fulcrum.data import load_splits
-    from fulcrum.data.splits import stratified_split
-    from fulcrum.recipe import DataSection
-
-    target = OUTPUT / "data" / f"{dataset}-{train_rows}"
-    if not (target / "test.jsonl").is_file():
-        if dataset == "fpb50":
-            section = DataSection(
-                path=data_file("financial_phrasebank", "Sentences_50Agree.txt"),
-                format="lines",
-                encoding="latin-1",
-                validation_fraction=0.1,
-                test_fraction=0.1,
-            )
-        else:
-            section = DataSection(
-                train=data_file("banking77", "train.csv"),
-                test=data_file("banking77", "test.csv"),
-                label_column="category",
-                validation_fraction=0.1,
-            )
-        splits = load_splits(section, seed=13)
-        labels = splits.train.column("label").to_numpy()
-        share = min(1.0, train_rows / len(labels))
-        keep = (
-            stratified_split(labels, 1 - share, 0.0, seed=13)[0]
-            if share < 1
-            else range(len(labels))
-        )
-        target.mkdir(parents=True, exist_ok=True)
-        names = splits.label_names
-        for split, rows in (
-            ("train", splits.train.take(list(keep))),
-            ("validation", splits.validation),
-            ("test", splits.test),
-        ):
-            with open(target / f"{split}.jsonl", "w") as handle:
-                for text, label in zip(
-                    rows.column("text").to_pylist(), rows.column("label").to_pylist(), strict=True
-                ):
-                    handle.write(json.dumps({"text": text, "label": names[label]}) + "\n")
-    return {split: str((target / f"{split}.jsonl").resolve()) for split in SPLITS}
+    if dataset == "fpb50":
+        section = phrasebank_data("50Agree")
+    else:
+        section = {
+            "train": data_file("banking77", "train.csv"),
+            "test": data_file("banking77", "test.csv"),
+            "label_column": "category",
+            "validation_fraction": 0.1,
+        }
+    return subsampled_splits(section, OUTPUT / "data" / f"{dataset}-{train_rows}", train_rows)
 
 
 def recipe_dict(name: str, data: dict, seed: int, extra: dict, base: dict) -> dict:
@@ -113,7 +89,7 @@ def recipe_dict(name: str, data: dict, seed: int, extra: dict, base: dict) -> di
         "train": {
             "workers": 2,
             "epochs": 3,
-            "batch_size": 16,
+            "batch_size": 8,
             "lr": 2e-3,
             "zero_stage": 2,
             "log_every_steps": 20,
@@ -128,17 +104,21 @@ def recipe_dict(name: str, data: dict, seed: int, extra: dict, base: dict) -> di
 
 
 def ablation(datasets: list[str], techniques: list[str], seeds: int, train_rows: int) -> list:
-    """Seed by seed over all techniques, so an interrupted benchmark leaves every technique
-    with the same number of seeds; the results file is rewritten after every run."""
+    """Seed by seed over all datasets and techniques, so an interrupted benchmark leaves
+    every row with the same number of seeds; the results file is rewritten after every run."""
     runs: dict[tuple[str, str], list[dict]] = {}
-    for dataset in datasets:
-        data = prepare(dataset, train_rows)
-        for seed in range(seeds):
+    data = {dataset: prepare(dataset, train_rows) for dataset in datasets}
+    for seed in range(seeds):
+        for dataset in datasets:
             for technique in techniques:
                 started = time.time()
                 recipe, artifact = train_or_reuse(
                     recipe_dict(
-                        f"{dataset}-{technique}-s{seed}", data, seed, TECHNIQUES[technique], {}
+                        f"{dataset}-{technique}-s{seed}",
+                        data[dataset],
+                        seed,
+                        TECHNIQUES[technique],
+                        {},
                     )
                 )
                 test = artifact.metrics["test"]
@@ -146,13 +126,16 @@ def ablation(datasets: list[str], techniques: list[str], seeds: int, train_rows:
                     "macro_f1": test["macro_f1"],
                     "accuracy": test["accuracy"],
                     "train_s": artifact.metrics["train_seconds"],
+                    "steps": artifact.metrics["history"][-1]["step"],
                 }
                 if technique in ROBUSTNESS_FOR:
                     result |= robustness_of(recipe, artifact, seed)
                 runs.setdefault((dataset, technique), []).append(result)
                 print(
                     f"[ablation] {dataset} {technique} seed {seed}: "
-                    + ", ".join(f"{key} {value:.4f}" for key, value in result.items())
+                    + ", ".join(
+                        f"{key} {value:.4f}" for key, value in result.items() if value is not None
+                    )
                     + f" ({time.time() - started:.0f}s)",
                     flush=True,
                 )
@@ -195,7 +178,7 @@ def summary(key: tuple[str, str], results: list[dict]) -> dict[str, Any]:
         "macro_f1_std": statistics.stdev(scores) if len(scores) > 1 else 0.0,
         "macro_f1": scores,
     }
-    for name in ("accuracy", "train_s", "pgd_accuracy", "typo_accuracy"):
+    for name in ("accuracy", "train_s", "steps", "pgd_accuracy", "typo_accuracy"):
         if name in results[0]:
             row[f"{name}_mean"] = statistics.mean(result[name] for result in results)
     return row

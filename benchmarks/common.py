@@ -102,3 +102,35 @@ def train_or_reuse(raw: dict[str, Any]):
             print(f"[benchmark] {recipe.name}: reusing {finished} (same recipe)", flush=True)
             return recipe, artifact
     return recipe, open_artifact(train(recipe), kind="train")
+
+
+def subsampled_splits(section: dict[str, Any], target: Path, train_rows: int) -> dict[str, str]:
+    """The dataset's seeded splits written as JSONL under `target` (artifacts/, never
+    committed), the training split cut (stratified) to `train_rows`: the low-data regime,
+    or a benchmark that must fit in minutes. Validation and test stay whole. Returns the
+    recipe's data section."""
+    from fulcrum.data import load_splits
+    from fulcrum.data.splits import stratified_split
+    from fulcrum.recipe import DataSection
+
+    splits_names = ("train", "validation", "test")
+    if not (target / "test.jsonl").is_file():
+        splits = load_splits(DataSection(**section), seed=13)
+        labels = splits.train.column("label").to_numpy()
+        share = min(1.0, train_rows / len(labels))
+        keep = (
+            stratified_split(labels, 1 - share, 0.0, seed=13)[0]
+            if share < 1
+            else range(len(labels))
+        )
+        target.mkdir(parents=True, exist_ok=True)
+        names = splits.label_names
+        for split, rows in zip(
+            splits_names, (splits.train.take(list(keep)), splits.validation, splits.test)
+        ):
+            with open(target / f"{split}.jsonl", "w") as handle:
+                for text, label in zip(
+                    rows.column("text").to_pylist(), rows.column("label").to_pylist(), strict=True
+                ):
+                    handle.write(json.dumps({"text": text, "label": names[label]}) + "\n")
+    return {split: str((target / f"{split}.jsonl").resolve()) for split in splits_names}

@@ -2,6 +2,7 @@
 
 fulcrum validate RECIPE          check a recipe and print it with defaults filled in
 fulcrum train    RECIPE          Ray Train + DeepSpeed + PEFT -> training artifact
+fulcrum tune     RECIPE          Ray Tune campaign over the recipe's tune: space -> best recipe
 fulcrum export   RECIPE          training artifact -> ONNX artifact (parity-checked)
 fulcrum serve    RECIPE          ONNX artifact -> Ray Serve endpoint (until Ctrl-C)
 fulcrum run      RECIPE          all of the above in order
@@ -67,6 +68,7 @@ def _parser() -> argparse.ArgumentParser:
 
     command("validate", _validate, "check a recipe and print it with every default filled in")
     command("train", _train, "fine-tune on Ray Train (DeepSpeed + PEFT) into a training artifact")
+    command("tune", _tune, "search the recipe's tune: space on Ray Tune; each trial trains")
     export = command("export", _export, "export a training artifact to ONNX and check parity")
     export.add_argument(
         "--from", dest="train_dir", help="training artifact (default: the recipe's)"
@@ -95,6 +97,15 @@ def _train(recipe: Recipe, args) -> int:
 
     artifact = train(recipe, args.output_dir)
     _print_training_summary(artifact)
+    return 0
+
+
+def _tune(recipe: Recipe, args) -> int:
+    from fulcrum.tune.campaign import tune
+
+    campaign = tune(recipe, args.output_dir)
+    print(f"campaign artifact: {campaign}")
+    print(f"best recipe: {campaign / 'best_recipe.yaml'} (fulcrum train it)")
     return 0
 
 

@@ -22,7 +22,7 @@ from fulcrum.errors import RecipeError
 
 # Sections named in the design that later versions fill in. Naming one today is an error that
 # says so, rather than "unknown key", so a recipe written for a newer Fulcrum fails clearly.
-PLANNED_SECTIONS = ("tune", "compress", "explain")
+PLANNED_SECTIONS = ("compress", "explain")
 
 
 class Section(BaseModel):
@@ -376,6 +376,128 @@ class ServeSection(Section):
     autoscaling: AutoscalingSection = Field(default_factory=AutoscalingSection)
 
 
+SEARCH_KINDS = ("choice", "grid", "uniform", "loguniform", "quniform", "integer")
+# Keys a campaign may not search: they name the campaign's own trials and outputs.
+UNSEARCHABLE = ("name", "output_dir", "tune")
+
+
+class SearchDimension(Section):
+    """One searched key: exactly one of the kinds below."""
+
+    choice: list[Any] | None = Field(
+        None, min_length=1, description="Categorical: one of these values."
+    )
+    grid: list[Any] | None = Field(
+        None,
+        min_length=1,
+        description="Every one of these values, each in its own trial (search: random or grid).",
+    )
+    uniform: tuple[float, float] | None = Field(None, description="[low, high], uniform.")
+    loguniform: tuple[float, float] | None = Field(
+        None, description="[low, high], uniform in log space (learning rates, epsilons)."
+    )
+    quniform: tuple[float, float, float] | None = Field(
+        None, description="[low, high, step]: uniform, rounded to a multiple of step."
+    )
+    integer: tuple[int, int] | None = Field(
+        None, description="[low, high]: an integer, both ends included."
+    )
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> SearchDimension:
+        given = [kind for kind in SEARCH_KINDS if getattr(self, kind) is not None]
+        if len(given) != 1:
+            raise ValueError(
+                f"give exactly one of {', '.join(SEARCH_KINDS)}"
+                + (f" (got {', '.join(given)})" if given else "")
+            )
+        kind = given[0]
+        if kind in ("uniform", "loguniform", "quniform", "integer"):
+            low, high = getattr(self, kind)[:2]
+            if not low < high:
+                raise ValueError(f"{kind}: low ({low}) must be < high ({high})")
+            if kind == "loguniform" and low <= 0:
+                raise ValueError(f"loguniform: low must be > 0 (got {low})")
+            if kind == "quniform" and self.quniform[2] <= 0:
+                raise ValueError(f"quniform: step must be > 0 (got {self.quniform[2]})")
+        return self
+
+    @property
+    def kind(self) -> str:
+        return next(kind for kind in SEARCH_KINDS if getattr(self, kind) is not None)
+
+    @property
+    def extremes(self) -> list[Any]:
+        """Values that stand for the whole dimension when checking it against the recipe:
+        every listed value, or both ends of a range."""
+        if self.kind in ("choice", "grid"):
+            return list(getattr(self, self.kind))
+        low, high = getattr(self, self.kind)[:2]
+        return [low, high]
+
+
+class TuneSection(Section):
+    space: dict[str, SearchDimension] = Field(
+        ...,
+        min_length=1,
+        description="What to search: dotted recipe keys (`train.lr`, `peft.r`, "
+        "`train.adversarial.epsilon`) mapped to a dimension.",
+    )
+    metric: str = Field(
+        "auto", description="Validation metric to maximise; auto: the task's (train.metric)."
+    )
+    mode: Literal["max", "min"] = Field("max", description="Maximise or minimise the metric.")
+    num_samples: int = Field(
+        16, ge=1, le=10_000, description="Trial budget: configurations tried at most."
+    )
+    time_budget_s: float | None = Field(
+        None, gt=0, description="Wall-clock budget; running trials stop when it is spent."
+    )
+    max_concurrent_trials: int | None = Field(
+        None,
+        ge=1,
+        description="Trials at once; default: as many as the cluster's CPUs (GPUs) fit, each "
+        "trial taking train.workers x train.cpus_per_worker.",
+    )
+    search: Literal["optuna", "random", "grid"] = Field(
+        "optuna",
+        description="optuna: TPE, learns from finished trials; random: independent samples; "
+        "grid: every `grid` value crossed, the rest sampled (repeated num_samples times).",
+    )
+    scheduler: Literal["asha", "none"] = Field(
+        "asha",
+        description="asha: stop trials that trail their peers at the same epoch; none: every "
+        "trial runs all its epochs.",
+    )
+    grace_period: int = Field(1, ge=1, description="asha: epochs before a trial may be stopped.")
+    reduction_factor: float = Field(
+        2.0, gt=1, description="asha: only the best 1/reduction_factor go on past each rung."
+    )
+    cost: Literal["none", "latency", "size"] = Field(
+        "none",
+        description="Second objective, measured on each finished trial's dynamic-INT8 ONNX "
+        "model: latency (ms per batch of cost_batch_size) or size (MB). The campaign then "
+        "reports the Pareto front of metric against cost.",
+    )
+    cost_batch_size: int = Field(32, ge=1, description="cost: latency: texts per batch.")
+    seed: int | None = Field(None, ge=0, description="Search seed; default: the recipe's seed.")
+    keep_artifacts: Literal["best", "all"] = Field(
+        "best",
+        description="Trial training artifacts kept when the campaign ends: the best trial's "
+        "(and, with a cost, the Pareto front's), or all.",
+    )
+
+    @model_validator(mode="after")
+    def _search_fits_space(self) -> TuneSection:
+        grids = [key for key, dimension in self.space.items() if dimension.kind == "grid"]
+        if grids and self.search == "optuna":
+            raise ValueError(
+                f"space.{grids[0]}: grid values need search: grid or random "
+                "(optuna samples; use choice)"
+            )
+        return self
+
+
 class Recipe(Section):
     name: str = Field(
         ..., pattern=r"^[a-z0-9][a-z0-9_-]*$", description="Job name; names the artifact folder."
@@ -397,6 +519,9 @@ class Recipe(Section):
     )
     export: ExportSection = Field(default_factory=ExportSection)
     serve: ServeSection = Field(default_factory=ServeSection)
+    tune: TuneSection | None = Field(
+        None, description="A hyperparameter campaign over this recipe (fulcrum tune)."
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -430,7 +555,43 @@ class Recipe(Section):
                     f"augment.operations: {', '.join(refused)} not label-preserving for "
                     f"{self.task.type} (use {', '.join(allowed)})"
                 )
+        if self.tune is not None:
+            self._check_tune_space()
         return self
+
+    def _check_tune_space(self) -> None:
+        """Every searched key exists and every value it can take is valid on its own, so a
+        typo fails here rather than in every trial. Combinations that cannot work together
+        are left to the trials, which record the error and let the campaign go on."""
+        allowed = TASK_METRICS[self.task.type]
+        if self.tune.metric != "auto" and self.tune.metric not in allowed:
+            raise ValueError(
+                f"tune.metric: {self.tune.metric} is not measured for {self.task.type} "
+                f"(use one of {', '.join(allowed)})"
+            )
+        base = self.to_dict()
+        base.pop("tune")
+        for key_path, dimension in self.tune.space.items():
+            where = f"tune.space.{key_path}"
+            if key_path.split(".")[0] in UNSEARCHABLE:
+                raise ValueError(f"{where}: {key_path.split('.')[0]} cannot be searched")
+            problem = _schema_problem(key_path.split("."))
+            if problem:
+                raise ValueError(f"{where}: {problem}")
+            for value in dimension.extremes:
+                raw = set_key_path(copy.deepcopy(base), key_path, value)
+                try:
+                    Recipe.model_validate(raw)
+                except ValidationError as error:
+                    reason = "; ".join(format_error(item, raw) for item in error.errors())
+                    raise ValueError(f"{where}: {_show(value)} does not work: {reason}") from None
+
+    @property
+    def tune_metric(self) -> str:
+        """The validation metric a campaign optimises."""
+        if self.tune is None or self.tune.metric == "auto":
+            return self.metric
+        return self.tune.metric
 
     @property
     def augment_operations(self) -> tuple[str, ...]:
@@ -512,15 +673,49 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str] | tuple[str, ...])
             value = yaml.safe_load(text)
         except yaml.YAMLError:
             value = text
-        node = raw
-        keys = key_path.split(".")
-        for key in keys[:-1]:
-            child = node.setdefault(key, {})
-            if not isinstance(child, dict):
-                raise RecipeError(f"override {item!r}: {key} is not a section")
-            node = child
-        node[keys[-1]] = value
+        try:
+            set_key_path(raw, key_path, value)
+        except ValueError as error:
+            raise RecipeError(f"override {item!r}: {error}") from None
     return raw
+
+
+def set_key_path(raw: dict[str, Any], key_path: str, value: Any) -> dict[str, Any]:
+    """Set `a.b.c` in nested dicts (creating sections on the way); returns `raw`."""
+    node = raw
+    keys = key_path.split(".")
+    for key in keys[:-1]:
+        child = node.get(key)
+        if child is None:
+            child = node[key] = {}
+        if not isinstance(child, dict):
+            raise ValueError(f"{key} is not a section")
+        node = child
+    node[keys[-1]] = value
+    return raw
+
+
+def _schema_problem(keys: list[str]) -> str | None:
+    """Why a dotted key names no recipe field (None when it does)."""
+    model: type[BaseModel] = Recipe
+    for index, key in enumerate(keys):
+        if key not in model.model_fields:
+            return "unknown key" + _suggestion(keys[: index + 1])
+        if index == len(keys) - 1:
+            return None
+        nested = _section_model(model.model_fields[key].annotation)
+        if nested is None:
+            return f"{'.'.join(keys[: index + 1])} is a value, not a section"
+        model = nested
+    return None
+
+
+def _section_model(annotation: Any) -> type[BaseModel] | None:
+    """The section model behind a field's annotation (`X`, or `X | None`)."""
+    for candidate in (annotation, *getattr(annotation, "__args__", ())):
+        if isinstance(candidate, type) and issubclass(candidate, BaseModel):
+            return candidate
+    return None
 
 
 def _resolve_data_paths(raw: dict[str, Any], base_dir: Path) -> None:
@@ -617,9 +812,9 @@ def _key_path(loc: list[Any]) -> str:
 def _suggestion(loc: list[Any]) -> str:
     model: type[BaseModel] = Recipe
     for part in loc[:-1]:
-        annotation = model.model_fields.get(str(part))
-        nested = getattr(annotation, "annotation", None) if annotation else None
-        if not (isinstance(nested, type) and issubclass(nested, BaseModel)):
+        field = model.model_fields.get(str(part))
+        nested = _section_model(field.annotation) if field else None
+        if nested is None:
             return ""
         model = nested
     alias = FAMILIAR_NAMES.get(str(loc[-1]))

@@ -90,8 +90,8 @@ def test_issue_example_message():
             "serve.autoscaling: max_replicas (2) must be >= min_replicas (3)",
         ),
         (
-            {**MINIMAL, "tune": {}},
-            "tune: this section is planned but not supported by this version",
+            {**MINIMAL, "compress": {}},
+            "compress: this section is planned but not supported by this version",
         ),
     ],
 )

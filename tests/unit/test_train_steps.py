@@ -134,3 +134,33 @@ def test_stale_deepspeed_build_locks_are_removed_and_fresh_ones_kept(tmp_path, m
     os.utime(stale, (hour_ago, hour_ago))
     assert clear_stale_build_locks() == [stale]
     assert not stale.exists() and fresh.exists()
+
+
+def test_a_build_lock_nobody_builds_under_is_stale_after_a_minute(tmp_path, monkeypatch):
+    """A trial killed while loading the op leaves a lock minutes old, not hours: with no
+    process building in that folder it goes after a minute; with one, it stays."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    from fulcrum.train.deepspeed_config import clear_stale_build_locks
+
+    monkeypatch.setenv("TORCH_EXTENSIONS_DIR", str(tmp_path))
+    orphan = tmp_path / "deepspeed_shm_comm" / "lock"
+    busy = tmp_path / "building_op" / "lock"
+    for lock in (orphan, busy):
+        lock.parent.mkdir(parents=True)
+        lock.touch()
+        two_minutes_ago = time.time() - 120
+        os.utime(lock, (two_minutes_ago, two_minutes_ago))
+    builder = subprocess.Popen(
+        [sys.executable, "-c", "import time; time.sleep(30)"], cwd=busy.parent
+    )
+    try:
+        time.sleep(0.2)
+        assert clear_stale_build_locks() == [orphan]
+        assert busy.exists()
+    finally:
+        builder.kill()
+        builder.wait()

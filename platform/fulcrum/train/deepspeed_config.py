@@ -73,12 +73,14 @@ def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]
     return merged
 
 
-def clear_stale_build_locks(max_age_s: float = 900.0) -> list[Path]:
+def clear_stale_build_locks(max_age_s: float = 900.0, idle_age_s: float = 60.0) -> list[Path]:
     """DeepSpeed JIT-builds its CPU communication op on first use, under a lock file in
-    torch's extensions folder. A build killed midway (a cancelled job, a preempted node)
-    leaves the lock behind, and every later DeepSpeed start on that machine then waits on
-    it forever, silently. A build takes a few minutes; locks far older than that are
-    removed. Returns the locks removed."""
+    torch's extensions folder. A build killed midway (a cancelled job, a preempted node, a
+    trial stopped by Tune) leaves the lock behind, and every later DeepSpeed start on that
+    machine then waits on it forever, silently. A lock is stale when nothing on this node
+    is building in its folder (no process runs there or names it) and it is older than the
+    moment between taking a lock and starting the compiler; or when it is older than any
+    build takes. Returns the locks removed."""
     from torch.utils.cpp_extension import get_default_build_root
 
     # torch builds in $TORCH_EXTENSIONS_DIR/<op>, else in <cache>/<python+device>/<op>.
@@ -90,9 +92,23 @@ def clear_stale_build_locks(max_age_s: float = 900.0) -> list[Path]:
     now = time.time()
     for lock in locks:
         try:
-            if now - lock.stat().st_mtime > max_age_s:
+            age = now - lock.stat().st_mtime
+            if age > max_age_s or (age > idle_age_s and not _building_in(lock.parent)):
                 lock.unlink()
                 removed.append(lock)
         except FileNotFoundError:  # another rank removed it first
             continue
     return removed
+
+
+def _building_in(folder: Path) -> bool:
+    """Whether a process on this node works in `folder` (ninja runs there; the compiler's
+    command line names it)."""
+    import psutil
+
+    target = str(folder.resolve())
+    for process in psutil.process_iter(["cwd", "cmdline"]):
+        info = process.info
+        if info.get("cwd") == target or target in " ".join(info.get("cmdline") or ()):
+            return True
+    return False

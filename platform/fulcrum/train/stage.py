@@ -51,7 +51,11 @@ def run_name(recipe: Recipe) -> str:
     return f"{recipe.name}-{recipe.hash[:12]}"
 
 
-def train(recipe: Recipe, output_dir: str | Path | None = None) -> Path:
+def train(
+    recipe: Recipe, output_dir: str | Path | None = None, callbacks: list | None = None
+) -> Path:
+    """`callbacks`: Ray Train callbacks for the run, e.g. Tune's TuneReportCallback when a
+    campaign trial runs this stage."""
     started = time.time()
     task = TASKS[recipe.task.type]
     splits = load_splits(recipe.data, recipe.seed, task.name)
@@ -69,7 +73,9 @@ def train(recipe: Recipe, output_dir: str | Path | None = None) -> Path:
     )
 
     train_rows = _training_table(recipe, splits, model_dir, teacher, artifact_dir.parent / "data")
-    result = _fit(recipe, splits, train_rows, model_dir, overrides, ds_config, storage)
+    result = _fit(
+        recipe, splits, train_rows, model_dir, overrides, ds_config, storage, callbacks or []
+    )
     best_checkpoint, best_metrics = _best(result, recipe.metric)
     with result.checkpoint.as_directory() as latest_dir:
         latest = Path(latest_dir)
@@ -164,6 +170,7 @@ def _fit(
     overrides: dict[str, Any],
     ds_config: dict[str, Any],
     storage: str,
+    callbacks: list,
 ):
     init_ray()
     import ray.data
@@ -221,6 +228,7 @@ def _fit(
             ),
             failure_config=FailureConfig(max_failures=cfg.max_failures),
             logging_config=LoggingConfig(log_level="WARNING"),
+            callbacks=callbacks,
         ),
         datasets={
             "train": ray.data.from_arrow(train_rows),

@@ -173,6 +173,7 @@ def train_worker(config: dict[str, Any]) -> None:
         metrics = _evaluate(engine, config, collate, task, label_names, rank, world)
         record = {"epoch": epoch, "step": int(engine.global_steps), "train_loss": train_loss}
         record |= {f"val_{key}": value for key, value in metrics.items()}
+        record |= _peak_memory(engine, dist)
         state["history"].append(record)
         state["global_step"] = int(engine.global_steps)
         patience = train_cfg.early_stopping_patience
@@ -470,6 +471,16 @@ def _restore(engine, checkpoint_dir: Path, rank: int, logs_dir: Path) -> dict[st
     if (checkpoint_dir / LOGS_DIR).is_dir():
         shutil.copytree(checkpoint_dir / LOGS_DIR, logs_dir, dirs_exist_ok=True)
     return json.loads((checkpoint_dir / STATE_FILE).read_text())
+
+
+def _peak_memory(engine, dist) -> dict[str, float]:
+    """The largest peak RSS and accelerator memory of any rank so far, in MiB: what a run
+    (or a Tune trial) needs of a node, reported with every evaluation."""
+    peaks = torch.tensor(peak_memory_mb(engine.device), dtype=torch.float64, device=engine.device)
+    if dist.is_initialized():
+        dist.all_reduce(peaks, op=dist.ReduceOp.MAX)
+    rss_mb, gpu_mb = peaks.tolist()
+    return {"peak_rss_mb": round(rss_mb, 1), "peak_gpu_mb": round(gpu_mb, 1)}
 
 
 def _scalars(metrics: dict[str, Any]) -> dict[str, Any]:

@@ -1,0 +1,162 @@
+"""What early stopping saves a hyperparameter campaign: ASHA against the same search run to
+the end, side by side, on Financial PhraseBank AllAgree.
+
+Both campaigns are `fulcrum tune` on the same recipe and the same random search (same seed,
+so the same configurations in the same order); only the scheduler differs. Compute is
+counted in trial-epochs (epochs actually trained, summed over trials) and CPU-seconds.
+Target: ASHA's best validation accuracy within 0.5 points of the full search's, for at most
+half its trial-epochs. The driver's memory after each trial is recorded too (it must stay
+flat).
+
+    python benchmarks/tune_efficiency.py [--trials 8] [--epochs 3] [--train-rows 600]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import time
+
+from common import (
+    REPOSITORY,
+    RESULTS,
+    phrasebank_data,
+    subsampled_splits,
+    table,
+    write_results,
+)
+
+OUTPUT = REPOSITORY / "artifacts" / "benchmarks" / "tune"
+SPACE = {
+    "train.lr": {"loguniform": [1e-4, 2e-2]},
+    "peft.r": {"choice": [4, 8, 16]},
+    "train.weight_decay": {"uniform": [0.0, 0.1]},
+}
+
+
+def campaign_recipe(name: str, data: dict, scheduler: str, trials: int, epochs: int) -> dict:
+    return {
+        "name": name,
+        "seed": 0,
+        "output_dir": str(OUTPUT),
+        "data": data,
+        "model": {"base": "builtin:minilm", "max_length": 64},
+        "peft": {"method": "lora", "alpha": 16, "target_modules": ["query", "value"]},
+        "train": {
+            "workers": 1,  # two single-worker trials at once on 2 CPUs: ASHA needs peers
+            "epochs": epochs,
+            "batch_size": 16,
+            "zero_stage": 0,
+            "metric": "accuracy",
+            "log_every_steps": 50,
+        },
+        "tune": {
+            "space": SPACE,
+            "search": "random",
+            "num_samples": trials,
+            "scheduler": scheduler,
+            "grace_period": 1,
+            "reduction_factor": 2,
+            "max_concurrent_trials": 2,
+            "keep_artifacts": "best",
+        },
+    }
+
+
+def run(name: str, raw: dict) -> dict:
+    from fulcrum.artifacts import open_artifact
+    from fulcrum.recipe import validate_recipe
+    from fulcrum.tune.campaign import campaign_artifact_dir, tune
+
+    recipe = validate_recipe(raw)
+    target = campaign_artifact_dir(recipe)
+    if (target / "manifest.json").is_file() and (
+        json.loads((target / "manifest.json").read_text())["recipe_hash"] == recipe.hash
+    ):
+        print(f"[benchmark] {name}: reusing {target}", flush=True)
+    else:
+        shutil.rmtree(target, ignore_errors=True)
+        tune(recipe)
+    artifact = open_artifact(target, kind="tune")
+    metrics = artifact.metrics
+    best = metrics["best"]
+    return {
+        "campaign": name,
+        "trials": metrics["trials"],
+        "finished": metrics["finished"],
+        "stopped_early": metrics["stopped"],
+        "trial_epochs": metrics["trial_epochs"],
+        "cpu_s": metrics["cpu_s"],
+        "wall_s": metrics["wall_s"],
+        "best_val_accuracy": best["val_accuracy"],
+        "best_test_accuracy": best.get("test_accuracy"),
+        "best_trial": best["trial_id"],
+        "best_config": {k[7:]: v for k, v in best.items() if k.startswith("config/")},
+        "driver_rss_mb": metrics["driver_rss_mb"],
+        "artifact": str(target.relative_to(REPOSITORY)),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--trials", type=int, default=8)
+    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--train-rows", type=int, default=600)
+    args = parser.parse_args()
+
+    data = subsampled_splits(
+        phrasebank_data("AllAgree"), OUTPUT / "data" / f"allagree-{args.train_rows}", args.train_rows
+    )
+    started = time.time()
+    rows = [
+        run(name, campaign_recipe(name, data, scheduler, args.trials, args.epochs))
+        for name, scheduler in (("full-search", "none"), ("asha", "asha"))
+    ]
+    full, asha = rows
+    comparison = {
+        "accuracy_gap_points": 100 * (full["best_val_accuracy"] - asha["best_val_accuracy"]),
+        "trial_epochs_ratio": asha["trial_epochs"] / full["trial_epochs"],
+        "cpu_s_ratio": asha["cpu_s"] / full["cpu_s"],
+    }
+    comparison["meets_target"] = (
+        comparison["accuracy_gap_points"] <= 0.5 and comparison["trial_epochs_ratio"] <= 0.5
+    )
+    print(
+        table(
+            rows,
+            [
+                ("campaign", "campaign"),
+                ("trials", "trials"),
+                ("stopped_early", "stopped early"),
+                ("trial_epochs", "trial-epochs"),
+                ("cpu_s", "CPU s"),
+                ("wall_s", "wall s"),
+                ("best_val_accuracy", "best val acc."),
+                ("best_test_accuracy", "its test acc."),
+            ],
+        )
+    )
+    print(
+        f"\nASHA: {comparison['accuracy_gap_points']:+.2f} points below the full search's best "
+        f"for {comparison['trial_epochs_ratio']:.2f}x its trial-epochs "
+        f"({comparison['cpu_s_ratio']:.2f}x its CPU-seconds); target met: "
+        f"{comparison['meets_target']} ({time.time() - started:.0f}s)"
+    )
+    target = write_results(
+        "tune_efficiency",
+        {
+            "dataset": "financial_phrasebank AllAgree",
+            "train_rows": args.train_rows,
+            "space": SPACE,
+            "campaigns": rows,
+            "comparison": comparison,
+        },
+    )
+    for row in rows:
+        shutil.copy(REPOSITORY / row["artifact"] / "progress.png", RESULTS / f"tune_{row['campaign']}.png")
+    print(f"wrote {target}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,27 @@
+"""ONNX model -> dynamic INT8: weights stored as 8-bit integers, activations quantised on
+the fly. The cheapest compression there is: no calibration data, about a quarter the size,
+and on CPUs with VNNI/AVX-512 two to three times the throughput."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+from pathlib import Path
+
+
+def quantize_dynamic_int8(
+    source: Path, target: Path, per_channel: bool = False, weight_type: str = "qint8"
+) -> Path:
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    # The quantiser logs a line per node it leaves alone; a real failure still raises.
+    logging.getLogger("onnxruntime").setLevel(logging.ERROR)
+    with contextlib.redirect_stdout(io.StringIO()):
+        quantize_dynamic(
+            str(source),
+            str(target),
+            per_channel=per_channel,
+            weight_type=QuantType.QInt8 if weight_type == "qint8" else QuantType.QUInt8,
+        )
+    return target

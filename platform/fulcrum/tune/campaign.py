@@ -1,0 +1,342 @@
+"""The tune stage: recipe with a `tune:` section in, campaign artifact out.
+
+Each trial is a Tune function trainable that runs the ordinary train stage on the recipe
+with the sampled keys set (Ray 2.60's way of running Train inside Tune; a Trainer passed
+to a Tuner is deprecated). Ray Train's TuneReportCallback carries every epoch's validation
+metrics to Tune, so ASHA can stop a trial that trails its peers; a trial that finishes
+reports once more with its artifact's re-measured metrics and, with `tune.cost`, the size
+and latency of its INT8 ONNX model.
+
+The campaign's Tune state lives in `NAME/_tune/<run>` (named by the recipe's hash), so
+running the same command again restores it: finished trials are kept, the searcher's
+state too, and an interrupted trial's Train run resumes from its own last checkpoint
+(its run is named by its recipe's hash as well). A failing trial is recorded with its
+error and the campaign goes on.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from ray.tune import Callback
+
+from fulcrum.artifacts import staged_artifact, write_manifest
+from fulcrum.errors import RecipeError
+from fulcrum.recipe import Recipe, validate_recipe
+from fulcrum.runtime import init_ray
+from fulcrum.train.progress import format_seconds
+from fulcrum.tune.space import param_space, trial_recipe
+
+KIND = "tune"
+SEARCH_DIR = "search"  # Tune's experiment folder inside the run folder
+DRIVER_MEMORY_FILE = "driver_memory.jsonl"
+COST_TEXTS = 320
+TRIAL_DRIVER_MEMORY = 256 * 2**20  # bytes of Ray's memory resource per trial driver
+
+
+def campaign_artifact_dir(recipe: Recipe, output_dir: str | Path | None = None) -> Path:
+    return Path(output_dir or recipe.output_dir) / recipe.name / KIND
+
+
+def campaign_work_dir(recipe: Recipe, output_dir: str | Path | None = None) -> Path:
+    """Tune's state and the trials' artifacts while the campaign runs."""
+    root = Path(output_dir or recipe.output_dir) / recipe.name / "_tune"
+    return (root / f"{recipe.name}-{recipe.hash[:12]}").resolve()
+
+
+def tune(recipe: Recipe, output_dir: str | Path | None = None) -> Path:
+    from fulcrum.tune.report import write_campaign
+
+    if recipe.tune is None:
+        raise RecipeError(f"{recipe.name}: the recipe has no tune section to run a campaign from")
+    started = time.time()
+    # Tune saves its state at most every 10 s by default; a campaign's trials take minutes,
+    # so saving more often costs nothing and loses less when the driver is killed.
+    os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "2")
+    init_ray()
+    work = campaign_work_dir(recipe, output_dir)
+    tuner, resumed = _tuner(recipe, work)
+    settings = recipe.tune
+    _say(
+        ("resuming" if resumed else "starting")
+        + f" campaign in {work}: up to {settings.num_samples} trial(s) of "
+        f"{', '.join(settings.space)}; {settings.search} search, scheduler {settings.scheduler}, "
+        f"{_concurrency(recipe)} at a time, val_{recipe.tune_metric} ({settings.mode})"
+        + (f", cost: {settings.cost}" if settings.cost != "none" else "")
+    )
+    grid, interrupted = _fit_noting_interrupt(tuner)
+    if interrupted:
+        _say("interrupted: Tune saved its state; run the same command again to continue")
+        raise KeyboardInterrupt
+    target = campaign_artifact_dir(recipe, output_dir)
+    with staged_artifact(target) as staging:
+        summary = write_campaign(staging, recipe, grid, work, time.time() - started)
+        write_manifest(
+            staging,
+            kind=KIND,
+            recipe=recipe.to_dict(),
+            recipe_hash=recipe.hash,
+            labels=summary["labels"],
+            metrics=summary["metrics"],
+            parent=None,
+            data_fingerprint=summary["data_fingerprint"],
+            extra={"best_recipe": "best_recipe.yaml", "search_space": list(recipe.tune.space)},
+        )
+    # The artifact holds the kept trials and every result; Tune's own state goes.
+    shutil.rmtree(work, ignore_errors=True)
+    return target
+
+
+def _fit_noting_interrupt(tuner):
+    """(results, whether Ctrl-C ended the run early). On Ctrl-C Tune saves its state, stops
+    the running trials and returns normally, so the results alone look like a finished
+    campaign with trials stopped early. Tune's SIGINT handler puts back the handler it
+    found when it fires, and only then: finding ours in place afterwards means it fired."""
+    if threading.current_thread() is not threading.main_thread():
+        return tuner.fit(), False
+
+    def interrupted_again(signum, frame):
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGINT, interrupted_again)
+    try:
+        grid = tuner.fit()
+        return grid, signal.getsignal(signal.SIGINT) is interrupted_again
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+# --------------------------------------------------------------------------- Tune set-up
+
+
+def _tuner(recipe: Recipe, work: Path):
+    from ray import tune
+
+    trainable = tune.with_resources(
+        tune.with_parameters(
+            run_trial,
+            base=recipe.to_dict(),
+            campaign=recipe.name,
+            trials_dir=str(work / "trials"),
+        ),
+        # The trial function only drives its Train run, whose workers ask for the CPUs
+        # and GPUs; giving the driver a CPU (Tune's default) would leave a 2-CPU machine
+        # one short. Tune needs some resource in the request: the memory it does use.
+        {"cpu": 0, "memory": TRIAL_DRIVER_MEMORY},
+    )
+    search_path = work / SEARCH_DIR
+    if tune.Tuner.can_restore(search_path):
+        return tune.Tuner.restore(
+            str(search_path), trainable, resume_unfinished=True, resume_errored=False
+        ), True
+    settings = recipe.tune
+    metric = f"val_{recipe.tune_metric}"
+    tuner = tune.Tuner(
+        trainable,
+        param_space=param_space(recipe),
+        tune_config=tune.TuneConfig(
+            metric=metric,
+            mode=settings.mode,
+            search_alg=_search_algorithm(recipe),
+            scheduler=_scheduler(recipe),
+            num_samples=settings.num_samples,
+            max_concurrent_trials=_concurrency(recipe) if settings.search == "optuna" else None,
+            time_budget_s=settings.time_budget_s,
+        ),
+        run_config=tune.RunConfig(
+            name=SEARCH_DIR,
+            storage_path=str(work),
+            failure_config=tune.FailureConfig(max_failures=0, fail_fast=False),
+            callbacks=[CampaignProgress(work / DRIVER_MEMORY_FILE, recipe)],
+            # Tune's status tables every few seconds would bury the per-trial lines below.
+            verbose=0,
+        ),
+    )
+    return tuner, False
+
+
+def _search_algorithm(recipe: Recipe):
+    settings = recipe.tune
+    seed = recipe.seed if settings.seed is None else settings.seed
+    if settings.search == "optuna":
+        from optuna.samplers import TPESampler
+        from ray.tune.search.optuna import OptunaSearch
+
+        # A few random trials first, then TPE: what Optuna recommends for small budgets.
+        startup = max(2, min(10, settings.num_samples // 4))
+        return OptunaSearch(sampler=TPESampler(seed=seed, n_startup_trials=startup))
+    from ray.tune.search import BasicVariantGenerator
+
+    return BasicVariantGenerator(random_state=seed, max_concurrent=_concurrency(recipe))
+
+
+def _scheduler(recipe: Recipe):
+    settings = recipe.tune
+    if settings.scheduler == "none":
+        return None
+    from ray.tune.schedulers import ASHAScheduler
+
+    max_t = max_epochs(recipe)
+    return ASHAScheduler(
+        time_attr="epoch",
+        max_t=max_t,
+        grace_period=min(settings.grace_period, max_t),
+        reduction_factor=settings.reduction_factor,
+        # A trial that reaches the last epoch must be left to write its artifact.
+        stop_last_trials=False,
+    )
+
+
+def max_epochs(recipe: Recipe) -> int:
+    dimension = recipe.tune.space.get("train.epochs")
+    return int(max(dimension.extremes)) if dimension else recipe.train.epochs
+
+
+def trial_resources(recipe: Recipe) -> dict[str, float]:
+    train = recipe.train
+    return {
+        "CPU": train.workers * train.cpus_per_worker,
+        "GPU": float(train.workers) if train.use_gpu else 0.0,
+    }
+
+
+def _concurrency(recipe: Recipe) -> int:
+    """As many trials as the cluster holds at once (or what the recipe says)."""
+    if recipe.tune.max_concurrent_trials:
+        return recipe.tune.max_concurrent_trials
+    import ray
+
+    available = ray.cluster_resources()
+    fits = [
+        int(available.get(name, 0) // need)
+        for name, need in trial_resources(recipe).items()
+        if need
+    ]
+    return max(1, min(fits))
+
+
+# --------------------------------------------------------------------------- one trial
+
+
+def run_trial(config: dict[str, Any], *, base: dict, campaign: str, trials_dir: str) -> None:
+    """One trial: the train stage on the campaign's recipe with this trial's values."""
+    from ray import tune
+    from ray.tune.integration.ray_train import TuneReportCallback
+
+    from fulcrum.artifacts import open_artifact
+    from fulcrum.data import load_splits
+    from fulcrum.train.stage import train, train_artifact_dir
+    from fulcrum.tune.cost import deployed_cost, describe, texts_of
+
+    campaign_recipe = validate_recipe(base)
+    trial_id = tune.get_context().get_trial_id()
+    recipe = validate_recipe(
+        trial_recipe(base, config, f"{campaign}-{trial_id}", trials_dir), source=f"trial {trial_id}"
+    )
+    done = train_artifact_dir(recipe)
+    if (done / "manifest.json").is_file() and _manifest_hash(done) == recipe.hash:
+        # Finished before the driver was interrupted, after Tune last saved its state.
+        artifact = open_artifact(done, kind="train")
+    else:
+        artifact = open_artifact(train(recipe, callbacks=[TuneReportCallback()]), kind="train")
+    metrics = artifact.metrics
+    metric = campaign_recipe.tune_metric
+    last = metrics["history"][-1]
+    final = {
+        f"val_{metric}": metrics["validation"][metric],
+        **{
+            f"test_{key}": value
+            for key, value in (metrics.get("test") or {}).items()
+            if isinstance(value, int | float)
+        },
+        "epochs_run": last["epoch"],
+        "peak_rss_mb": last.get("peak_rss_mb", 0.0),
+        "peak_gpu_mb": last.get("peak_gpu_mb", 0.0),
+        "finished": 1,
+        "artifact": str(artifact.path),
+    }
+    settings = campaign_recipe.tune
+    if settings.cost != "none":
+        splits = load_splits(recipe.data, recipe.seed, recipe.task.type)
+        cost = deployed_cost(
+            artifact.path,
+            texts_of(splits.validation, COST_TEXTS),
+            settings.cost_batch_size,
+            recipe.model.max_length,
+            recipe.task.type,
+            threads=max(1, int(trial_resources(recipe)["CPU"])),
+        )
+        print(f"[tune] trial {trial_id}: {describe(cost)}", flush=True)
+        final |= cost
+    # No `epoch` here: the scheduler judges epochs, and this report is not one.
+    tune.report(final)
+
+
+def _manifest_hash(artifact_dir: Path) -> str | None:
+    return json.loads((artifact_dir / "manifest.json").read_text()).get("recipe_hash")
+
+
+class CampaignProgress(Callback):
+    """A line per trial that ends (its metric, the best so far, trials done, ETA), and the
+    driver's resident memory at that moment appended to a ledger, so a campaign's results
+    show whether the driver grows with the number of trials (it must not)."""
+
+    def __init__(self, ledger: Path, recipe: Recipe) -> None:
+        self.ledger = ledger
+        self.metric = f"val_{recipe.tune_metric}"
+        self.sign = 1 if recipe.tune.mode == "max" else -1
+        self.budget = recipe.tune.num_samples
+        self.started = time.time()
+        self.best: float | None = None
+        self.done = 0
+
+    def _ended(self, trial, outcome: str) -> None:
+        memory = driver_rss_mb()
+        with open(self.ledger, "a") as handle:
+            handle.write(json.dumps({"trial_id": trial.trial_id, "driver_rss_mb": memory}) + "\n")
+        self.done += 1
+        value = (trial.last_result or {}).get(self.metric)
+        if value is not None and (self.best is None or self.sign * value > self.sign * self.best):
+            self.best = value
+        elapsed = time.time() - self.started
+        remaining = max(self.budget - self.done, 0)
+        eta = f", ETA {format_seconds(elapsed / self.done * remaining)}" if remaining else ""
+        _say(
+            f"trial {trial.trial_id} {outcome}"
+            + (f": {self.metric} {value:.4f}" if value is not None else "")
+            + (f" (best {self.best:.4f})" if self.best is not None else "")
+            + f"; {self.done}/{self.budget} trials in {format_seconds(elapsed)}{eta}; "
+            f"driver {memory:.0f} MB"
+        )
+
+    def on_trial_start(self, iteration, trials, trial, **info) -> None:
+        config = ", ".join(f"{key}={_short(value)}" for key, value in trial.config.items())
+        _say(f"trial {trial.trial_id} started: {config}")
+
+    def on_trial_complete(self, iteration, trials, trial, **info) -> None:
+        finished = (trial.last_result or {}).get("finished")
+        self._ended(trial, "finished" if finished else "stopped early")
+
+    def on_trial_error(self, iteration, trials, trial, **info) -> None:
+        self._ended(trial, "failed")
+
+
+def _short(value: Any) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+def driver_rss_mb() -> float:
+    import psutil
+
+    return round(psutil.Process().memory_info().rss / 2**20, 1)
+
+
+def _say(text: str) -> None:
+    print(f"[tune] {text}", flush=True)

@@ -1,0 +1,157 @@
+"""Hyperparameter campaigns through the real tune stage: Ray Tune trials that each run the
+train stage (Ray Train + DeepSpeed) on a tiny BERT, a failing combination recorded and
+skipped, the INT8 ONNX cost of every finished trial, the outputs a user reads, and a
+campaign interrupted and continued without re-running what finished."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pyarrow.parquet as pq
+import pytest
+import yaml
+
+from fulcrum.artifacts import open_artifact
+from fulcrum.recipe import load_recipe
+from fulcrum.tune.campaign import campaign_work_dir
+
+pytestmark = pytest.mark.integration
+
+SPACE = {
+    "peft.method": {"grid": ["lora", "adalora"]},
+    "train.zero_stage": {"grid": [2, 3]},
+    "train.lr": {"loguniform": [3e-3, 3e-2]},
+}
+
+
+@pytest.fixture(scope="module")
+def campaign(ray_cluster, tiny_recipe_factory, tmp_path_factory):
+    """Four trials, one at a time: lora and adalora crossed with ZeRO-2 and ZeRO-3 (AdaLoRA
+    cannot run under ZeRO-3, and only that pair says so). `fulcrum tune` is interrupted
+    with Ctrl-C once two trials have ended, then the same command completes the campaign.
+    Returns (recipe, campaign artifact, trials ended before the interruption with their
+    artifacts' manifest times, the second command's output)."""
+    folder = tmp_path_factory.mktemp("tune")
+    recipe = tiny_recipe_factory(
+        folder,
+        name="campaign",
+        train={"workers": 1, "epochs": 2},
+        tune={
+            "space": SPACE,
+            "search": "grid",
+            "num_samples": 1,
+            "max_concurrent_trials": 1,
+            "scheduler": "none",
+            "cost": "latency",
+            "cost_batch_size": 8,
+            "keep_artifacts": "all",
+        },
+    )
+    recipe_file = folder / "campaign.yaml"
+    recipe_file.write_text(yaml.safe_dump(recipe.to_dict()))
+    work = campaign_work_dir(recipe)
+    command = [sys.executable, "-m", "fulcrum.cli", "tune", str(recipe_file)]
+    env = {**os.environ, "TUNE_GLOBAL_CHECKPOINT_S": "1"}
+    with open(folder / "first.log", "w") as log:  # a pipe nobody reads would fill and block
+        first = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
+        ledger = work / "driver_memory.jsonl"
+        deadline = time.time() + 300
+        while time.time() < deadline and _lines(ledger) < 2 and first.poll() is None:
+            time.sleep(1)
+        assert _lines(ledger) >= 2, (folder / "first.log").read_text()[-3000:]
+        time.sleep(2)  # past one experiment-state save
+        first.send_signal(signal.SIGINT)
+        assert first.wait(timeout=120) == 130, (folder / "first.log").read_text()[-3000:]
+    ended = [json.loads(line)["trial_id"] for line in ledger.read_text().splitlines()]
+    stamps = {
+        trial_id: path.stat().st_mtime_ns
+        for trial_id in ended
+        if (path := work / "trials" / f"campaign-{trial_id}" / "train" / "manifest.json").is_file()
+    }
+    second = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+    assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
+    return recipe, open_artifact(folder / "campaign" / "tune", kind="tune"), stamps, second.stdout
+
+
+def test_an_interrupted_campaign_continues_without_rerunning_finished_trials(campaign):
+    _, artifact, stamps, output = campaign
+    assert "resuming campaign" in output
+    assert stamps, "at least one trial had finished before the interruption"
+    rows = pq.read_table(artifact.file("results.parquet")).to_pylist()
+    assert len(rows) == 4, "the grid's four trials, none twice"
+    # Finished trials were not trained again: their artifacts (moved into the campaign
+    # artifact, files untouched) are the ones written before the interruption.
+    for trial_id, stamp in stamps.items():
+        kept = artifact.path / "trials" / trial_id / "train" / "manifest.json"
+        assert kept.stat().st_mtime_ns == stamp
+
+
+def test_every_trial_is_recorded_and_the_failing_pair_names_its_error(campaign):
+    recipe, artifact, _, _ = campaign
+    rows = pq.read_table(artifact.file("results.parquet")).to_pylist()
+    assert len(rows) == 4
+    by_pair = {(row["config/peft.method"], row["config/train.zero_stage"]): row for row in rows}
+    failed = by_pair[("adalora", 3.0)]
+    assert failed["status"] == "error"
+    assert "adalora" in failed["error"] and "ZeRO-3" in failed["error"]
+    for pair, row in by_pair.items():
+        if pair == ("adalora", 3.0):
+            continue
+        assert row["status"] == "finished", row
+        assert row["epochs"] == 2
+        assert 0.0 <= row["val_macro_f1"] <= 1.0
+        assert row["cost_latency_ms"] > 0 and row["cost_size_mb"] > 0
+        assert row["wall_s"] > 0 and row["cpu_s"] == pytest.approx(row["wall_s"], rel=1e-3)
+        assert row["peak_rss_mb"] > 100  # a real worker process, not a placeholder
+    metrics = artifact.metrics
+    assert (metrics["trials"], metrics["finished"], metrics["errors"]) == (4, 3, 1)
+    assert metrics["trial_epochs"] == 6
+    assert (artifact.path / "results.csv").read_text().count("\n") == 5  # header + 4 trials
+
+
+def test_best_recipe_is_the_best_finished_trial_and_trains_as_is(campaign):
+    recipe, artifact, _, _ = campaign
+    rows = pq.read_table(artifact.file("results.parquet")).to_pylist()
+    finished = [row for row in rows if row["status"] == "finished"]
+    best = max(finished, key=lambda row: row["val_macro_f1"])
+    assert artifact.metrics["best"]["trial_id"] == best["trial_id"]
+    best_recipe = load_recipe(artifact.file("best_recipe.yaml"))
+    assert best_recipe.tune is None and best_recipe.name == recipe.name
+    assert best_recipe.peft.method == best["config/peft.method"]
+    assert best_recipe.train.zero_stage == best["config/train.zero_stage"]
+    assert best_recipe.train.lr == pytest.approx(best["config/train.lr"])
+    kept = {row["trial_id"] for row in rows if row["artifact"]}
+    assert kept == {row["trial_id"] for row in finished}, "keep_artifacts: all"
+    trained = open_artifact(artifact.path / best["artifact"], kind="train")
+    assert trained.metrics["validation"]["macro_f1"] == pytest.approx(best["val_macro_f1"])
+
+
+def test_pareto_front_holds_no_dominated_trial_and_plots_are_written(campaign):
+    _, artifact, _, _ = campaign
+    rows = [
+        row
+        for row in pq.read_table(artifact.file("results.parquet")).to_pylist()
+        if row["status"] == "finished"
+    ]
+    front = [row for row in rows if row["pareto"]]
+    assert front
+    for row in front:
+        assert not any(
+            other["val_macro_f1"] >= row["val_macro_f1"]
+            and other["cost_latency_ms"] <= row["cost_latency_ms"]
+            and (
+                other["val_macro_f1"] > row["val_macro_f1"]
+                or other["cost_latency_ms"] < row["cost_latency_ms"]
+            )
+            for other in rows
+        )
+    for name in ("progress.png", "hyperparameters.png", "pareto.png"):
+        assert artifact.file(name).stat().st_size > 10_000
+    assert not campaign_work_dir(campaign[0]).exists(), "Tune's working state is removed"
+
+
+def _lines(path) -> int:
+    return len(path.read_text().splitlines()) if path.is_file() else 0
