@@ -8,7 +8,13 @@ Target: ASHA's best validation accuracy within 0.5 points of the full search's, 
 half its trial-epochs. The driver's memory after each trial is recorded too (it must stay
 flat).
 
-    python benchmarks/tune_efficiency.py [--trials 8] [--epochs 3] [--train-rows 600]
+    python benchmarks/tune_efficiency.py [--trials 12] [--epochs 4] [--reduction-factor 3]
+        [--train-rows 600]
+    python benchmarks/tune_efficiency.py --driver-memory-trials 20
+
+The second form runs one campaign of many short trials (one epoch on 100 sentences) and
+records the driver's resident memory as each trial ends: resources must be released, so it
+must not grow with the number of trials.
 """
 
 from __future__ import annotations
@@ -35,7 +41,9 @@ SPACE = {
 }
 
 
-def campaign_recipe(name: str, data: dict, scheduler: str, trials: int, epochs: int) -> dict:
+def campaign_recipe(
+    name: str, data: dict, scheduler: str, trials: int, epochs: int, reduction_factor: float = 3
+) -> dict:
     return {
         "name": name,
         "seed": 0,
@@ -57,7 +65,7 @@ def campaign_recipe(name: str, data: dict, scheduler: str, trials: int, epochs: 
             "num_samples": trials,
             "scheduler": scheduler,
             "grace_period": 1,
-            "reduction_factor": 2,
+            "reduction_factor": reduction_factor,
             "max_concurrent_trials": 2,
             "keep_artifacts": "best",
         },
@@ -98,19 +106,70 @@ def run(name: str, raw: dict) -> dict:
     }
 
 
+def driver_memory(trials: int) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import pyarrow.parquet as pq
+
+    data = subsampled_splits(phrasebank_data("AllAgree"), OUTPUT / "data" / "allagree-100", 100)
+    raw = campaign_recipe("driver-memory", data, "none", trials, 1)
+    raw["tune"]["space"] = {"train.lr": {"loguniform": [1e-4, 1e-2]}}
+    row = run("driver-memory", raw)
+    results = pq.read_table(REPOSITORY / row["artifact"] / "results.parquet").to_pylist()
+    ended = sorted(
+        (r for r in results if r["driver_rss_mb"] is not None),
+        key=lambda r: (r["started_s"] or 0) + r["wall_s"],
+    )
+    memory = [r["driver_rss_mb"] for r in ended]
+    half = len(memory) // 2
+    summary = {
+        "trials": len(results),
+        "driver_rss_mb": memory,
+        "first_mb": memory[0],
+        "last_mb": memory[-1],
+        "max_mb": max(memory),
+        "second_half_growth_mb": memory[-1] - memory[half],
+    }
+    figure, axis = plt.subplots(figsize=(6, 3.5))
+    axis.plot(range(1, len(memory) + 1), memory, "o-")
+    axis.set_xlabel("trials ended")
+    axis.set_ylabel("driver RSS (MB)")
+    axis.set_ylim(0, max(memory) * 1.2)
+    axis.grid(alpha=0.3)
+    figure.tight_layout()
+    figure.savefig(RESULTS / "tune_driver_memory.png", dpi=110)
+    write_results("tune_driver_memory", summary)
+    print(
+        f"driver RSS over {len(memory)} trials: first {memory[0]:.0f} MB, after half "
+        f"{memory[half]:.0f} MB, last {memory[-1]:.0f} MB, max {max(memory):.0f} MB"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--trials", type=int, default=8)
-    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--trials", type=int, default=12)
+    parser.add_argument("--epochs", type=int, default=4)
+    parser.add_argument("--reduction-factor", type=float, default=3)
     parser.add_argument("--train-rows", type=int, default=600)
+    parser.add_argument("--driver-memory-trials", type=int, default=0)
     args = parser.parse_args()
+    if args.driver_memory_trials:
+        driver_memory(args.driver_memory_trials)
+        return
 
     data = subsampled_splits(
-        phrasebank_data("AllAgree"), OUTPUT / "data" / f"allagree-{args.train_rows}", args.train_rows
+        phrasebank_data("AllAgree"),
+        OUTPUT / "data" / f"allagree-{args.train_rows}",
+        args.train_rows,
     )
     started = time.time()
     rows = [
-        run(name, campaign_recipe(name, data, scheduler, args.trials, args.epochs))
+        run(
+            name,
+            campaign_recipe(name, data, scheduler, args.trials, args.epochs, args.reduction_factor),
+        )
         for name, scheduler in (("full-search", "none"), ("asha", "asha"))
     ]
     full, asha = rows
@@ -148,13 +207,18 @@ def main() -> None:
         {
             "dataset": "financial_phrasebank AllAgree",
             "train_rows": args.train_rows,
+            "trials": args.trials,
+            "epochs": args.epochs,
+            "reduction_factor": args.reduction_factor,
             "space": SPACE,
             "campaigns": rows,
             "comparison": comparison,
         },
     )
     for row in rows:
-        shutil.copy(REPOSITORY / row["artifact"] / "progress.png", RESULTS / f"tune_{row['campaign']}.png")
+        shutil.copy(
+            REPOSITORY / row["artifact"] / "progress.png", RESULTS / f"tune_{row['campaign']}.png"
+        )
     print(f"wrote {target}")
 
 

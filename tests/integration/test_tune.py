@@ -73,6 +73,8 @@ def campaign(ray_cluster, tiny_recipe_factory, tmp_path_factory):
     }
     second = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
     assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
+    again = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
+    assert "this campaign finished already" in again.stdout, "a finished campaign is not rerun"
     return recipe, open_artifact(folder / "campaign" / "tune", kind="tune"), stamps, second.stdout
 
 

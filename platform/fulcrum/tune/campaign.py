@@ -56,6 +56,10 @@ def tune(recipe: Recipe, output_dir: str | Path | None = None) -> Path:
 
     if recipe.tune is None:
         raise RecipeError(f"{recipe.name}: the recipe has no tune section to run a campaign from")
+    target = campaign_artifact_dir(recipe, output_dir)
+    if (target / "manifest.json").is_file() and _manifest_hash(target) == recipe.hash:
+        _say(f"this campaign finished already: {target} (delete it to run it again)")
+        return target
     started = time.time()
     # Tune saves its state at most every 10 s by default; a campaign's trials take minutes,
     # so saving more often costs nothing and loses less when the driver is killed.
@@ -75,7 +79,6 @@ def tune(recipe: Recipe, output_dir: str | Path | None = None) -> Path:
     if interrupted:
         _say("interrupted: Tune saved its state; run the same command again to continue")
         raise KeyboardInterrupt
-    target = campaign_artifact_dir(recipe, output_dir)
     with staged_artifact(target) as staging:
         summary = write_campaign(staging, recipe, grid, work, time.time() - started)
         write_manifest(
