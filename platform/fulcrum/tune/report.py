@@ -67,7 +67,7 @@ def trial_row(result, recipe: Recipe, metric: str, driver: dict[str, float]) -> 
     """One trial as a flat row: its config, outcome, metric and what it cost."""
     last = dict(result.metrics or {})
     history = result.metrics_dataframe
-    trial_id = last.get("trial_id") or _trial_id_of(result.path)
+    trial_id = last.get("trial_id") or Path(result.path or "unknown").name  # Tune sets it
     reported = (
         [float(v) for v in history[metric].dropna()]
         if history is not None and metric in history
@@ -136,12 +136,6 @@ def _peak(last: dict, history, key: str) -> float | None:
     if history is not None and key in history:
         values += [float(v) for v in history[key].dropna()]
     return max(values) if values else None
-
-
-def _trial_id_of(path: str | None) -> str:
-    """Tune names a trial folder `<trainable>_<trial_id>_<index>_<config>...`."""
-    parts = Path(path or "unknown").name.split("_")
-    return "_".join(parts[-5:-3]) if len(parts) >= 5 else Path(path or "unknown").name
 
 
 def _error_line(error: BaseException) -> str:
