@@ -376,6 +376,11 @@ class ServeSection(Section):
     autoscaling: AutoscalingSection = Field(default_factory=AutoscalingSection)
 
 
+# Optional sections added after artifacts were first written. Absent, they leave a recipe's
+# hash as it was, so a recipe written before they existed still finds (and resumes) its runs
+# and reuses its finished artifacts.
+HASH_SKIPS_WHEN_ABSENT = ("tune",)
+
 SEARCH_KINDS = ("choice", "grid", "uniform", "loguniform", "quniform", "integer")
 # Keys a campaign may not search: they name the campaign's own trials and outputs.
 UNSEARCHABLE = ("name", "output_dir", "tune")
@@ -615,6 +620,10 @@ class Recipe(Section):
         content = self.to_dict()
         if sections:
             content = {name: content[name] for name in sections}
+        else:
+            for name in HASH_SKIPS_WHEN_ABSENT:
+                if content.get(name) is None:
+                    content.pop(name, None)
         return _stable_hash(content)
 
     @property

@@ -261,3 +261,17 @@ def test_distill_teacher_path_resolves_against_the_recipe(tmp_path):
     path = tmp_path / "recipe.yaml"
     path.write_text("name: s\ndata: {path: d.csv}\ndistill: {teacher: ../big/train}\n")
     assert load_recipe(path).distill.teacher == str(tmp_path.parent / "big" / "train")
+
+
+def test_a_section_added_later_leaves_the_hash_of_recipes_without_it_unchanged():
+    """Recipes written before `tune` existed keep their hash (and so find their runs and
+    artifacts); naming the section changes it."""
+    import hashlib
+    import json
+
+    recipe = validate_recipe(MINIMAL)
+    before_tune = {key: value for key, value in recipe.to_dict().items() if key != "tune"}
+    canonical = json.dumps(before_tune, sort_keys=True, separators=(",", ":"))
+    assert recipe.hash == hashlib.sha256(canonical.encode()).hexdigest()
+    tuned = validate_recipe({**MINIMAL, "tune": {"space": {"peft.r": {"choice": [4, 8]}}}})
+    assert tuned.hash != recipe.hash
