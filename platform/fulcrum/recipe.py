@@ -384,6 +384,25 @@ HASH_SKIPS_WHEN_ABSENT = ("tune",)
 SEARCH_KINDS = ("choice", "grid", "uniform", "loguniform", "quniform", "integer")
 # Keys a campaign may not search: they name the campaign's own trials and outputs.
 UNSEARCHABLE = ("name", "output_dir", "tune")
+# Keys PBT may change in the middle of a run: they enter the loss, the optimizer or dropout,
+# never the shapes of the weights or the step plan, so a trial can continue from another
+# trial's checkpoint with new values. Other searched keys are drawn once per trial and
+# travel with the weights when a trial clones another.
+PBT_MUTABLE = (
+    "train.lr",
+    "train.weight_decay",
+    "train.l1",
+    "train.label_smoothing",
+    "train.adversarial.epsilon",
+    "train.adversarial.step_size",
+    "train.adversarial.weight",
+    "peft.dropout",
+    "model.hidden_dropout",
+    "model.attention_dropout",
+    "model.classifier_dropout",
+    "distill.alpha",
+    "distill.temperature",
+)
 
 
 class SearchDimension(Section):
@@ -464,19 +483,37 @@ class TuneSection(Section):
         description="Trials at once; default: as many as the cluster's CPUs (GPUs) fit, each "
         "trial taking train.workers x train.cpus_per_worker.",
     )
-    search: Literal["optuna", "random", "grid"] = Field(
-        "optuna",
+    search: Literal["auto", "optuna", "random", "grid"] = Field(
+        "auto",
         description="optuna: TPE, learns from finished trials; random: independent samples; "
-        "grid: every `grid` value crossed, the rest sampled (repeated num_samples times).",
+        "grid: every `grid` value crossed, the rest sampled (repeated num_samples times); "
+        "auto: optuna, or random under pbt (which picks later values itself).",
     )
-    scheduler: Literal["asha", "none"] = Field(
+    scheduler: Literal["asha", "pbt", "none"] = Field(
         "asha",
-        description="asha: stop trials that trail their peers at the same epoch; none: every "
-        "trial runs all its epochs.",
+        description="asha: stop trials that trail their peers at the same epoch; pbt: "
+        "population-based training, where a trailing trial continues from a leading trial's "
+        "checkpoint with perturbed values; none: every trial runs all its epochs.",
     )
     grace_period: int = Field(1, ge=1, description="asha: epochs before a trial may be stopped.")
     reduction_factor: float = Field(
         2.0, gt=1, description="asha: only the best 1/reduction_factor go on past each rung."
+    )
+    perturbation_interval: int = Field(
+        1, ge=1, description="pbt: epochs between two looks at the population."
+    )
+    quantile_fraction: float = Field(
+        0.25,
+        gt=0,
+        le=0.5,
+        description="pbt: share of the population that clones (the bottom) and is cloned (the top).",
+    )
+    resample_probability: float = Field(
+        0.25,
+        ge=0,
+        le=1,
+        description="pbt: chance a cloned value is drawn afresh from its dimension rather than "
+        "multiplied by 0.8 or 1.2 (a neighbouring value for choice and grid).",
     )
     cost: Literal["none", "latency", "size"] = Field(
         "none",
@@ -495,12 +532,39 @@ class TuneSection(Section):
     @model_validator(mode="after")
     def _search_fits_space(self) -> TuneSection:
         grids = [key for key, dimension in self.space.items() if dimension.kind == "grid"]
-        if grids and self.search == "optuna":
+        if grids and self.searcher == "optuna":
             raise ValueError(
                 f"space.{grids[0]}: grid values need search: grid or random "
                 "(optuna samples; use choice)"
             )
+        if self.scheduler == "pbt":
+            if self.search == "optuna":
+                raise ValueError(
+                    "search: optuna cannot drive pbt, which picks later values itself from "
+                    "the best trials (use random or grid)"
+                )
+            if self.max_concurrent_trials is not None:
+                raise ValueError(
+                    "max_concurrent_trials: pbt keeps the whole population (num_samples) "
+                    "alive and pauses trials in turn when the cluster holds fewer; leave it unset"
+                )
+            if not self.mutable_keys:
+                raise ValueError(
+                    "space: pbt needs a key it can change in the middle of a run "
+                    f"({', '.join(PBT_MUTABLE)}); got {', '.join(self.space)}"
+                )
         return self
+
+    @property
+    def searcher(self) -> str:
+        if self.search != "auto":
+            return self.search
+        return "random" if self.scheduler == "pbt" else "optuna"
+
+    @property
+    def mutable_keys(self) -> list[str]:
+        """The searched keys PBT perturbs when a trial clones another."""
+        return [key for key in self.space if key in PBT_MUTABLE]
 
 
 class Recipe(Section):

@@ -3,6 +3,7 @@ train stage (Ray Train + DeepSpeed) on a tiny BERT, a failing combination record
 skipped, the INT8 ONNX cost of every finished trial, the outputs a user reads, and a
 campaign interrupted and continued without re-running what finished."""
 
+import csv
 import json
 import os
 import signal
@@ -153,6 +154,66 @@ def test_pareto_front_holds_no_dominated_trial_and_plots_are_written(campaign):
     for name in ("progress.png", "hyperparameters.png", "pareto.png"):
         assert artifact.file(name).stat().st_size > 10_000
     assert not campaign_work_dir(campaign[0]).exists(), "Tune's working state is removed"
+
+
+def test_pbt_trailing_trial_continues_the_leaders_weights_with_its_own_values(
+    ray_cluster, tiny_recipe_factory, tmp_path
+):
+    """Two trials at once, one learning rate far too small: at each epoch the trailing
+    trial takes the leading trial's checkpoint (PBT's exploit) and trains on with a
+    neighbouring learning rate. The clone's artifact starts with the leader's epochs, and
+    its steps after the clone follow its own learning rate, not the checkpoint's."""
+    from fulcrum.train.steps import lr_factor
+    from fulcrum.tune.campaign import tune
+
+    recipe = tiny_recipe_factory(
+        tmp_path,
+        name="population",
+        train={"workers": 1, "epochs": 3},
+        tune={
+            "space": {"train.lr": {"grid": [1e-5, 2e-2]}},
+            "search": "grid",
+            "num_samples": 1,
+            "scheduler": "pbt",
+            "quantile_fraction": 0.5,
+            "resample_probability": 0.0,
+            "keep_artifacts": "all",
+        },
+    )
+    artifact = open_artifact(tune(recipe), kind="tune")
+    rows = pq.read_table(artifact.file("results.parquet")).to_pylist()
+    assert len(rows) == 2 and all(row["status"] == "finished" for row in rows), rows
+    clones = list(csv.DictReader(artifact.file("clones.csv").open()))
+    assert clones, "the trailing trial never took the leader's weights"
+    assert artifact.metrics["clones"] == len(clones)
+    assert sum(row["clones"] for row in rows) == len(clones)
+    histories = {
+        row["trial_id"]: open_artifact(artifact.path / row["artifact"], kind="train")
+        for row in rows
+    }
+    last_clone = {clone["trial_id"]: clone for clone in clones}  # each trial's latest
+    for trial_id, clone in last_clone.items():
+        taken = int(float(clone["epoch"]))
+        clone_history = histories[trial_id].metrics["history"]
+        donor_history = histories[clone["cloned"]].metrics["history"]
+        assert [r["train_loss"] for r in clone_history[:taken]] == [
+            r["train_loss"] for r in donor_history[:taken]
+        ], "the clone's artifact carries the leader's epochs up to the clone"
+        steps_per_epoch = clone_history[0]["step"]
+        total = steps_per_epoch * recipe.train.epochs
+        warmup = int(recipe.train.warmup_ratio * total)
+        steps = csv.DictReader(histories[trial_id].file("logs/steps.csv").open())
+        after = [row for row in steps if int(row["step"]) > taken * steps_per_epoch]
+        peaks = [
+            float(row["lr"]) / factor
+            for row in after
+            if (factor := lr_factor(int(row["step"]), warmup, total, recipe.train.scheduler))
+        ]
+        assert peaks and all(
+            peak == pytest.approx(float(clone["train.lr"]), rel=1e-3) for peak in peaks
+        ), (clone, peaks)
+    assert artifact.file("population.png").stat().st_size > 10_000
+    assert "PBT: these are the trial's last values" in artifact.file("best_recipe.yaml").read_text()
 
 
 def _lines(path) -> int:

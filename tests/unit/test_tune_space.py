@@ -134,3 +134,89 @@ def test_asha_judges_epochs_and_never_stops_a_trial_at_its_last_epoch():
         {**BASE, "tune": {"space": {"peft.r": {"choice": [4]}}, "scheduler": "none"}}
     )
     assert _scheduler(none) is None
+
+
+def test_pbt_perturbs_only_what_can_change_mid_run_and_refuses_what_cannot_drive_it():
+    from fulcrum.tune.space import pbt_mutations
+
+    space = {
+        "train.lr": {"loguniform": [1e-4, 1e-2]},
+        "peft.r": {"choice": [4, 8]},
+        "train.label_smoothing": {"choice": [0.0, 0.1, 0.2]},
+    }
+    recipe = recipe_with(space, scheduler="pbt")
+    assert recipe.tune.searcher == "random", "auto search under pbt is random"
+    assert recipe_with(space).tune.searcher == "optuna"
+    assert recipe.tune.mutable_keys == ["train.lr", "train.label_smoothing"]
+    mutations = pbt_mutations(recipe)
+    assert set(mutations) == {"train.lr", "train.label_smoothing"}, "a rank cannot change mid-run"
+    assert mutations["train.label_smoothing"] == [0.0, 0.1, 0.2]
+    with pytest.raises(RecipeError, match="search: optuna cannot drive pbt"):
+        recipe_with(space, scheduler="pbt", search="optuna")
+    with pytest.raises(RecipeError, match="max_concurrent_trials: pbt keeps the whole population"):
+        recipe_with(space, scheduler="pbt", max_concurrent_trials=2)
+    with pytest.raises(RecipeError, match=r"space: pbt needs a key it can change.*got peft.r"):
+        recipe_with({"peft.r": {"choice": [4, 8]}}, scheduler="pbt")
+
+
+def test_pbt_keeps_perturbed_values_inside_their_dimension():
+    from fulcrum.tune.space import keep_in_bounds, pbt_bounds
+
+    recipe = recipe_with(
+        {
+            "train.lr": {"loguniform": [1e-4, 1e-2]},
+            "train.label_smoothing": {"quniform": [0.0, 0.2, 0.05]},
+            "train.weight_decay": {"uniform": [0.0, 0.1]},
+        },
+        scheduler="pbt",
+    )
+    bounds = pbt_bounds(recipe)
+    config = {"train.lr": 1.2e-2, "train.label_smoothing": 0.24, "train.weight_decay": 0.05 * 1.2}
+    kept = keep_in_bounds(dict(config), bounds)
+    assert kept["train.lr"] == 1e-2
+    assert kept["train.label_smoothing"] == pytest.approx(0.2)
+    assert kept["train.weight_decay"] == pytest.approx(0.06), "inside values are left alone"
+    assert keep_in_bounds({"train.label_smoothing": 0.13}, bounds)["train.label_smoothing"] == (
+        pytest.approx(0.15)
+    ), "quniform values land on their step"
+
+
+def test_pbt_scheduler_judges_epochs_with_the_recipes_settings():
+    from fulcrum.tune.campaign import _scheduler
+
+    recipe = recipe_with(
+        {"train.lr": {"loguniform": [1e-4, 1e-2]}, "peft.r": {"choice": [4, 8]}},
+        scheduler="pbt",
+        perturbation_interval=2,
+        quantile_fraction=0.5,
+        resample_probability=0.0,
+    )
+    scheduler = _scheduler(recipe)
+    assert scheduler._time_attr == "perturbable_epoch" and scheduler._perturbation_interval == 2
+    assert scheduler._quantile_fraction == 0.5 and scheduler._resample_probability == 0.0
+    assert set(scheduler._hyperparam_mutations) == {"train.lr"}
+    assert scheduler._custom_explore_fn({"train.lr": 1.0})["train.lr"] == 1e-2
+
+
+def test_clone_ledger_is_read_once_per_clone(tmp_path):
+    import json
+
+    from fulcrum.tune.report import read_clones
+
+    ledger = tmp_path / "clones.jsonl"
+    clone = {"trial_id": "b", "cloned": "a", "epoch": 2, "train.lr": 0.001}
+    ledger.write_text("\n".join(json.dumps(line) for line in (clone, clone, {**clone, "epoch": 3})))
+    assert [entry["epoch"] for entry in read_clones(ledger)] == [2, 3]
+    assert read_clones(tmp_path / "absent.jsonl") == []
+
+
+def test_trial_budget_counts_every_grid_crossing():
+    from fulcrum.tune.campaign import trial_budget
+
+    recipe = recipe_with(
+        {"peft.r": {"grid": [4, 8]}, "train.epochs": {"grid": [1, 2, 3]}},
+        search="grid",
+        num_samples=2,
+    )
+    assert trial_budget(recipe) == 12
+    assert trial_budget(recipe_with({"peft.r": {"choice": [4, 8]}}, num_samples=5)) == 5

@@ -52,10 +52,15 @@ def run_name(recipe: Recipe) -> str:
 
 
 def train(
-    recipe: Recipe, output_dir: str | Path | None = None, callbacks: list | None = None
+    recipe: Recipe,
+    output_dir: str | Path | None = None,
+    callbacks: list | None = None,
+    initial_checkpoint: str | None = None,
 ) -> Path:
     """`callbacks`: Ray Train callbacks for the run, e.g. Tune's TuneReportCallback when a
-    campaign trial runs this stage."""
+    campaign trial runs this stage. `initial_checkpoint`: a checkpoint folder (readable by
+    every worker) to start from when the run has none of its own, as a PBT trial that
+    clones another does; the recipe's learning rate and weight decay replace its own."""
     started = time.time()
     task = TASKS[recipe.task.type]
     splits = load_splits(recipe.data, recipe.seed, task.name)
@@ -74,7 +79,15 @@ def train(
 
     train_rows = _training_table(recipe, splits, model_dir, teacher, artifact_dir.parent / "data")
     result = _fit(
-        recipe, splits, train_rows, model_dir, overrides, ds_config, storage, callbacks or []
+        recipe,
+        splits,
+        train_rows,
+        model_dir,
+        overrides,
+        ds_config,
+        storage,
+        callbacks or [],
+        initial_checkpoint,
     )
     best_checkpoint, best_metrics = _best(result, recipe.metric)
     with result.checkpoint.as_directory() as latest_dir:
@@ -171,6 +184,7 @@ def _fit(
     ds_config: dict[str, Any],
     storage: str,
     callbacks: list,
+    initial_checkpoint: str | None = None,
 ):
     init_ray()
     import ray.data
@@ -212,6 +226,7 @@ def _fit(
             "deepspeed": ds_config,
             "eval_batch_size": max(32, plan.batch_size),
             "progress_queue": queue,
+            "initial_checkpoint": initial_checkpoint,
         },
         scaling_config=ScalingConfig(
             num_workers=cfg.workers,

@@ -148,12 +148,20 @@ def train_worker(config: dict[str, Any]) -> None:
 
     state = {"global_step": 0, "history": [], "workers": _placement(dist, world)}
     logs_dir = Path(tempfile.mkdtemp(prefix="fulcrum-logs-"))
+    # The run's own latest checkpoint first; else the one it was asked to start from (a
+    # PBT trial continuing another trial's weights).
     resumed_from = ray.train.get_checkpoint()
+    if resumed_from is None and config.get("initial_checkpoint"):
+        resumed_from = ray.train.Checkpoint(config["initial_checkpoint"])
     if resumed_from is not None:
         with resumed_from.as_directory() as checkpoint_dir:
             state = _restore(engine, Path(checkpoint_dir), rank, logs_dir) | {
                 "workers": state["workers"]
             }
+        if optimizer is not None:
+            apply_optimizer_settings(
+                engine.optimizer, scheduler, train_cfg.lr, train_cfg.weight_decay
+            )
     logger = StepLogger(logs_dir, enabled=rank == 0)
     start_step = state["global_step"]
     progress.emit(
@@ -455,6 +463,24 @@ def _report(
         ray.train.report(
             _scalars(record), checkpoint=ray.train.Checkpoint.from_directory(checkpoint_dir)
         )
+
+
+def apply_optimizer_settings(optimizer, scheduler, lr: float, weight_decay: float) -> None:
+    """A checkpoint brings back the learning rate and weight decay it was trained with; the
+    recipe's values win, so a PBT trial that continues another trial's checkpoint trains
+    with its own (perturbed) ones. The schedule keeps its place: the rate becomes the new
+    peak times the schedule's factor at the restored step. For a run's own checkpoint the
+    values are the same and nothing changes."""
+    if scheduler is not None:
+        scheduler.base_lrs = [lr] * len(scheduler.base_lrs)
+        factors = [factor(scheduler.last_epoch) for factor in scheduler.lr_lambdas]
+        scheduler._last_lr = [lr * factor for factor in factors]
+    else:
+        factors = [1.0] * len(optimizer.param_groups)
+    for group, factor in zip(optimizer.param_groups, factors, strict=True):
+        group["lr"] = lr * factor
+        group["initial_lr"] = lr
+        group["weight_decay"] = weight_decay
 
 
 def _restore(engine, checkpoint_dir: Path, rank: int, logs_dir: Path) -> dict[str, Any]:

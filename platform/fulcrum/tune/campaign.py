@@ -2,10 +2,11 @@
 
 Each trial is a Tune function trainable that runs the ordinary train stage on the recipe
 with the sampled keys set (Ray 2.60's way of running Train inside Tune; a Trainer passed
-to a Tuner is deprecated). Ray Train's TuneReportCallback carries every epoch's validation
-metrics to Tune, so ASHA can stop a trial that trails its peers; a trial that finishes
-reports once more with its artifact's re-measured metrics and, with `tune.cost`, the size
-and latency of its INT8 ONNX model.
+to a Tuner is deprecated). Every epoch's validation metrics reach Tune, so ASHA can stop
+a trial that trails its peers, and under PBT with the epoch's checkpoint too, so a
+trailing trial can continue a leading one's weights with perturbed values (tune/trial.py).
+A trial that finishes reports once more with its artifact's re-measured metrics and, with
+`tune.cost`, the size and latency of its INT8 ONNX model.
 
 The campaign's Tune state lives in `NAME/_tune/<run>` (named by the recipe's hash), so
 running the same command again restores it: finished trials are kept, the searcher's
@@ -16,7 +17,9 @@ error and the campaign goes on.
 
 from __future__ import annotations
 
+import functools
 import json
+import math
 import os
 import shutil
 import signal
@@ -29,15 +32,15 @@ from ray.tune import Callback
 
 from fulcrum.artifacts import staged_artifact, write_manifest
 from fulcrum.errors import RecipeError
-from fulcrum.recipe import Recipe, validate_recipe
+from fulcrum.recipe import Recipe
 from fulcrum.runtime import init_ray
 from fulcrum.train.progress import format_seconds
-from fulcrum.tune.space import param_space, trial_recipe
+from fulcrum.tune.space import keep_in_bounds, param_space, pbt_bounds, pbt_mutations
+from fulcrum.tune.trial import PBT_TIME_ATTR, run_trial
 
 KIND = "tune"
 SEARCH_DIR = "search"  # Tune's experiment folder inside the run folder
 DRIVER_MEMORY_FILE = "driver_memory.jsonl"
-COST_TEXTS = 320
 TRIAL_DRIVER_MEMORY = 256 * 2**20  # bytes of Ray's memory resource per trial driver
 
 
@@ -57,8 +60,8 @@ def tune(recipe: Recipe, output_dir: str | Path | None = None) -> Path:
     if recipe.tune is None:
         raise RecipeError(f"{recipe.name}: the recipe has no tune section to run a campaign from")
     target = campaign_artifact_dir(recipe, output_dir)
-    if (target / "manifest.json").is_file() and _manifest_hash(target) == recipe.hash:
-        _say(f"this campaign finished already: {target} (delete it to run it again)")
+    if (target / "manifest.json").is_file() and manifest_hash(target) == recipe.hash:
+        say(f"this campaign finished already: {target} (delete it to run it again)")
         return target
     started = time.time()
     # Tune saves its state at most every 10 s by default; a campaign's trials take minutes,
@@ -68,16 +71,16 @@ def tune(recipe: Recipe, output_dir: str | Path | None = None) -> Path:
     work = campaign_work_dir(recipe, output_dir)
     tuner, resumed = _tuner(recipe, work)
     settings = recipe.tune
-    _say(
+    say(
         ("resuming" if resumed else "starting")
-        + f" campaign in {work}: up to {settings.num_samples} trial(s) of "
-        f"{', '.join(settings.space)}; {settings.search} search, scheduler {settings.scheduler}, "
+        + f" campaign in {work}: up to {trial_budget(recipe)} trial(s) of "
+        f"{', '.join(settings.space)}; {settings.searcher} search, scheduler {settings.scheduler}, "
         f"{_concurrency(recipe)} at a time, val_{recipe.tune_metric} ({settings.mode})"
         + (f", cost: {settings.cost}" if settings.cost != "none" else "")
     )
     grid, interrupted = _fit_noting_interrupt(tuner)
     if interrupted:
-        _say("interrupted: Tune saved its state; run the same command again to continue")
+        say("interrupted: Tune saved its state; run the same command again to continue")
         raise KeyboardInterrupt
     with staged_artifact(target) as staging:
         summary = write_campaign(staging, recipe, grid, work, time.time() - started)
@@ -128,6 +131,7 @@ def _tuner(recipe: Recipe, work: Path):
             base=recipe.to_dict(),
             campaign=recipe.name,
             trials_dir=str(work / "trials"),
+            pbt=recipe.tune.scheduler == "pbt",
         ),
         # The trial function only drives its Train run, whose workers ask for the CPUs
         # and GPUs; giving the driver a CPU (Tune's default) would leave a 2-CPU machine
@@ -150,7 +154,7 @@ def _tuner(recipe: Recipe, work: Path):
             search_alg=_search_algorithm(recipe),
             scheduler=_scheduler(recipe),
             num_samples=settings.num_samples,
-            max_concurrent_trials=_concurrency(recipe) if settings.search == "optuna" else None,
+            max_concurrent_trials=_concurrency(recipe) if settings.searcher == "optuna" else None,
             time_budget_s=settings.time_budget_s,
         ),
         run_config=tune.RunConfig(
@@ -168,7 +172,7 @@ def _tuner(recipe: Recipe, work: Path):
 def _search_algorithm(recipe: Recipe):
     settings = recipe.tune
     seed = recipe.seed if settings.seed is None else settings.seed
-    if settings.search == "optuna":
+    if settings.searcher == "optuna":
         from optuna.samplers import TPESampler
         from ray.tune.search.optuna import OptunaSearch
 
@@ -177,13 +181,30 @@ def _search_algorithm(recipe: Recipe):
         return OptunaSearch(sampler=TPESampler(seed=seed, n_startup_trials=startup))
     from ray.tune.search import BasicVariantGenerator
 
-    return BasicVariantGenerator(random_state=seed, max_concurrent=_concurrency(recipe))
+    # PBT compares the trials alive at once, so the whole population is created up front;
+    # the cluster runs what fits and PBT pauses trials in turn for the others.
+    limit = 0 if settings.scheduler == "pbt" else _concurrency(recipe)
+    return BasicVariantGenerator(random_state=seed, max_concurrent=limit)
 
 
 def _scheduler(recipe: Recipe):
     settings = recipe.tune
     if settings.scheduler == "none":
         return None
+    if settings.scheduler == "pbt":
+        from ray.tune.schedulers import PopulationBasedTraining
+
+        return PopulationBasedTraining(
+            time_attr=PBT_TIME_ATTR,
+            perturbation_interval=settings.perturbation_interval,
+            hyperparam_mutations=pbt_mutations(recipe),
+            quantile_fraction=settings.quantile_fraction,
+            resample_probability=settings.resample_probability,
+            custom_explore_fn=functools.partial(keep_in_bounds, bounds=pbt_bounds(recipe)),
+            # Neither a trial's last epoch nor its closing report (the artifact's metrics
+            # and cost) is a point to clone at.
+            require_attrs=False,
+        )
     from ray.tune.schedulers import ASHAScheduler
 
     max_t = max_epochs(recipe)
@@ -200,6 +221,14 @@ def _scheduler(recipe: Recipe):
 def max_epochs(recipe: Recipe) -> int:
     dimension = recipe.tune.space.get("train.epochs")
     return int(max(dimension.extremes)) if dimension else recipe.train.epochs
+
+
+def trial_budget(recipe: Recipe) -> int:
+    """Trials the campaign runs at most: num_samples, times every crossing of `grid` values."""
+    crossings = math.prod(
+        len(dimension.grid) for dimension in recipe.tune.space.values() if dimension.kind == "grid"
+    )
+    return recipe.tune.num_samples * crossings
 
 
 def trial_resources(recipe: Recipe) -> dict[str, float]:
@@ -225,64 +254,7 @@ def _concurrency(recipe: Recipe) -> int:
     return max(1, min(fits))
 
 
-# --------------------------------------------------------------------------- one trial
-
-
-def run_trial(config: dict[str, Any], *, base: dict, campaign: str, trials_dir: str) -> None:
-    """One trial: the train stage on the campaign's recipe with this trial's values."""
-    from ray import tune
-    from ray.tune.integration.ray_train import TuneReportCallback
-
-    from fulcrum.artifacts import open_artifact
-    from fulcrum.data import load_splits
-    from fulcrum.train.stage import train, train_artifact_dir
-    from fulcrum.tune.cost import deployed_cost, describe, texts_of
-
-    campaign_recipe = validate_recipe(base)
-    trial_id = tune.get_context().get_trial_id()
-    recipe = validate_recipe(
-        trial_recipe(base, config, f"{campaign}-{trial_id}", trials_dir), source=f"trial {trial_id}"
-    )
-    done = train_artifact_dir(recipe)
-    if (done / "manifest.json").is_file() and _manifest_hash(done) == recipe.hash:
-        # Finished before the driver was interrupted, after Tune last saved its state.
-        artifact = open_artifact(done, kind="train")
-    else:
-        artifact = open_artifact(train(recipe, callbacks=[TuneReportCallback()]), kind="train")
-    metrics = artifact.metrics
-    metric = campaign_recipe.tune_metric
-    last = metrics["history"][-1]
-    final = {
-        f"val_{metric}": metrics["validation"][metric],
-        **{
-            f"test_{key}": value
-            for key, value in (metrics.get("test") or {}).items()
-            if isinstance(value, int | float)
-        },
-        "epochs_run": last["epoch"],
-        "peak_rss_mb": last.get("peak_rss_mb", 0.0),
-        "peak_gpu_mb": last.get("peak_gpu_mb", 0.0),
-        "finished": 1,
-        "artifact": str(artifact.path),
-    }
-    settings = campaign_recipe.tune
-    if settings.cost != "none":
-        splits = load_splits(recipe.data, recipe.seed, recipe.task.type)
-        cost = deployed_cost(
-            artifact.path,
-            texts_of(splits.validation, COST_TEXTS),
-            settings.cost_batch_size,
-            recipe.model.max_length,
-            recipe.task.type,
-            threads=max(1, int(trial_resources(recipe)["CPU"])),
-        )
-        print(f"[tune] trial {trial_id}: {describe(cost)}", flush=True)
-        final |= cost
-    # No `epoch` here: the scheduler judges epochs, and this report is not one.
-    tune.report(final)
-
-
-def _manifest_hash(artifact_dir: Path) -> str | None:
+def manifest_hash(artifact_dir: Path) -> str | None:
     return json.loads((artifact_dir / "manifest.json").read_text()).get("recipe_hash")
 
 
@@ -295,7 +267,7 @@ class CampaignProgress(Callback):
         self.ledger = ledger
         self.metric = f"val_{recipe.tune_metric}"
         self.sign = 1 if recipe.tune.mode == "max" else -1
-        self.budget = recipe.tune.num_samples
+        self.budget = trial_budget(recipe)
         self.started = time.time()
         self.best: float | None = None
         self.done = 0
@@ -311,7 +283,7 @@ class CampaignProgress(Callback):
         elapsed = time.time() - self.started
         remaining = max(self.budget - self.done, 0)
         eta = f", ETA {format_seconds(elapsed / self.done * remaining)}" if remaining else ""
-        _say(
+        say(
             f"trial {trial.trial_id} {outcome}"
             + (f": {self.metric} {value:.4f}" if value is not None else "")
             + (f" (best {self.best:.4f})" if self.best is not None else "")
@@ -321,7 +293,7 @@ class CampaignProgress(Callback):
 
     def on_trial_start(self, iteration, trials, trial, **info) -> None:
         config = ", ".join(f"{key}={_short(value)}" for key, value in trial.config.items())
-        _say(f"trial {trial.trial_id} started: {config}")
+        say(f"trial {trial.trial_id} started: {config}")
 
     def on_trial_complete(self, iteration, trials, trial, **info) -> None:
         finished = (trial.last_result or {}).get("finished")
@@ -341,5 +313,5 @@ def driver_rss_mb() -> float:
     return round(psutil.Process().memory_info().rss / 2**20, 1)
 
 
-def _say(text: str) -> None:
+def say(text: str) -> None:
     print(f"[tune] {text}", flush=True)

@@ -19,6 +19,7 @@ from fulcrum.recipe import Recipe, validate_recipe
 from fulcrum.tune.campaign import DRIVER_MEMORY_FILE, trial_resources
 from fulcrum.tune.pareto import pareto_front
 from fulcrum.tune.space import trial_recipe
+from fulcrum.tune.trial import CLONES_FILE
 
 COST_COLUMNS = {"latency": "cost_latency_ms", "size": "cost_size_mb"}
 STATUS_COLOURS = {"finished": "#2a7", "stopped": "#e90", "error": "#c33"}
@@ -35,6 +36,13 @@ def write_campaign(
     )
     for index, row in enumerate(rows):
         row["trial"] = index
+    pbt = recipe.tune.scheduler == "pbt"
+    clones = read_clones(work / CLONES_FILE) if pbt else []
+    if pbt:
+        for row in rows:
+            row["clones"] = sum(clone["trial_id"] == row["trial_id"] for clone in clones)
+        _write_clones(staging, clones)
+        plot_population(staging / "population.png", _curves(grid, metric), clones, recipe, metric)
     best = best_trial(rows, metric, recipe.tune.mode)
     front = (
         pareto_front(rows, metric, recipe.tune.mode, COST_COLUMNS[recipe.tune.cost])
@@ -50,10 +58,13 @@ def write_campaign(
     plots(staging, rows, recipe, metric)
     print(format_table(rows, recipe, metric), flush=True)
     summary = _summary(rows, best, front, metric, elapsed_s)
+    if pbt:
+        summary["clones"] = len(clones)
     _say(
         f"{summary['trials']} trial(s): {summary['finished']} finished, {summary['stopped']} "
         f"stopped early, {summary['errors']} failed; {summary['trial_epochs']:g} trial-epochs "
         f"in {elapsed_s:.0f}s"
+        + (f"; {len(clones)} clone(s)" if pbt else "")
         + (f"; best {metric} {best[metric]:.4f} ({best['trial_id']})" if best else "")
     )
     labels, fingerprint = _lineage(staging, best)
@@ -85,9 +96,15 @@ def trial_row(result, recipe: Recipe, metric: str, driver: dict[str, float]) -> 
         score = max(reported) if recipe.tune.mode == "max" else min(reported)
     else:
         score = None
-    epochs = last.get("epochs_run")
-    if epochs is None and history is not None and "epoch" in history:
-        epochs = float(history["epoch"].max())
+    evaluated = history["epoch"].dropna() if history is not None and "epoch" in history else []
+    if recipe.tune.scheduler == "pbt" and len(evaluated):
+        # A PBT trial that continued another's weights has that trial's epochs in its
+        # artifact's history; what it trained itself is what it evaluated (once an epoch).
+        epochs = len(evaluated)
+    else:
+        epochs = last.get("epochs_run")
+        if epochs is None and len(evaluated):
+            epochs = float(evaluated.max())
     wall = float(last.get("time_total_s") or 0.0)
     resources = _resources(recipe, result.config or {})
     row: dict[str, Any] = {
@@ -217,6 +234,46 @@ def _cell(value: Any) -> Any:
     return str(value)
 
 
+def read_clones(path: Path) -> list[dict]:
+    """The ledger of PBT clones, each once (a trial restarted after an interruption may
+    have noted its clone again)."""
+    if not path.is_file():
+        return []
+    seen, clones = set(), []
+    for line in path.read_text().splitlines():
+        if not line.strip():
+            continue
+        clone = json.loads(line)
+        key = (clone["trial_id"], clone["cloned"], clone["epoch"])
+        if key not in seen:
+            seen.add(key)
+            clones.append(clone)
+    return clones
+
+
+def _write_clones(staging: Path, clones: list[dict]) -> None:
+    columns = ["trial_id", "cloned", "epoch"]
+    columns += sorted({key for clone in clones for key in clone} - set(columns))
+    table = pa.Table.from_pylist(
+        [{key: _cell(clone.get(key)) for key in columns} for clone in clones],
+        schema=None if clones else pa.schema([(key, pa.string()) for key in columns]),
+    )
+    pacsv.write_csv(table, staging / "clones.csv")
+
+
+def _curves(grid, metric: str) -> dict[str, list[tuple[float, float]]]:
+    """Each trial's reported metric by epoch, in report order."""
+    curves = {}
+    for result in grid:
+        history = result.metrics_dataframe
+        trial_id = (result.metrics or {}).get("trial_id")
+        if history is None or trial_id is None or not {"epoch", metric} <= set(history):
+            continue
+        points = history[["epoch", metric]].dropna()
+        curves[trial_id] = [(float(e), float(v)) for e, v in points.itertuples(index=False)]
+    return curves
+
+
 def write_best_recipe(path: Path, recipe: Recipe, best: dict, metric: str) -> None:
     config = {
         key.removeprefix("config/"): value
@@ -231,6 +288,12 @@ def write_best_recipe(path: Path, recipe: Recipe, best: dict, metric: str) -> No
         f"# Searched: {', '.join(f'{key}={_show(value)}' for key, value in config.items())}\n"
         f"# Train it with: fulcrum train {path.name}\n"
     )
+    if recipe.tune.scheduler == "pbt":
+        header += (
+            "# PBT: these are the trial's last values. Its weights grew under a schedule of\n"
+            "# values (clones.csv), so training this recipe from scratch may score lower; the\n"
+            f"# trial's own artifact is {best.get('artifact') or 'not kept'}.\n"
+        )
     path.write_text(header + yaml.safe_dump(raw, sort_keys=False))
 
 
@@ -367,6 +430,41 @@ def plots(staging: Path, rows: list[dict], recipe: Recipe, metric: str) -> None:
         figure.tight_layout()
         figure.savefig(staging / "pareto.png", dpi=110)
         plt.close(figure)
+
+
+def plot_population(
+    path: Path, curves: dict, clones: list[dict], recipe: Recipe, metric: str
+) -> None:
+    """PBT at a glance: each trial's metric by epoch, and a dashed line from the point a
+    trial's weights were taken to the trial that continued them."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    if not curves:
+        return
+    figure, axis = plt.subplots(figsize=(7, 4.4))
+    colours = plt.get_cmap("tab10")
+    for index, (trial_id, points) in enumerate(sorted(curves.items())):
+        epochs, values = zip(*points)
+        axis.plot(epochs, values, "o-", ms=3, color=colours(index % 10), label=trial_id)
+    for clone in clones:
+        donor = dict(curves.get(clone["cloned"], []))
+        taken = donor.get(float(clone["epoch"])) if clone["epoch"] is not None else None
+        after = [(e, v) for e, v in curves.get(clone["trial_id"], []) if e > clone["epoch"]]
+        if taken is not None and after:
+            axis.plot(
+                [clone["epoch"], after[0][0]], [taken, after[0][1]], "--", color="#555", lw=0.8
+            )
+    axis.set_xlabel("epoch")
+    axis.set_ylabel(metric)
+    axis.grid(alpha=0.3)
+    axis.legend(fontsize=7, ncol=2)
+    axis.set_title(f"{recipe.name}: PBT population, {len(clones)} clone(s) (dashed)", fontsize=10)
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
 
 
 def _say(text: str) -> None:
