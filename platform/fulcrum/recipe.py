@@ -472,7 +472,11 @@ class TuneSection(Section):
     )
     mode: Literal["max", "min"] = Field("max", description="Maximise or minimise the metric.")
     num_samples: int = Field(
-        16, ge=1, le=10_000, description="Trial budget: configurations tried at most."
+        16,
+        ge=1,
+        le=10_000,
+        description="Trial budget: configurations tried at most; under pbt, the population, "
+        "which must fit the cluster at once.",
     )
     time_budget_s: float | None = Field(
         None, gt=0, description="Wall-clock budget; running trials stop when it is spent."
@@ -545,8 +549,8 @@ class TuneSection(Section):
                 )
             if self.max_concurrent_trials is not None:
                 raise ValueError(
-                    "max_concurrent_trials: pbt keeps the whole population (num_samples) "
-                    "alive and pauses trials in turn when the cluster holds fewer; leave it unset"
+                    "max_concurrent_trials: pbt runs the whole population (num_samples) at "
+                    "once; leave it unset"
                 )
             if not self.mutable_keys:
                 raise ValueError(

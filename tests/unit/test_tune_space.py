@@ -137,7 +137,7 @@ def test_asha_judges_epochs_and_never_stops_a_trial_at_its_last_epoch():
 
 
 def test_pbt_perturbs_only_what_can_change_mid_run_and_refuses_what_cannot_drive_it():
-    from fulcrum.tune.space import pbt_mutations
+    from fulcrum.tune.population import pbt_mutations
 
     space = {
         "train.lr": {"loguniform": [1e-4, 1e-2]},
@@ -153,14 +153,14 @@ def test_pbt_perturbs_only_what_can_change_mid_run_and_refuses_what_cannot_drive
     assert mutations["train.label_smoothing"] == [0.0, 0.1, 0.2]
     with pytest.raises(RecipeError, match="search: optuna cannot drive pbt"):
         recipe_with(space, scheduler="pbt", search="optuna")
-    with pytest.raises(RecipeError, match="max_concurrent_trials: pbt keeps the whole population"):
+    with pytest.raises(RecipeError, match="max_concurrent_trials: pbt runs the whole population"):
         recipe_with(space, scheduler="pbt", max_concurrent_trials=2)
     with pytest.raises(RecipeError, match=r"space: pbt needs a key it can change.*got peft.r"):
         recipe_with({"peft.r": {"choice": [4, 8]}}, scheduler="pbt")
 
 
 def test_pbt_keeps_perturbed_values_inside_their_dimension():
-    from fulcrum.tune.space import keep_in_bounds, pbt_bounds
+    from fulcrum.tune.population import keep_in_bounds, pbt_bounds
 
     recipe = recipe_with(
         {
@@ -220,3 +220,23 @@ def test_trial_budget_counts_every_grid_crossing():
     )
     assert trial_budget(recipe) == 12
     assert trial_budget(recipe_with({"peft.r": {"choice": [4, 8]}}, num_samples=5)) == 5
+
+
+def test_pbt_refuses_a_population_the_cluster_cannot_hold_at_once():
+    from fulcrum.tune.population import check_population_fits
+
+    recipe = validate_recipe(
+        {
+            **BASE,
+            "train": {"workers": 2},
+            "tune": {"space": {"train.lr": {"uniform": [1e-4, 1e-3]}}, "scheduler": "pbt"},
+        }
+    )
+    check_population_fits(
+        recipe.model_copy(update={"tune": recipe.tune.model_copy(update={"num_samples": 2})}),
+        fits=2,
+    )
+    with pytest.raises(
+        RecipeError, match=r"16 trials of 2 CPU\(s\) each do not fit this cluster \(2 at a time\)"
+    ):
+        check_population_fits(recipe, fits=2)

@@ -17,7 +17,6 @@ error and the campaign goes on.
 
 from __future__ import annotations
 
-import functools
 import json
 import math
 import os
@@ -35,8 +34,9 @@ from fulcrum.errors import RecipeError
 from fulcrum.recipe import Recipe
 from fulcrum.runtime import init_ray
 from fulcrum.train.progress import format_seconds
-from fulcrum.tune.space import keep_in_bounds, param_space, pbt_bounds, pbt_mutations
-from fulcrum.tune.trial import PBT_TIME_ATTR, run_trial
+from fulcrum.tune.population import check_population_fits, pbt_scheduler
+from fulcrum.tune.space import param_space
+from fulcrum.tune.trial import run_trial
 
 KIND = "tune"
 SEARCH_DIR = "search"  # Tune's experiment folder inside the run folder
@@ -68,6 +68,8 @@ def tune(recipe: Recipe, output_dir: str | Path | None = None) -> Path:
     # so saving more often costs nothing and loses less when the driver is killed.
     os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "2")
     init_ray()
+    if recipe.tune.scheduler == "pbt":
+        check_population_fits(recipe, _concurrency(recipe))
     work = campaign_work_dir(recipe, output_dir)
     tuner, resumed = _tuner(recipe, work)
     settings = recipe.tune
@@ -181,8 +183,7 @@ def _search_algorithm(recipe: Recipe):
         return OptunaSearch(sampler=TPESampler(seed=seed, n_startup_trials=startup))
     from ray.tune.search import BasicVariantGenerator
 
-    # PBT compares the trials alive at once, so the whole population is created up front;
-    # the cluster runs what fits and PBT pauses trials in turn for the others.
+    # PBT compares the trials alive at once: the whole population starts together.
     limit = 0 if settings.scheduler == "pbt" else _concurrency(recipe)
     return BasicVariantGenerator(random_state=seed, max_concurrent=limit)
 
@@ -192,19 +193,7 @@ def _scheduler(recipe: Recipe):
     if settings.scheduler == "none":
         return None
     if settings.scheduler == "pbt":
-        from ray.tune.schedulers import PopulationBasedTraining
-
-        return PopulationBasedTraining(
-            time_attr=PBT_TIME_ATTR,
-            perturbation_interval=settings.perturbation_interval,
-            hyperparam_mutations=pbt_mutations(recipe),
-            quantile_fraction=settings.quantile_fraction,
-            resample_probability=settings.resample_probability,
-            custom_explore_fn=functools.partial(keep_in_bounds, bounds=pbt_bounds(recipe)),
-            # Neither a trial's last epoch nor its closing report (the artifact's metrics
-            # and cost) is a point to clone at.
-            require_attrs=False,
-        )
+        return pbt_scheduler(recipe)
     from ray.tune.schedulers import ASHAScheduler
 
     max_t = max_epochs(recipe)

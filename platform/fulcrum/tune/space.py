@@ -33,43 +33,6 @@ def param_space(recipe: Recipe) -> dict[str, Any]:
     return {key: ray_domain(dimension) for key, dimension in recipe.tune.space.items()}
 
 
-def pbt_mutations(recipe: Recipe) -> dict[str, Any]:
-    """What PBT perturbs when a trial clones another: listed values move to a neighbour,
-    ranges are multiplied by 0.8 or 1.2 (either may be drawn afresh instead)."""
-    space = recipe.tune.space
-    return {
-        key: list(getattr(space[key], space[key].kind))
-        if space[key].kind in ("choice", "grid")
-        else ray_domain(space[key])
-        for key in recipe.tune.mutable_keys
-    }
-
-
-def pbt_bounds(recipe: Recipe) -> dict[str, tuple[str, list]]:
-    """(kind, [low, high(, step)]) of each perturbed range: PBT's x0.8 / x1.2 knows nothing
-    of a dimension's ends, and a label smoothing of 1.1 would fail the trial."""
-    space = recipe.tune.space
-    return {
-        key: (space[key].kind, list(getattr(space[key], space[key].kind)))
-        for key in recipe.tune.mutable_keys
-        if space[key].kind not in ("choice", "grid")
-    }
-
-
-def keep_in_bounds(config: dict[str, Any], bounds: dict[str, tuple[str, list]]) -> dict[str, Any]:
-    """PBT's custom_explore_fn: each perturbed value back inside its range, on its step."""
-    for key, (kind, values) in bounds.items():
-        if key not in config:
-            continue
-        low, high = values[0], values[1]
-        value = min(max(float(config[key]), low), high)
-        if kind == "quniform":
-            step = values[2]
-            value = min(max(round(value / step) * step, low), high)
-        config[key] = int(round(value)) if kind == "integer" else value
-    return config
-
-
 def trial_recipe(base: dict[str, Any], config: dict[str, Any], name: str, output_dir: str):
     """The plain training recipe of one trial: the campaign's recipe without its `tune`
     section, with the sampled values set and the trial's own name and output folder."""

@@ -20,12 +20,10 @@ from typing import Any
 from ray.train.v2.api.callback import UserCallback
 
 from fulcrum.recipe import validate_recipe
+from fulcrum.tune.population import PBT_TIME_ATTR
 from fulcrum.tune.space import trial_recipe
 
 COST_TEXTS = 320
-# PBT's clock: the epoch of every evaluation but a trial's last. Cloning at the last epoch
-# would only restart a trial to report the leader's finished weights again.
-PBT_TIME_ATTR = "perturbable_epoch"
 CLONES_FILE = "clones.jsonl"  # in the campaign's work folder: which trial continued which
 HANDOFF_TIMEOUT_S = 600
 
