@@ -22,7 +22,7 @@ from fulcrum.errors import RecipeError
 
 # Sections named in the design that later versions fill in. Naming one today is an error that
 # says so, rather than "unknown key", so a recipe written for a newer Fulcrum fails clearly.
-PLANNED_SECTIONS = ("compress", "explain")
+PLANNED_SECTIONS = ("explain",)
 
 
 class Section(BaseModel):
@@ -340,6 +340,91 @@ class ExportSection(Section):
     )
 
 
+COMPRESS_KINDS = ("fp32", "dynamic_int8", "static_int8", "fp16")
+
+
+class CompressVariant(Section):
+    """One compressed model to build, gate and report; each becomes its own artifact."""
+
+    kind: Literal["fp32", "dynamic_int8", "static_int8", "fp16"] = Field(
+        ...,
+        description="fp32: the merged model as is; dynamic_int8: INT8 weights, activations "
+        "quantised on the fly; static_int8: INT8 weights and activations, scales calibrated "
+        "on training texts; fp16: half precision (for GPUs).",
+    )
+    name: str | None = Field(
+        None, pattern=r"^[a-z0-9][a-z0-9_-]*$", description="Artifact folder; default: the kind."
+    )
+    optimize: bool = Field(
+        True,
+        description="ONNX Runtime's transformer fusions (SkipLayerNormalization, BiasGelu, "
+        "attention where the graph allows) before quantising.",
+    )
+    per_channel: bool | None = Field(
+        None,
+        description="INT8: a scale per output channel; default: yes for static_int8 (its "
+        "activation ranges are fixed, so one outlier weight must not coarsen every channel), "
+        "no for dynamic_int8.",
+    )
+    weight_type: Literal["qint8", "quint8"] = Field(
+        "qint8", description="INT8: signed or unsigned 8-bit weights."
+    )
+    calibration_rows: int = Field(
+        256, ge=8, description="static_int8: training rows the activation ranges come from."
+    )
+
+    @property
+    def artifact_name(self) -> str:
+        return self.name or self.kind.replace("_", "-")
+
+    @property
+    def resolved_per_channel(self) -> bool:
+        return self.kind == "static_int8" if self.per_channel is None else self.per_channel
+
+
+class CompressSection(Section):
+    variants: list[CompressVariant] = Field(
+        default_factory=lambda: [
+            CompressVariant(kind="fp32"),
+            CompressVariant(kind="dynamic_int8"),
+        ],
+        min_length=1,
+        description="Models to build; a kind alone (`dynamic_int8`) takes the defaults.",
+    )
+    max_metric_drop: float = Field(
+        1.0,
+        ge=0,
+        description="Largest drop of the task metric (points) on validation or test against "
+        "the PyTorch parent; a variant beyond it is kept but marked not deployable.",
+    )
+    max_abs_logit_diff: float = Field(
+        1e-3, gt=0, description="fp32 only: largest |logit(ONNX) - logit(PyTorch)| allowed."
+    )
+    latency_texts: int = Field(
+        64, ge=8, description="Validation texts timed one at a time (and in batches of 32)."
+    )
+    threads: int | None = Field(
+        None, ge=1, description="Threads for PyTorch and ONNX Runtime when timing; default: all."
+    )
+
+    @field_validator("variants", mode="before")
+    @classmethod
+    def _kind_alone(cls, value: Any) -> Any:
+        if isinstance(value, list):
+            return [{"kind": item} if isinstance(item, str) else item for item in value]
+        return value
+
+    @model_validator(mode="after")
+    def _distinct_names(self) -> CompressSection:
+        names = [variant.artifact_name for variant in self.variants]
+        repeated = sorted({name for name in names if names.count(name) > 1})
+        if repeated:
+            raise ValueError(
+                f"variants: two variants would both be written to {repeated[0]}/ (give each a name)"
+            )
+        return self
+
+
 class AutoscalingSection(Section):
     min_replicas: int = Field(1, ge=0, description="Replicas kept when idle.")
     max_replicas: int = Field(2, ge=1, description="Replicas at most under load.")
@@ -379,7 +464,7 @@ class ServeSection(Section):
 # Optional sections added after artifacts were first written. Absent, they leave a recipe's
 # hash as it was, so a recipe written before they existed still finds (and resumes) its runs
 # and reuses its finished artifacts.
-HASH_SKIPS_WHEN_ABSENT = ("tune",)
+HASH_SKIPS_WHEN_ABSENT = ("tune", "compress")
 
 SEARCH_KINDS = ("choice", "grid", "uniform", "loguniform", "quniform", "integer")
 # Keys a campaign may not search: they name the campaign's own trials and outputs.
@@ -594,6 +679,11 @@ class Recipe(Section):
     serve: ServeSection = Field(default_factory=ServeSection)
     tune: TuneSection | None = Field(
         None, description="A hyperparameter campaign over this recipe (fulcrum tune)."
+    )
+    compress: CompressSection | None = Field(
+        None,
+        description="Compressed variants of the trained model (fulcrum compress); absent: "
+        "fp32 and dynamic INT8.",
     )
 
     @model_validator(mode="before")

@@ -90,8 +90,17 @@ def test_issue_example_message():
             "serve.autoscaling: max_replicas (2) must be >= min_replicas (3)",
         ),
         (
-            {**MINIMAL, "compress": {}},
-            "compress: this section is planned but not supported by this version",
+            {**MINIMAL, "explain": {}},
+            "explain: this section is planned but not supported by this version",
+        ),
+        (
+            {**MINIMAL, "compress": {"variants": ["fp32", {"kind": "fp32"}]}},
+            "compress: variants: two variants would both be written to fp32/ (give each a name)",
+        ),
+        (
+            {**MINIMAL, "compress": {"variants": ["int4"]}},
+            "compress.variants[0].kind: must be one of 'fp32', 'dynamic_int8', 'static_int8' "
+            "or 'fp16' (got \"int4\")",
         ),
     ],
 )
@@ -264,14 +273,17 @@ def test_distill_teacher_path_resolves_against_the_recipe(tmp_path):
 
 
 def test_a_section_added_later_leaves_the_hash_of_recipes_without_it_unchanged():
-    """Recipes written before `tune` existed keep their hash (and so find their runs and
-    artifacts); naming the section changes it."""
+    """Recipes written before `tune` and `compress` existed keep their hash (and so find
+    their runs and artifacts); naming the section changes it."""
     import hashlib
     import json
 
     recipe = validate_recipe(MINIMAL)
-    before_tune = {key: value for key, value in recipe.to_dict().items() if key != "tune"}
+    before_tune = {
+        key: value for key, value in recipe.to_dict().items() if key not in ("tune", "compress")
+    }
     canonical = json.dumps(before_tune, sort_keys=True, separators=(",", ":"))
     assert recipe.hash == hashlib.sha256(canonical.encode()).hexdigest()
     tuned = validate_recipe({**MINIMAL, "tune": {"space": {"peft.r": {"choice": [4, 8]}}}})
     assert tuned.hash != recipe.hash
+    assert validate_recipe({**MINIMAL, "compress": {}}).hash != recipe.hash

@@ -240,3 +240,11 @@ def test_pbt_refuses_a_population_the_cluster_cannot_hold_at_once():
         RecipeError, match=r"16 trials of 2 CPU\(s\) each do not fit this cluster \(2 at a time\)"
     ):
         check_population_fits(recipe, fits=2)
+
+
+def test_a_clone_cuts_the_trials_curve_where_it_took_the_weights():
+    from fulcrum.tune.report import segments
+
+    points = [(1.0, 0.3, 100.0), (2.0, 0.9, 160.0), (3.0, 0.95, 190.0)]
+    assert segments(points, []) == [points]
+    assert segments(points, [130.0]) == [points[:1], points[1:]]

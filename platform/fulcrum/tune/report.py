@@ -261,17 +261,29 @@ def _write_clones(staging: Path, clones: list[dict]) -> None:
     pacsv.write_csv(table, staging / "clones.csv")
 
 
-def _curves(grid, metric: str) -> dict[str, list[tuple[float, float]]]:
-    """Each trial's reported metric by epoch, in report order."""
+def _curves(grid, metric: str) -> dict[str, list[tuple[float, float, float]]]:
+    """Each trial's reported (epoch, metric, time), in report order."""
     curves = {}
     for result in grid:
         history = result.metrics_dataframe
         trial_id = (result.metrics or {}).get("trial_id")
         if history is None or trial_id is None or not {"epoch", metric} <= set(history):
             continue
-        points = history[["epoch", metric]].dropna()
-        curves[trial_id] = [(float(e), float(v)) for e, v in points.itertuples(index=False)]
+        points = history[["epoch", metric, "timestamp"]].dropna()
+        curves[trial_id] = [tuple(map(float, point)) for point in points.itertuples(index=False)]
     return curves
+
+
+def segments(points: list[tuple], clone_times: list[float]) -> list[list[tuple]]:
+    """A trial's curve cut where it took another trial's weights: the points after a clone
+    do not continue the ones before it."""
+    pieces: list[list[tuple]] = []
+    for point in points:
+        cut = pieces and any(pieces[-1][-1][2] <= t < point[2] for t in clone_times)
+        if not pieces or cut:
+            pieces.append([])
+        pieces[-1].append(point)
+    return pieces
 
 
 def write_best_recipe(path: Path, recipe: Recipe, best: dict, metric: str) -> None:
@@ -447,12 +459,25 @@ def plot_population(
     figure, axis = plt.subplots(figsize=(7, 4.4))
     colours = plt.get_cmap("tab10")
     for index, (trial_id, points) in enumerate(sorted(curves.items())):
-        epochs, values = zip(*points)
-        axis.plot(epochs, values, "o-", ms=3, color=colours(index % 10), label=trial_id)
+        times = [clone.get("time", 0.0) for clone in clones if clone["trial_id"] == trial_id]
+        for number, piece in enumerate(segments(points, times)):
+            epochs, values, _ = zip(*piece)
+            axis.plot(
+                epochs,
+                values,
+                "o-",
+                ms=3,
+                color=colours(index % 10),
+                label=trial_id if number == 0 else None,
+            )
     for clone in clones:
-        donor = dict(curves.get(clone["cloned"], []))
+        donor = {epoch: value for epoch, value, _ in curves.get(clone["cloned"], [])}
         taken = donor.get(float(clone["epoch"])) if clone["epoch"] is not None else None
-        after = [(e, v) for e, v in curves.get(clone["trial_id"], []) if e > clone["epoch"]]
+        after = [
+            (epoch, value)
+            for epoch, value, at in curves.get(clone["trial_id"], [])
+            if at >= clone.get("time", 0.0)
+        ]
         if taken is not None and after:
             axis.plot(
                 [clone["epoch"], after[0][0]], [taken, after[0][1]], "--", color="#555", lw=0.8

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import shutil
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -173,6 +174,7 @@ def _note_clone(work: Path, trial_id: str, origin: dict, config: dict) -> None:
         "trial_id": trial_id,
         "cloned": origin["trial_id"],
         "epoch": origin.get("epoch"),
+        "time": round(time.time(), 1),
         **{key: _plain(value) for key, value in config.items()},
     }
     with open(work / CLONES_FILE, "a") as handle:

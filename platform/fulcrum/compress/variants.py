@@ -1,0 +1,168 @@
+"""From the fp32 ONNX export to each compressed variant a recipe lists.
+
+Fusions first (ONNX Runtime's transformer optimizer), then the precision change, so the
+quantiser sees the fused graph the runtime will execute. Static INT8 learns its activation
+ranges from training texts (never validation or test: those judge the variant).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from fulcrum.compress.quantize import quantize_dynamic_int8
+from fulcrum.recipe import CompressVariant
+
+# The architectures ONNX Runtime's optimizer knows as "bert" (same encoder layout).
+FUSABLE_MODEL_TYPES = ("bert", "roberta", "xlm-roberta", "electra")
+CALIBRATION_BATCH = 16
+
+
+def build_variant(
+    variant: CompressVariant,
+    fp32_model: Path,
+    target: Path,
+    model_config: dict[str, Any],
+    calibration: Iterator[dict[str, np.ndarray]] | None = None,
+) -> dict[str, Any]:
+    """Write `target` and return what was done to get it (recorded in the manifest)."""
+    steps: dict[str, Any] = {}
+    source = fp32_model
+    if variant.optimize or variant.kind == "fp16":
+        fused = target.with_name("fused.onnx")
+        steps["fusions"] = optimize_transformer(fp32_model, fused, model_config)
+        if steps["fusions"] is not None:
+            source = fused
+    if variant.kind == "fp32":
+        shutil.copyfile(source, target)
+    elif variant.kind == "fp16":
+        to_fp16(source, target, model_config)
+    elif variant.kind == "dynamic_int8":
+        quantize_dynamic_int8(source, target, variant.resolved_per_channel, variant.weight_type)
+    else:
+        if calibration is None:
+            raise ValueError("static_int8 needs calibration batches")
+        quantize_static_int8(
+            source, target, calibration, variant.resolved_per_channel, variant.weight_type
+        )
+    if source != fp32_model:
+        source.unlink()
+    return steps
+
+
+def optimize_transformer(
+    source: Path, target: Path, model_config: dict[str, Any]
+) -> dict[str, int] | None:
+    """ONNX Runtime's transformer fusions; None (and no file) for architectures it does not
+    know. Returns the count of each fused operator it made."""
+    if model_config.get("model_type") not in FUSABLE_MODEL_TYPES:
+        return None
+    from onnxruntime.transformers.optimizer import optimize_model
+
+    with _quiet():
+        optimized = optimize_model(
+            str(source),
+            model_type="bert",
+            num_heads=int(model_config["num_attention_heads"]),
+            hidden_size=int(model_config["hidden_size"]),
+        )
+        optimized.save_model_to_file(str(target))
+    return {op: count for op, count in optimized.get_fused_operator_statistics().items() if count}
+
+
+def to_fp16(source: Path, target: Path, model_config: dict[str, Any]) -> None:
+    """Half-precision weights and arithmetic with fp32 inputs and outputs, so a client and
+    the predictor feed and read the same arrays as for fp32. Meant for GPUs: CPUs run it,
+    but without fp16 arithmetic units it is no faster there."""
+    import onnx
+    from onnxruntime.transformers.onnx_model import OnnxModel
+
+    with _quiet():
+        model = OnnxModel(onnx.load(str(source)))
+        model.convert_float_to_float16(keep_io_types=True)
+        model.save_model_to_file(str(target))
+
+
+def quantize_static_int8(
+    source: Path,
+    target: Path,
+    calibration: Iterator[dict[str, np.ndarray]],
+    per_channel: bool,
+    weight_type: str,
+) -> None:
+    """INT8 weights and activations (QDQ format), activation ranges from the calibration
+    batches (min-max). Faster than dynamic INT8 where the runtime fuses the QDQ pairs, and
+    more sensitive to outliers: the parity gate decides."""
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        CalibrationMethod,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
+
+    class Reader(CalibrationDataReader):
+        def __init__(self) -> None:
+            self.batches = iter(calibration)
+
+        def get_next(self):
+            return next(self.batches, None)
+
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    prepared = target.with_name("prepared.onnx")
+    with _quiet():
+        # ONNX shape inference and constant folding, as the quantiser asks; the symbolic
+        # pass cannot follow the exporter's dynamic shapes, and is not needed for MatMuls.
+        quant_pre_process(str(source), str(prepared), skip_symbolic_shape=True)
+        quantize_static(
+            str(prepared),
+            str(target),
+            Reader(),
+            quant_format=QuantFormat.QDQ,
+            per_channel=per_channel,
+            weight_type=QuantType.QInt8 if weight_type == "qint8" else QuantType.QUInt8,
+            activation_type=QuantType.QUInt8,
+            calibrate_method=CalibrationMethod.MinMax,
+            # The matrix products are where the time goes. Quantising the residual adds
+            # and the LayerNorm inputs too cost the demo model 58 points of macro-F1.
+            op_types_to_quantize=["MatMul"],
+        )
+    prepared.unlink()
+
+
+def calibration_batches(
+    tokenizer, texts: list[str], max_length: int, input_names: list[str]
+) -> Iterator[dict[str, np.ndarray]]:
+    for start in range(0, len(texts), CALIBRATION_BATCH):
+        encoded = tokenizer(
+            texts[start : start + CALIBRATION_BATCH],
+            padding=True,
+            truncation=True,
+            max_length=max_length,
+            return_tensors="np",
+        )
+        yield {name: np.asarray(encoded[name], dtype=np.int64) for name in input_names}
+
+
+@contextlib.contextmanager
+def _quiet():
+    """The optimizer and quantisers log every pass and node (some through the root logger);
+    a real failure still raises."""
+    loggers = [logging.getLogger(name) for name in ("onnxruntime", "onnx", "")]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.ERROR)
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):
+            yield
+    finally:
+        for logger, level in zip(loggers, levels, strict=True):
+            logger.setLevel(level)
