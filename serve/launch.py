@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from fulcrum.artifacts import open_artifact
+from fulcrum.errors import ArtifactError
 from fulcrum.recipe import ServeSection
 from fulcrum.runtime import init_ray
 from serve.app import AppArgs, build_app
@@ -36,11 +37,18 @@ def app_args(export_dir: str | Path, section: ServeSection) -> AppArgs:
     )
 
 
-def start(export_dir: str | Path, section: ServeSection) -> str:
-    """Deploy and return the base URL once the application answers /healthz."""
+def start(export_dir: str | Path, section: ServeSection, force: bool = False) -> str:
+    """Deploy and return the base URL once the application answers /healthz. A compressed
+    variant that failed its parity gate is refused unless `force`."""
     # Check the artifact here, where the error reaches the user as one line, rather than
     # in a replica, where it would surface as a failed deployment after retries.
-    open_artifact(export_dir, kind="export")
+    artifact = open_artifact(export_dir, kind="export")
+    if artifact.manifest.get("deployable") is False and not force:
+        reasons = "; ".join(artifact.manifest.get("not_deployable_because") or ["no reason given"])
+        raise ArtifactError(
+            f"{export_dir}: not deployable: {reasons}. Serve another variant, raise "
+            "compress.max_metric_drop and compress again, or force it (fulcrum serve --force)"
+        )
     init_ray(py_modules=[str(SERVE_PACKAGE)])
     from ray import serve
 

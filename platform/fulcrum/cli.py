@@ -4,6 +4,8 @@ fulcrum validate RECIPE          check a recipe and print it with defaults fille
 fulcrum train    RECIPE          Ray Train + DeepSpeed + PEFT -> training artifact
 fulcrum tune     RECIPE          Ray Tune campaign over the recipe's tune: space -> best recipe
 fulcrum export   RECIPE          training artifact -> ONNX artifact (parity-checked)
+fulcrum compress RECIPE|ARTIFACT training artifact -> fp32 / INT8 / fp16 ONNX variants, each
+                                 gated against its PyTorch parent, and a report
 fulcrum serve    RECIPE          ONNX artifact -> Ray Serve endpoint (until Ctrl-C)
 fulcrum run      RECIPE          all of the above in order
 """
@@ -32,7 +34,7 @@ def main(argv: list[str] | None = None) -> int:
     warnings.filterwarnings("ignore", category=FutureWarning)
     warnings.filterwarnings("ignore", category=DeprecationWarning)
     try:
-        recipe = load_recipe(args.recipe, args.overrides)
+        recipe = _recipe(args)
         return args.command(recipe, args)
     except FulcrumError as error:
         print(f"error: {error}", file=sys.stderr)
@@ -40,6 +42,23 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+
+
+def _recipe(args) -> Recipe:
+    """The recipe file, or (for commands that take one) the recipe a training artifact
+    was made with, whose outputs then go beside it."""
+    target = Path(args.recipe)
+    if getattr(args, "takes_artifact", False) and target.is_dir():
+        from fulcrum.artifacts import open_artifact
+        from fulcrum.recipe import apply_overrides, validate_recipe
+
+        parent = open_artifact(target, kind="train", verify=False)
+        raw = apply_overrides(dict(parent.manifest["recipe"]), args.overrides)
+        if args.output_dir is None:
+            args.output_dir = str(target.resolve().parent.parent)
+        args.train_dir = str(target)
+        return validate_recipe(raw, source=f"{target}/manifest.json")
+    return load_recipe(args.recipe, args.overrides)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -73,8 +92,23 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument(
         "--from", dest="train_dir", help="training artifact (default: the recipe's)"
     )
+    compress = command(
+        "compress",
+        _compress,
+        "build the recipe's compressed variants (fp32, INT8, fp16 ONNX), gate each against "
+        "its PyTorch parent on validation and test, and report size, latency and metric",
+    )
+    compress.add_argument(
+        "--from", dest="train_dir", help="training artifact (default: the recipe's)"
+    )
+    compress.set_defaults(takes_artifact=True)
     serve = command("serve", _serve, "serve an export artifact on Ray Serve until interrupted")
     serve.add_argument("--artifact", help="export artifact (default: the recipe's)")
+    serve.add_argument(
+        "--force",
+        action="store_true",
+        help="serve a compressed variant that failed its parity gate (not deployable)",
+    )
     run = command("run", _run, "train, export and serve, in order")
     run.add_argument(
         "--probe",
@@ -117,12 +151,21 @@ def _export(recipe: Recipe, args) -> int:
     return 0
 
 
+def _compress(recipe: Recipe, args) -> int:
+    from fulcrum.compress.stage import compress
+
+    artifact = compress(recipe, args.train_dir, args.output_dir)
+    print((artifact / "report.md").read_text())
+    print(f"compress artifact: {artifact}")
+    return 0
+
+
 def _serve(recipe: Recipe, args) -> int:
     from fulcrum.compress.export import export_artifact_dir
 
     launch = _serve_launcher()
     artifact = args.artifact or export_artifact_dir(recipe, args.output_dir)
-    base_url = launch.start(artifact, recipe.serve)
+    base_url = launch.start(artifact, recipe.serve, force=args.force)
     print(f"serving {artifact} at {base_url}/predict (Ctrl-C to stop)", flush=True)
     try:
         while True:

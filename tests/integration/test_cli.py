@@ -15,7 +15,9 @@ pytestmark = pytest.mark.integration
 FULCRUM = str(Path(sys.executable).parent / "fulcrum")
 
 
-def test_fulcrum_run_trains_exports_serves_and_answers(ray_cluster, tiny_recipe_factory, tmp_path):
+def test_fulcrum_run_trains_exports_serves_answers_and_compress_follows(
+    ray_cluster, tiny_recipe_factory, tmp_path
+):
     recipe = tiny_recipe_factory(tmp_path / "artifacts", train={"epochs": 1})
     recipe_file = tmp_path / "tiny.yaml"
     recipe_file.write_text(yaml.safe_dump(recipe.to_dict()))
@@ -41,6 +43,24 @@ def test_fulcrum_run_trains_exports_serves_and_answers(ray_cluster, tiny_recipe_
     assert [text for text, _, _ in answers] == ["apple pear", "car wheel"]
     assert "Serve shut down" in output
     assert (tmp_path / "artifacts" / "tiny" / "export" / "model.onnx").is_file()
+
+    # `fulcrum compress` takes the training artifact itself; its outputs go beside it.
+    result = subprocess.run(
+        [
+            FULCRUM,
+            "compress",
+            str(tmp_path / "artifacts" / "tiny" / "train"),
+            "--set",
+            "compress.latency_texts=8",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "| dynamic-int8 |" in result.stdout and "Recommended: **" in result.stdout
+    assert (tmp_path / "artifacts" / "tiny" / "compress" / "variants" / "dynamic-int8").is_dir()
 
 
 def test_cli_reports_recipe_errors_without_traceback(tmp_path):

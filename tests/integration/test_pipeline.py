@@ -154,3 +154,126 @@ def test_served_endpoint_predicts_and_rejects_bad_requests(pipeline):
         assert info["metrics"]["parity"]["examples"] == 18
     finally:
         launch.stop(recipe.serve)
+
+
+# --------------------------------------------------------------------------- compression
+
+VARIANTS = ["fp32", "dynamic_int8", "static_int8", "fp16"]
+
+
+@pytest.fixture(scope="module")
+def compressed(pipeline):
+    """Every kind of variant from the pipeline's training artifact, in one compress run."""
+    from fulcrum.compress.stage import compress
+    from fulcrum.recipe import validate_recipe
+
+    recipe, train_dir, _ = pipeline
+    recipe = validate_recipe(
+        {**recipe.to_dict(), "compress": {"variants": VARIANTS, "latency_texts": 16}}
+    )
+    return recipe, compress(recipe, train_dir)
+
+
+def test_every_variant_is_an_export_artifact_gated_against_its_parent(pipeline, compressed):
+    _, train_dir, _ = pipeline
+    recipe, compress_dir = compressed
+    parent = open_artifact(train_dir, kind="train").metrics
+    sizes = {}
+    for name in ("fp32", "dynamic-int8", "static-int8", "fp16"):
+        artifact = open_artifact(compress_dir / "variants" / name, kind="export")
+        gate = artifact.metrics["gate"]
+        assert set(gate) == {"validation", "test"}
+        for split in ("validation", "test"):
+            assert gate[split]["examples"] == 18
+            assert gate[split]["parent_metrics"]["macro_f1"] == pytest.approx(
+                parent[split]["macro_f1"]
+            ), "the gate's parent is the training artifact as measured at training"
+            drop = 100 * (
+                gate[split]["parent_metrics"]["macro_f1"] - gate[split]["metrics"]["macro_f1"]
+            )
+            assert gate[split]["metric_drop_points"] == pytest.approx(drop)
+        limit = recipe.compress.max_metric_drop
+        passes = all(gate[split]["metric_drop_points"] <= limit for split in gate)
+        if name == "fp32":
+            assert all(gate[split]["max_abs_logit_diff"] < 1e-4 for split in gate)
+            assert gate["test"]["metrics"] == gate["test"]["parent_metrics"]
+        assert artifact.manifest["deployable"] is passes
+        assert bool(artifact.manifest["not_deployable_because"]) is not passes
+        assert artifact.manifest["variant"]["kind"] == name.replace("-", "_")
+        sizes[name] = artifact.file("model.onnx").stat().st_size
+    assert sizes["dynamic-int8"] < 0.5 * sizes["fp32"]
+    assert sizes["fp16"] < 0.6 * sizes["fp32"]
+    steps = open_artifact(compress_dir / "variants" / "dynamic-int8").manifest["variant"]["steps"]
+    assert steps["fusions"], "ONNX Runtime fused the BERT graph before quantising"
+
+
+def test_report_compares_every_variant_with_pytorch(compressed):
+    _, compress_dir = compressed
+    artifact = open_artifact(compress_dir, kind="compress")
+    rows = artifact.metrics["variants"]
+    assert [row["variant"] for row in rows] == [
+        "pytorch-fp32",
+        "fp32",
+        "dynamic-int8",
+        "static-int8",
+        "fp16",
+    ]
+    for row in rows:
+        assert 0 < row["batch1_p50_ms"] <= row["batch1_p95_ms"]
+        assert 0 < row["batch32_p50_ms"] <= row["batch32_p95_ms"]
+        assert row["throughput_per_s"] > 0 and row["size_mb"] > 0
+    deployable = [row for row in rows if row["deployable"]]
+    best = max(deployable, key=lambda row: row["throughput_per_s"])
+    assert artifact.metrics["recommended"] == best["variant"]
+    report = artifact.file("report.md").read_text()
+    assert report.count("\n| ") == len(rows) + 1  # header and one line per model
+    assert f"Recommended: **{best['variant']}**" in report
+    assert artifact.file("report.png").stat().st_size > 10_000
+
+
+def test_a_variant_serves_the_parents_predictions_and_a_refused_one_does_not_start(
+    pipeline, compressed, tmp_path
+):
+    import shutil
+
+    from fulcrum.artifacts import write_manifest
+    from fulcrum.errors import ArtifactError
+
+    recipe, _, export_dir = pipeline
+    _, compress_dir = compressed
+    texts = ["my apple and pear", "the car engine", "tax invoice please"]
+    fp32 = compress_dir / "variants" / "fp32"
+    assert [p["label"] for p in OnnxClassifier(fp32).predict(texts)] == [
+        p["label"] for p in OnnxClassifier(export_dir).predict(texts)
+    ]
+    # The same files, marked as a variant that failed its gate.
+    refused = tmp_path / "refused"
+    shutil.copytree(fp32, refused)
+    manifest = open_artifact(refused).manifest
+    extra = {
+        key: manifest[key] for key in ("task", "max_length", "onnx", "variant", "vocab_size")
+    } | {"deployable": False, "not_deployable_because": ["test macro_f1 drops 5.00 points > 1"]}
+    (refused / "manifest.json").unlink()
+    write_manifest(
+        refused,
+        kind="export",
+        recipe=manifest["recipe"],
+        recipe_hash=manifest["recipe_hash"],
+        labels=manifest["labels"],
+        metrics=manifest["metrics"],
+        extra=extra,
+    )
+    sys.path.insert(0, str(REPOSITORY))
+    from serve import launch
+
+    with pytest.raises(
+        ArtifactError, match=r"not deployable: test macro_f1 drops 5.00 points.*--force"
+    ):
+        launch.start(refused, recipe.serve)
+
+    truncated = tmp_path / "truncated"
+    shutil.copytree(fp32, truncated)
+    model = truncated / "model.onnx"
+    model.write_bytes(model.read_bytes()[: model.stat().st_size // 2])
+    with pytest.raises(ArtifactError, match=r"model.onnx: sha256 does not match the manifest"):
+        OnnxClassifier(truncated)

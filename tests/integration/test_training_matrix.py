@@ -71,7 +71,7 @@ def test_step_logs_tensorboard_and_plot_are_in_the_artifact(
     assert artifact.metrics["parameters"]["trainable"] == 32 * 3 + 3
 
 
-def test_token_classification_trains_and_scores_entities(
+def test_token_classification_trains_scores_entities_and_compresses(
     ray_cluster, tiny_recipe_factory, tmp_path
 ):
     data = write_people_conll(tmp_path / "ner.conll")
@@ -90,6 +90,24 @@ def test_token_classification_trains_and_scores_entities(
     assert metrics["validation"]["entities"] == 9 * 3
     assert metrics["validation"]["f1"] == metrics["training_validation"]["f1"]
     assert artifact.manifest["task"] == "token_classification"
+
+    # Compressed for token labels too: per-token logits, gated on entity F1.
+    from fulcrum.compress.stage import compress
+    from fulcrum.recipe import validate_recipe
+
+    recipe = validate_recipe(
+        {**recipe.to_dict(), "compress": {"variants": ["fp32", "dynamic_int8"], "latency_texts": 8}}
+    )
+    compressed = open_artifact(compress(recipe, artifact.path), kind="compress")
+    for name in ("fp32", "dynamic-int8"):
+        gate = open_artifact(compressed.path / "variants" / name, kind="export").metrics["gate"]
+        assert gate["validation"]["metric"] == "f1"
+        assert gate["validation"]["parent_metrics"]["f1"] == pytest.approx(
+            metrics["validation"]["f1"]
+        )
+        assert gate["validation"]["metrics"]["entities"] == 9 * 3
+    fp32 = open_artifact(compressed.path / "variants" / "fp32").metrics["gate"]["test"]
+    assert fp32["max_abs_logit_diff"] < 1e-4 and fp32["metrics"] == fp32["parent_metrics"]
 
 
 def test_bad_method_for_model_fails_before_workers_start(

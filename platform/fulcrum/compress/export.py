@@ -57,6 +57,7 @@ def export(
         extra = {
             "task": parent.manifest["task"],
             "max_length": trained_with.model.max_length,
+            "vocab_size": int(model.config.vocab_size),
             "onnx": {
                 "opset": tolerance.opset,
                 "inputs": input_names,

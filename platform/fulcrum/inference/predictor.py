@@ -27,6 +27,7 @@ class OnnxClassifier:
         self.labels: list[str] = artifact.labels
         self.max_length: int = int(artifact.manifest["max_length"])
         self.tokenizer = Tokenizer.from_file(str(artifact.file(TOKENIZER_FILE)))
+        _check_tokenizer_fits(self.tokenizer, artifact)
         self.tokenizer.enable_truncation(max_length=self.max_length)
         pad = _pad_token(artifact.path)
         self.tokenizer.enable_padding(pad_id=self.tokenizer.token_to_id(pad), pad_token=pad)
@@ -73,6 +74,18 @@ class OnnxClassifier:
             }
             for row in probabilities
         ]
+
+
+def _check_tokenizer_fits(tokenizer, artifact) -> None:
+    """Every file can be intact and the pair still wrong: a tokenizer copied from another
+    model yields ids the embedding table does not have (or silently different words)."""
+    rows = artifact.manifest.get("vocab_size")
+    size = tokenizer.get_vocab_size(with_added_tokens=True)
+    if rows is not None and size > rows:
+        raise ArtifactError(
+            f"{artifact.file(TOKENIZER_FILE)}: {size} tokens, but the model's embedding has "
+            f"{rows} rows: this tokenizer is not the model's"
+        )
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
