@@ -370,7 +370,16 @@ class CompressVariant(Section):
         "qint8", description="INT8: signed or unsigned 8-bit weights."
     )
     calibration_rows: int = Field(
-        256, ge=8, description="static_int8: training rows the activation ranges come from."
+        256,
+        ge=8,
+        description="Training rows static_int8 takes its activation ranges from (and a "
+        "retry its most sensitive layers).",
+    )
+    exclude_sensitive: int = Field(
+        4,
+        ge=0,
+        description="INT8: when the variant fails its gate, build it once more with this many "
+        "of its most outlier-prone MatMuls kept in float; 0: no retry.",
     )
 
     @property

@@ -89,3 +89,41 @@ def test_a_tokenizer_larger_than_the_embedding_is_refused(tmp_path: Path):
     other = Artifact(path=tmp_path, manifest={"vocab_size": 30})
     with pytest.raises(ArtifactError, match="50 tokens, but the model's embedding has 30 rows"):
         _check_tokenizer_fits(tokenizer, other)
+
+
+def test_the_matmul_whose_input_has_outliers_is_the_most_sensitive(tmp_path: Path):
+    import numpy as np
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    from fulcrum.compress.variants import sensitive_matmuls
+
+    weight = numpy_helper.from_array(np.eye(4, dtype=np.float32), "weight")
+    graph = helper.make_graph(
+        [
+            helper.make_node("MatMul", ["smooth", "weight"], ["out_smooth"], name="smooth_mm"),
+            helper.make_node("MatMul", ["spiky", "weight"], ["out_spiky"], name="spiky_mm"),
+        ],
+        "two",
+        [
+            helper.make_tensor_value_info(n, TensorProto.FLOAT, [None, 4])
+            for n in ("smooth", "spiky")
+        ],
+        [
+            helper.make_tensor_value_info(n, TensorProto.FLOAT, [None, 4])
+            for n in ("out_smooth", "out_spiky")
+        ],
+        [weight],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    path = tmp_path / "two.onnx"
+    onnx.save(model, path)
+    rng = np.random.default_rng(0)
+    batches = []
+    for _ in range(4):
+        spiky = rng.normal(size=(256, 4)).astype(np.float32)
+        spiky[0, 0] = 80.0  # one rare, huge activation
+        batches.append({"smooth": rng.normal(size=(256, 4)).astype(np.float32), "spiky": spiky})
+    assert sensitive_matmuls(path, batches, count=1) == ["spiky_mm"]
+    assert sorted(sensitive_matmuls(path, batches, count=5)) == ["smooth_mm", "spiky_mm"]

@@ -11,7 +11,11 @@ from pathlib import Path
 
 
 def quantize_dynamic_int8(
-    source: Path, target: Path, per_channel: bool = False, weight_type: str = "qint8"
+    source: Path,
+    target: Path,
+    per_channel: bool = False,
+    weight_type: str = "qint8",
+    exclude: list[str] = (),
 ) -> Path:
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
@@ -23,5 +27,6 @@ def quantize_dynamic_int8(
             str(target),
             per_channel=per_channel,
             weight_type=QuantType.QInt8 if weight_type == "qint8" else QuantType.QUInt8,
+            nodes_to_exclude=list(exclude),
         )
     return target

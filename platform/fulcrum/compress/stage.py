@@ -113,6 +113,23 @@ def compress(
             session = _session(folder / MODEL_FILE, threads)
             gate = evaluate_variant(session, gate_splits, task, labels, metric)
             deployable, reasons = verdict(gate, variant, settings)
+            if not deployable and variant.kind.endswith("int8") and variant.exclude_sensitive:
+                _say(
+                    f"{name}: {'; '.join(reasons)}; retrying with its "
+                    f"{variant.exclude_sensitive} most sensitive MatMuls in float"
+                )
+                first = {"gate": _drops(gate), "not_deployable_because": reasons}
+                steps = build_variant(
+                    variant,
+                    fp32,
+                    folder / MODEL_FILE,
+                    model_config,
+                    calibration,
+                    exclude_sensitive=variant.exclude_sensitive,
+                ) | {"first_attempt": first}
+                session = _session(folder / MODEL_FILE, threads)
+                gate = evaluate_variant(session, gate_splits, task, labels, metric)
+                deployable, reasons = verdict(gate, variant, settings)
             timing = measure(onnx_runner(session), singles, batches)
             row = {
                 "variant": name,
@@ -174,6 +191,10 @@ def compress(
 
 def variant_dir(compress_dir: Path, name: str) -> Path:
     return Path(compress_dir) / VARIANTS_DIR / name
+
+
+def _drops(gate: dict[str, Any]) -> dict[str, float]:
+    return {split: round(result["metric_drop_points"], 3) for split, result in gate.items()}
 
 
 def _gate_summary(metrics: dict[str, dict[str, Any]], metric: str) -> dict[str, float]:

@@ -11,7 +11,6 @@ import contextlib
 import io
 import logging
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -30,9 +29,12 @@ def build_variant(
     fp32_model: Path,
     target: Path,
     model_config: dict[str, Any],
-    calibration: Iterator[dict[str, np.ndarray]] | None = None,
+    calibration: list[dict[str, np.ndarray]],
+    exclude_sensitive: int = 0,
 ) -> dict[str, Any]:
-    """Write `target` and return what was done to get it (recorded in the manifest)."""
+    """Write `target` and return what was done to get it (recorded in the manifest).
+    `exclude_sensitive`: INT8 only, keep that many of the most outlier-prone MatMuls in
+    float (the retry after a variant failed its gate)."""
     steps: dict[str, Any] = {}
     source = fp32_model
     if variant.optimize or variant.kind == "fp16":
@@ -40,18 +42,20 @@ def build_variant(
         steps["fusions"] = optimize_transformer(fp32_model, fused, model_config)
         if steps["fusions"] is not None:
             source = fused
+    excluded = (
+        sensitive_matmuls(source, calibration, exclude_sensitive) if exclude_sensitive else []
+    )
+    if excluded:
+        steps["kept_in_float"] = excluded
+    per_channel, weights = variant.resolved_per_channel, variant.weight_type
     if variant.kind == "fp32":
         shutil.copyfile(source, target)
     elif variant.kind == "fp16":
         to_fp16(source, target, model_config)
     elif variant.kind == "dynamic_int8":
-        quantize_dynamic_int8(source, target, variant.resolved_per_channel, variant.weight_type)
+        quantize_dynamic_int8(source, target, per_channel, weights, excluded)
     else:
-        if calibration is None:
-            raise ValueError("static_int8 needs calibration batches")
-        quantize_static_int8(
-            source, target, calibration, variant.resolved_per_channel, variant.weight_type
-        )
+        quantize_static_int8(source, target, calibration, per_channel, weights, excluded)
     if source != fp32_model:
         source.unlink()
     return steps
@@ -93,28 +97,15 @@ def to_fp16(source: Path, target: Path, model_config: dict[str, Any]) -> None:
 def quantize_static_int8(
     source: Path,
     target: Path,
-    calibration: Iterator[dict[str, np.ndarray]],
+    calibration: list[dict[str, np.ndarray]],
     per_channel: bool,
     weight_type: str,
+    exclude: list[str] = (),
 ) -> None:
     """INT8 weights and activations (QDQ format), activation ranges from the calibration
     batches (min-max). Faster than dynamic INT8 where the runtime fuses the QDQ pairs, and
     more sensitive to outliers: the parity gate decides."""
-    from onnxruntime.quantization import (
-        CalibrationDataReader,
-        CalibrationMethod,
-        QuantFormat,
-        QuantType,
-        quantize_static,
-    )
-
-    class Reader(CalibrationDataReader):
-        def __init__(self) -> None:
-            self.batches = iter(calibration)
-
-        def get_next(self):
-            return next(self.batches, None)
-
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     prepared = target.with_name("prepared.onnx")
@@ -125,7 +116,7 @@ def quantize_static_int8(
         quantize_static(
             str(prepared),
             str(target),
-            Reader(),
+            _Reader(calibration),
             quant_format=QuantFormat.QDQ,
             per_channel=per_channel,
             weight_type=QuantType.QInt8 if weight_type == "qint8" else QuantType.QUInt8,
@@ -134,13 +125,15 @@ def quantize_static_int8(
             # The matrix products are where the time goes. Quantising the residual adds
             # and the LayerNorm inputs too cost the demo model 58 points of macro-F1.
             op_types_to_quantize=["MatMul"],
+            nodes_to_exclude=list(exclude),
         )
     prepared.unlink()
 
 
 def calibration_batches(
     tokenizer, texts: list[str], max_length: int, input_names: list[str]
-) -> Iterator[dict[str, np.ndarray]]:
+) -> list[dict[str, np.ndarray]]:
+    batches = []
     for start in range(0, len(texts), CALIBRATION_BATCH):
         encoded = tokenizer(
             texts[start : start + CALIBRATION_BATCH],
@@ -149,7 +142,8 @@ def calibration_batches(
             max_length=max_length,
             return_tensors="np",
         )
-        yield {name: np.asarray(encoded[name], dtype=np.int64) for name in input_names}
+        batches.append({name: np.asarray(encoded[name], dtype=np.int64) for name in input_names})
+    return batches
 
 
 @contextlib.contextmanager
@@ -166,3 +160,49 @@ def _quiet():
     finally:
         for logger, level in zip(loggers, levels, strict=True):
             logger.setLevel(level)
+
+
+def sensitive_matmuls(
+    source: Path, calibration: list[dict[str, np.ndarray]], count: int
+) -> list[str]:
+    """The `count` weight MatMuls whose inputs carry the largest outliers relative to their
+    bulk (max |x| over the 99.9th percentile of |x| on the calibration texts). An INT8
+    scale stretched to reach a rare outlier leaves few levels for every other value: those
+    layers lose the most to quantisation, and a handful kept in float recovers most of it."""
+    import onnx
+    from onnxruntime.quantization.qdq_loss_debug import (
+        collect_activations,
+        modify_model_output_intermediate_tensors,
+    )
+
+    model = onnx.load(str(source))
+    weights = {initializer.name for initializer in model.graph.initializer}
+    inputs = {
+        node.name: node.input[0]
+        for node in model.graph.node
+        if node.op_type == "MatMul" and len(node.input) == 2 and node.input[1] in weights
+    }
+    augmented = source.with_name("augmented.onnx")
+    with _quiet():
+        modify_model_output_intermediate_tensors(str(source), str(augmented), ["MatMul"])
+        activations = collect_activations(str(augmented), calibration)
+    augmented.unlink()
+    ratios = {}
+    for node, tensor in inputs.items():
+        values = activations.get(tensor)
+        if not values:
+            continue
+        magnitude = np.abs(np.concatenate([np.ravel(value) for value in values]))
+        bulk = float(np.quantile(magnitude, 0.999))
+        ratios[node] = float(magnitude.max()) / bulk if bulk > 0 else float("inf")
+    return sorted(ratios, key=ratios.get, reverse=True)[:count]
+
+
+class _Reader:
+    """ONNX Runtime's calibration protocol over a list of feeds."""
+
+    def __init__(self, batches: list[dict[str, np.ndarray]]) -> None:
+        self.batches = iter(batches)
+
+    def get_next(self):
+        return next(self.batches, None)
