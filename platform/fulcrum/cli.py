@@ -7,7 +7,7 @@ fulcrum export   RECIPE          training artifact -> ONNX artifact (parity-chec
 fulcrum compress RECIPE|ARTIFACT training artifact -> fp32 / INT8 / fp16 ONNX variants, each
                                  gated against its PyTorch parent, and a report
 fulcrum serve    RECIPE          ONNX artifact -> Ray Serve endpoint (until Ctrl-C)
-fulcrum run      RECIPE          all of the above in order
+fulcrum run      RECIPE          train, export (and compress) and serve, in order
 """
 
 from __future__ import annotations
@@ -109,7 +109,9 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="serve a compressed variant that failed its parity gate (not deployable)",
     )
-    run = command("run", _run, "train, export and serve, in order")
+    run = command(
+        "run", _run, "train, export (and compress, with a compress: section) and serve, in order"
+    )
     run.add_argument(
         "--probe",
         action="append",
@@ -185,7 +187,10 @@ def _run(recipe: Recipe, args) -> int:
     _print_training_summary(train_dir)
     export_dir = export(recipe, train_dir, args.output_dir)
     print(f"export artifact: {export_dir}")
-    base_url = launch.start(export_dir, recipe.serve)
+    served = export_dir
+    if recipe.compress is not None:
+        served = _compressed_for_serving(recipe, train_dir, args.output_dir) or export_dir
+    base_url = launch.start(served, recipe.serve)
     print(
         f"[serve] {base_url}/predict is up ({time.time() - started:.0f}s since start)", flush=True
     )
@@ -206,6 +211,21 @@ def _run(recipe: Recipe, args) -> int:
         launch.stop(recipe.serve)
     print(f"done in {time.time() - started:.0f}s; Serve shut down")
     return 0
+
+
+def _compressed_for_serving(recipe: Recipe, train_dir: Path, output_dir) -> Path | None:
+    """With a `compress:` section, `run` builds the variants and serves the recommended one
+    (the fastest that passed its gate); None when none passed."""
+    from fulcrum.artifacts import open_artifact
+    from fulcrum.compress.stage import compress, variant_dir
+
+    report = open_artifact(compress(recipe, train_dir, output_dir), kind="compress")
+    recommended = report.metrics["recommended"]
+    if recommended is None:
+        print("[compress] no variant passed its gate; serving the fp32 export", flush=True)
+        return None
+    print(f"[compress] serving {recommended}, the fastest variant that passed", flush=True)
+    return variant_dir(report.path, recommended)
 
 
 def _serve_launcher():
