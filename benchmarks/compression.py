@@ -52,6 +52,23 @@ VARIANTS = {
 }
 
 
+def ner_model():
+    """benchmarks/ner.py's CoNLL-2003 model as it was trained (an artifact from before the
+    recipe gained fields whose defaults change nothing is still that model); trained here
+    only when missing."""
+    from fulcrum.artifacts import open_artifact
+    from fulcrum.recipe import validate_recipe
+    from fulcrum.train.stage import train_artifact_dir
+
+    raw = ner_recipe("conll2003", 3, OUTPUT_DIR)
+    existing = train_artifact_dir(validate_recipe(raw))
+    if (existing / "manifest.json").is_file():
+        artifact = open_artifact(existing, kind="train")
+        print(f"[benchmark] ner: using {existing}", flush=True)
+        return validate_recipe(artifact.manifest["recipe"]), artifact
+    return train_or_reuse(raw)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--models", nargs="+", default=["fpb", "ner"], choices=["fpb", "ner"])
@@ -65,8 +82,10 @@ def main() -> None:
 
     results = {}
     for name in args.models:
-        raw = fpb_recipe() if name == "fpb" else ner_recipe("conll2003", 3, OUTPUT_DIR)
-        recipe, trained = train_or_reuse(raw)
+        if name == "fpb":
+            recipe, trained = train_or_reuse(fpb_recipe())
+        else:
+            recipe, trained = ner_model()
         recipe = validate_recipe(
             {
                 **recipe.to_dict(),
@@ -109,7 +128,11 @@ def main() -> None:
                 ],
             )
         )
-        int8 = next(row for row in rows if row["variant"] == "dynamic-int8")
+        # The dynamic INT8 variant a user would deploy: the fastest that passed its gate.
+        int8 = max(
+            (row for row in rows if row["kind"] == "dynamic_int8" and row["deployable"]),
+            key=lambda row: row["throughput_per_s"],
+        )
         checks = {
             "batch32_speedup": int8["batch32_speedup"] >= TARGETS["batch32_speedup"],
             "batch1_speedup": int8["batch1_speedup"] >= TARGETS["batch1_speedup"],
@@ -118,8 +141,13 @@ def main() -> None:
         }
         if name == "ner":
             checks = {"drop_points": checks["drop_points"]}
-        print("dynamic INT8 targets: " + ", ".join(f"{k} {'met' if v else 'MISSED'}" for k, v in checks.items()))
+        print(
+            "dynamic INT8 targets: "
+            + ", ".join(f"{k} {'met' if v else 'MISSED'}" for k, v in checks.items())
+        )
+        print(f"(judged on {int8['variant']})")
         results[name] = {
+            "judged_variant": int8["variant"],
             "training_artifact": str(trained.path),
             "compress_artifact": str(report.path),
             "rows": rows,
@@ -128,7 +156,12 @@ def main() -> None:
         }
     path = write_results(
         "compression",
-        {"threads": args.threads, "latency_texts": args.latency_texts, "targets": TARGETS, **results},
+        {
+            "threads": args.threads,
+            "latency_texts": args.latency_texts,
+            "targets": TARGETS,
+            **results,
+        },
     )
     print(f"\nwrote {path}")
 

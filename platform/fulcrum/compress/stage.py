@@ -16,6 +16,7 @@ import os
 import shutil
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +30,7 @@ from fulcrum.data import load_splits
 from fulcrum.errors import ArtifactError
 from fulcrum.inference.predictor import MODEL_FILE
 from fulcrum.models.classifier import load_tokenizer
-from fulcrum.recipe import CompressSection, Recipe
+from fulcrum.recipe import CompressSection, CompressVariant, Recipe
 from fulcrum.tasks import TASKS
 from fulcrum.train.merge import MERGED_DIR, TOKENIZER_DIR, load_merged
 from fulcrum.train.stage import train_artifact_dir
@@ -102,37 +103,19 @@ def compress(
         calibration_texts = texts_of(
             splits.train, max(v.calibration_rows for v in settings.variants)
         )
+        context = _Context(fp32, model_config, gate_splits, task, labels, metric, settings, threads)
         for variant in settings.variants:
-            name = variant.artifact_name
-            folder = staging / VARIANTS_DIR / name
+            folder = staging / VARIANTS_DIR / variant.artifact_name
             folder.mkdir(parents=True)
             calibration = calibration_batches(
                 tokenizer, calibration_texts[: variant.calibration_rows], max_length, input_names
             )
-            steps = build_variant(variant, fp32, folder / MODEL_FILE, model_config, calibration)
-            session = _session(folder / MODEL_FILE, threads)
-            gate = evaluate_variant(session, gate_splits, task, labels, metric)
-            deployable, reasons = verdict(gate, variant, settings)
-            if not deployable and variant.kind.endswith("int8") and variant.exclude_sensitive:
-                _say(
-                    f"{name}: {'; '.join(reasons)}; retrying with its "
-                    f"{variant.exclude_sensitive} most sensitive MatMuls in float"
-                )
-                first = {"gate": _drops(gate), "not_deployable_because": reasons}
-                steps = build_variant(
-                    variant,
-                    fp32,
-                    folder / MODEL_FILE,
-                    model_config,
-                    calibration,
-                    exclude_sensitive=variant.exclude_sensitive,
-                ) | {"first_attempt": first}
-                session = _session(folder / MODEL_FILE, threads)
-                gate = evaluate_variant(session, gate_splits, task, labels, metric)
-                deployable, reasons = verdict(gate, variant, settings)
+            steps, session, gate, deployable, reasons = _build_and_gate(
+                variant, folder / MODEL_FILE, calibration, context
+            )
             timing = measure(onnx_runner(session), singles, batches)
             row = {
-                "variant": name,
+                "variant": variant.artifact_name,
                 "kind": variant.kind,
                 "deployable": deployable,
                 "size_mb": _size_mb(folder / MODEL_FILE),
@@ -167,7 +150,8 @@ def compress(
                         "inputs": input_names,
                         "dynamic_axes": ["batch", "sequence"],
                     },
-                    "variant": variant.model_dump() | {"name": name, "steps": steps},
+                    "variant": variant.model_dump()
+                    | {"name": variant.artifact_name, "steps": steps},
                     "deployable": deployable,
                     "not_deployable_because": reasons,
                     "vocab_size": int(model_config["vocab_size"]),
@@ -187,6 +171,48 @@ def compress(
         )
     _say(f"report: {target / 'report.md'}")
     return target
+
+
+@dataclass(frozen=True)
+class _Context:
+    """What every variant is built from and judged against."""
+
+    fp32: Path
+    model_config: dict[str, Any]
+    gate_splits: dict[str, Any]
+    task: Any
+    labels: list[str]
+    metric: str
+    settings: CompressSection
+    threads: int
+
+
+def _build_and_gate(variant: CompressVariant, target: Path, calibration, context: _Context):
+    """(steps, session, gate, deployable, reasons). An INT8 variant that fails its gate is
+    built once more with its most outlier-prone MatMuls kept in float, and judged again;
+    the steps record the first attempt."""
+    steps = build_variant(variant, context.fp32, target, context.model_config, calibration)
+    session, gate, deployable, reasons = _judge(variant, target, context)
+    if not deployable and variant.kind.endswith("int8") and variant.exclude_sensitive:
+        count = variant.exclude_sensitive
+        _say(
+            f"{variant.artifact_name}: {'; '.join(reasons)}; retrying with its {count} most "
+            "sensitive MatMuls in float"
+        )
+        first = {"gate": _drops(gate), "not_deployable_because": reasons}
+        steps = build_variant(
+            variant, context.fp32, target, context.model_config, calibration, count
+        ) | {"first_attempt": first}
+        session, gate, deployable, reasons = _judge(variant, target, context)
+    return steps, session, gate, deployable, reasons
+
+
+def _judge(variant: CompressVariant, target: Path, context: _Context):
+    session = _session(target, context.threads)
+    gate = evaluate_variant(
+        session, context.gate_splits, context.task, context.labels, context.metric
+    )
+    return (session, gate, *verdict(gate, variant, context.settings))
 
 
 def variant_dir(compress_dir: Path, name: str) -> Path:

@@ -5,8 +5,8 @@ ASHA needs. PBT needs more: a trailing trial continues from a leading trial's we
 Tune must hold every trial's checkpoints. Under PBT the trial therefore runs the train
 stage in a thread and reports each evaluation itself, with the Train checkpoint attached
 (Tune copies it into the trial's folder). A trial that Tune starts from a checkpoint, its
-own after a pause or another trial's after a clone, gives it to the Train run as the
-checkpoint to start from.
+own after an interruption or another trial's after a clone, gives it to the Train run as
+the checkpoint to start from.
 """
 
 from __future__ import annotations
@@ -111,6 +111,7 @@ class CheckpointsToTrial(UserCallback):
         self.reports, self.taken, self.trial_id = reports, taken, trial_id
 
     def after_report(self, run_context, metrics, checkpoint) -> None:
+        from ray.exceptions import RayError
         from ray.util.queue import Empty
 
         item = metrics[0].copy()
@@ -121,8 +122,8 @@ class CheckpointsToTrial(UserCallback):
         self.reports.put((item, path))
         try:
             self.taken.get(timeout=HANDOFF_TIMEOUT_S)
-        except Empty:
-            pass  # the trial has gone (stopped or paused by Tune); the run is going too
+        except (Empty, RayError):
+            pass  # the trial has gone (stopped by Tune, or exploited); this run goes with it
 
 
 def _train_handing_checkpoints_to_tune(recipe, trial_id: str, start) -> Path:
