@@ -59,3 +59,43 @@ def export_onnx(model: torch.nn.Module, tokenizer, target: Path, opset: int) -> 
             verbose=False,
         )
     return input_names
+
+
+def export_onnx_for_fusion(
+    model: torch.nn.Module, tokenizer, target: Path, opset: int
+) -> list[str]:
+    """The graph ONNX Runtime's transformer optimizer can fuse whole: the TorchScript
+    exporter over eager attention. Its BERT fusions recognise that graph's attention and
+    embedding patterns (Attention, EmbedLayerNormalization, and so QAttention under INT8);
+    they recognise neither the dynamo exporter's graph nor SDPA's (checked with torch 2.13,
+    transformers 5.24 and onnxruntime 1.32: only SkipLayerNormalization and BiasGelu fuse
+    there). The model's own attention implementation is put back afterwards."""
+    input_names = [name for name in INPUT_NAMES if name in tokenizer.model_input_names]
+    example = tokenizer(
+        ["a short one", "a somewhat longer example sentence for tracing"],
+        padding=True,
+        return_tensors="pt",
+    )
+    axes = {name: {0: "batch", 1: "sequence"} for name in input_names}
+    with torch.no_grad():
+        per_token = model.eval()(**{name: example[name] for name in input_names}).logits.ndim == 3
+    axes["logits"] = {0: "batch", 1: "sequence"} if per_token else {0: "batch"}
+    previous = model.config._attn_implementation
+    model.set_attn_implementation("eager")
+    logging.getLogger("torch.onnx").setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings(), torch.no_grad(), contextlib.redirect_stdout(io.StringIO()):
+            warnings.simplefilter("ignore")
+            torch.onnx.export(
+                LogitsOnly(model.eval()),
+                tuple(example[name] for name in input_names),
+                str(target),
+                input_names=input_names,
+                output_names=["logits"],
+                dynamic_axes=axes,
+                opset_version=opset,
+                dynamo=False,
+            )
+    finally:
+        model.set_attn_implementation(previous)
+    return input_names

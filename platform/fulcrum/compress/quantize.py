@@ -17,6 +17,7 @@ def quantize_dynamic_int8(
     weight_type: str = "qint8",
     exclude: list[str] = (),
 ) -> Path:
+    import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     # The quantiser logs a line per node it leaves alone; a real failure still raises.
@@ -28,5 +29,8 @@ def quantize_dynamic_int8(
             per_channel=per_channel,
             weight_type=QuantType.QInt8 if weight_type == "qint8" else QuantType.QUInt8,
             nodes_to_exclude=list(exclude),
+            # Fused operators (Attention, SkipLayerNormalization) come from a domain ONNX
+            # shape inference does not know; their outputs are float.
+            extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
         )
     return target

@@ -23,9 +23,9 @@ from typing import Any
 from fulcrum.artifacts import open_artifact, staged_artifact, write_json_atomic, write_manifest
 from fulcrum.compress.gate import evaluate_variant, prepare_splits, verdict
 from fulcrum.compress.latency import encode_for_timing, measure, onnx_runner, torch_runner
-from fulcrum.compress.onnx_export import export_onnx
+from fulcrum.compress.onnx_export import export_onnx, export_onnx_for_fusion
 from fulcrum.compress.report import write_report
-from fulcrum.compress.variants import build_variant, calibration_batches
+from fulcrum.compress.variants import FUSABLE_MODEL_TYPES, build_variant, calibration_batches
 from fulcrum.data import load_splits
 from fulcrum.errors import ArtifactError
 from fulcrum.inference.predictor import MODEL_FILE
@@ -86,7 +86,7 @@ def compress(
         _threads(threads),
     ):
         fp32 = Path(scratch) / MODEL_FILE
-        input_names = export_onnx(model, tokenizer, fp32, recipe.export.opset)
+        input_names, exporter = _export(model, tokenizer, fp32, recipe.export.opset, model_config)
         singles, batches = encode_for_timing(tokenizer, timing_texts, max_length, input_names)
         rows = [
             {
@@ -151,7 +151,7 @@ def compress(
                         "dynamic_axes": ["batch", "sequence"],
                     },
                     "variant": variant.model_dump()
-                    | {"name": variant.artifact_name, "steps": steps},
+                    | {"name": variant.artifact_name, "exporter": exporter, "steps": steps},
                     "deployable": deployable,
                     "not_deployable_because": reasons,
                     "vocab_size": int(model_config["vocab_size"]),
@@ -171,6 +171,21 @@ def compress(
         )
     _say(f"report: {target / 'report.md'}")
     return target
+
+
+def _export(model, tokenizer, target: Path, opset: int, model_config: dict) -> tuple[list, str]:
+    """(input names, exporter): the graph ONNX Runtime can fuse whole where the architecture
+    allows, else (or if that exporter fails on this model) the dynamo exporter's."""
+    if model_config.get("model_type") in FUSABLE_MODEL_TYPES:
+        try:
+            return export_onnx_for_fusion(model, tokenizer, target, opset), "torchscript"
+        except Exception as error:  # the deprecated exporter may not follow every model
+            _say(f"TorchScript export failed ({_first_line(error)}); using the dynamo exporter")
+    return export_onnx(model, tokenizer, target, opset), "dynamo"
+
+
+def _first_line(error: BaseException) -> str:
+    return (str(error).strip().splitlines() or [type(error).__name__])[0][:200]
 
 
 @dataclass(frozen=True)

@@ -105,6 +105,7 @@ def quantize_static_int8(
     """INT8 weights and activations (QDQ format), activation ranges from the calibration
     batches (min-max). Faster than dynamic INT8 where the runtime fuses the QDQ pairs, and
     more sensitive to outliers: the parity gate decides."""
+    import onnx
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
@@ -126,6 +127,7 @@ def quantize_static_int8(
             # and the LayerNorm inputs too cost the demo model 58 points of macro-F1.
             op_types_to_quantize=["MatMul"],
             nodes_to_exclude=list(exclude),
+            extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
         )
     prepared.unlink()
 
