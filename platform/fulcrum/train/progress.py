@@ -92,7 +92,8 @@ class ProgressPrinter:
 
 
 def run_with_progress(work: Callable[[], Any], queue, printer: ProgressPrinter) -> Any:
-    """Run `work` (which blocks, e.g. trainer.fit) while rendering the queue's events."""
+    """Run `work` (which blocks, e.g. trainer.fit) while handing the queue's items to
+    `printer.handle`: progress events here, a trial's reports to Tune in tune/trial.py."""
     outcome: dict[str, Any] = {}
 
     def target() -> None:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -126,46 +125,47 @@ class CheckpointsToTrial(UserCallback):
             pass  # the trial has gone (stopped by Tune, or exploited); this run goes with it
 
 
-def _train_handing_checkpoints_to_tune(recipe, trial_id: str, start) -> Path:
-    from ray import tune
-    from ray.util.queue import Empty, Queue
+class _ReportsToTune:
+    """Each report of the Train run, passed to Tune with its checkpoint (Tune copies it),
+    then the run is let go on. The epoch is also PBT's clock, except a trial's last."""
 
+    def __init__(self, taken, last_epoch: int) -> None:
+        self.taken, self.last_epoch = taken, last_epoch
+
+    def handle(self, item: tuple[dict[str, Any], str | None]) -> None:
+        from ray import tune
+
+        metrics, path = item
+        if metrics.get("epoch", self.last_epoch) < self.last_epoch:
+            metrics[PBT_TIME_ATTR] = metrics["epoch"]
+        tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(path) if path else None)
+        self.taken.put(True)
+
+    def close(self) -> None:
+        pass
+
+
+def _train_handing_checkpoints_to_tune(recipe, trial_id: str, start) -> Path:
+    from ray.util.queue import Queue
+
+    from fulcrum.train.progress import run_with_progress
     from fulcrum.train.stage import train
 
     reports = Queue(maxsize=1, actor_options={"num_cpus": 0})
     taken = Queue(maxsize=1, actor_options={"num_cpus": 0})
-    outcome: dict[str, Any] = {}
-
-    def run() -> None:
-        try:
-            outcome["artifact"] = train(
+    try:
+        return run_with_progress(
+            lambda: train(
                 recipe,
                 callbacks=[CheckpointsToTrial(reports, taken, trial_id)],
                 initial_checkpoint=start.path if start is not None else None,
-            )
-        except BaseException as error:  # handed to the trial's thread below
-            outcome["error"] = error
-
-    worker = threading.Thread(target=run, name=f"train-{trial_id}", daemon=True)
-    worker.start()
-    try:
-        while worker.is_alive() or not reports.empty():
-            try:
-                metrics, path = reports.get(timeout=1)
-            except Empty:
-                continue
-            if metrics.get("epoch", recipe.train.epochs) < recipe.train.epochs:
-                metrics[PBT_TIME_ATTR] = metrics["epoch"]
-            checkpoint = tune.Checkpoint.from_directory(path) if path else None
-            tune.report(metrics, checkpoint=checkpoint)  # Tune copies the checkpoint
-            taken.put(True)
-        worker.join()
+            ),
+            reports,
+            _ReportsToTune(taken, recipe.train.epochs),
+        )
     finally:
         reports.shutdown()
         taken.shutdown()
-    if "error" in outcome:
-        raise outcome["error"]
-    return outcome["artifact"]
 
 
 def _note_clone(work: Path, trial_id: str, origin: dict, config: dict) -> None:
