@@ -11,6 +11,7 @@ import contextlib
 import io
 import logging
 import shutil
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +37,7 @@ def build_variant(
     `exclude_sensitive`: INT8 only, keep that many of the most outlier-prone MatMuls in
     float (the retry after a variant failed its gate)."""
     steps: dict[str, Any] = {}
+    fp32_model, target = fp32_model.resolve(), target.resolve()  # the tools run elsewhere
     source = fp32_model
     if variant.optimize or variant.kind == "fp16":
         fused = target.with_name("fused.onnx")
@@ -151,13 +153,19 @@ def calibration_batches(
 @contextlib.contextmanager
 def _quiet():
     """The optimizer and quantisers log every pass and node (some through the root logger);
-    a real failure still raises."""
+    a real failure still raises. They also leave scratch files in the working directory
+    (symbolic shape inference saves a 90 MB `sym_shape_infer_temp.onnx` there when it gives
+    up), so they run in a temporary one: every path handed to them is absolute."""
     loggers = [logging.getLogger(name) for name in ("onnxruntime", "onnx", "")]
     levels = [logger.level for logger in loggers]
     for logger in loggers:
         logger.setLevel(logging.ERROR)
     try:
-        with contextlib.redirect_stdout(io.StringIO()):
+        with (
+            tempfile.TemporaryDirectory(prefix="fulcrum-onnx-") as scratch,
+            contextlib.chdir(scratch),
+            contextlib.redirect_stdout(io.StringIO()),
+        ):
             yield
     finally:
         for logger, level in zip(loggers, levels, strict=True):
