@@ -357,8 +357,8 @@ class CompressVariant(Section):
     )
     optimize: bool = Field(
         True,
-        description="ONNX Runtime's transformer fusions (SkipLayerNormalization, BiasGelu, "
-        "attention where the graph allows) before quantising.",
+        description="ONNX Runtime's transformer fusions (Attention, EmbedLayerNormalization, "
+        "BiasGelu where the graph allows) before quantising.",
     )
     per_channel: bool | None = Field(
         None,

@@ -204,7 +204,8 @@ def test_every_variant_is_an_export_artifact_gated_against_its_parent(pipeline, 
     assert sizes["dynamic-int8"] < 0.5 * sizes["fp32"]
     assert sizes["fp16"] < 0.6 * sizes["fp32"]
     steps = open_artifact(compress_dir / "variants" / "dynamic-int8").manifest["variant"]["steps"]
-    assert steps["fusions"], "ONNX Runtime fused the BERT graph before quantising"
+    assert {"Attention", "EmbedLayerNormalization"} <= set(steps["fusions"]), steps["fusions"]
+    assert "SkipLayerNormalization" not in steps["fusions"], "slower on CPU: left unfused"
 
 
 def test_report_compares_every_variant_with_pytorch(compressed):

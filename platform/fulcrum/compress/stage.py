@@ -29,6 +29,7 @@ from fulcrum.compress.variants import FUSABLE_MODEL_TYPES, build_variant, calibr
 from fulcrum.data import load_splits
 from fulcrum.errors import ArtifactError
 from fulcrum.inference.predictor import MODEL_FILE
+from fulcrum.inference.session import open_session
 from fulcrum.models.classifier import load_tokenizer
 from fulcrum.recipe import CompressSection, CompressVariant, Recipe
 from fulcrum.tasks import TASKS
@@ -223,7 +224,7 @@ def _build_and_gate(variant: CompressVariant, target: Path, calibration, context
 
 
 def _judge(variant: CompressVariant, target: Path, context: _Context):
-    session = _session(target, context.threads)
+    session = open_session(target, context.threads)
     gate = evaluate_variant(
         session, context.gate_splits, context.task, context.labels, context.metric
     )
@@ -251,28 +252,6 @@ def _describe(row: dict[str, Any], metric: str) -> str:
         f"(drop {row['max_metric_drop_points']:+.2f} points), max |dlogit| {row['max_abs_logit_diff']:.2e}, "
         f"batch 1 p50 {row['batch1_p50_ms']:.1f} ms, batch 32 {row['throughput_per_s']:.0f} texts/s; {state}"
     )
-
-
-def _session(path: Path, threads: int):
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
-    options.inter_op_num_threads = 1
-    try:
-        return ort.InferenceSession(str(path), options, providers=_providers())
-    except Exception as error:  # onnxruntime raises untyped errors
-        raise ArtifactError(f"{path}: ONNX Runtime cannot load this variant ({error})") from None
-
-
-def _providers() -> list[str]:
-    import onnxruntime as ort
-
-    return [
-        provider
-        for provider in ("CUDAExecutionProvider", "CPUExecutionProvider")
-        if provider in ort.get_available_providers()
-    ]
 
 
 def _size_mb(path: Path) -> float:

@@ -70,14 +70,20 @@ def optimize_transformer(
     know. Returns the count of each fused operator it made."""
     if model_config.get("model_type") not in FUSABLE_MODEL_TYPES:
         return None
+    from onnxruntime.transformers.fusion_options import FusionOptions
     from onnxruntime.transformers.optimizer import optimize_model
 
+    options = FusionOptions("bert")
+    # Left as Add + LayerNormalization: faster on CPU (fulcrum.inference.session), and a
+    # CUDA session fuses the pair itself when it loads the model.
+    options.enable_skip_layer_norm = False
     with _quiet():
         optimized = optimize_model(
             str(source),
             model_type="bert",
             num_heads=int(model_config["num_attention_heads"]),
             hidden_size=int(model_config["hidden_size"]),
+            optimization_options=options,
         )
         optimized.save_model_to_file(str(target))
     return {op: count for op, count in optimized.get_fused_operator_statistics().items() if count}

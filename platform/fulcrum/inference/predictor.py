@@ -10,6 +10,7 @@ import numpy as np
 
 from fulcrum.artifacts import open_artifact
 from fulcrum.errors import ArtifactError
+from fulcrum.inference.session import open_session
 
 MODEL_FILE = "model.onnx"
 TOKENIZER_FILE = "tokenizer/tokenizer.json"
@@ -19,7 +20,6 @@ class OnnxClassifier:
     def __init__(
         self, artifact_dir: str | Path, threads: int | None = None, verify: bool = True
     ) -> None:
-        import onnxruntime as ort
         from tokenizers import Tokenizer
 
         artifact = open_artifact(artifact_dir, kind="export", verify=verify)
@@ -32,24 +32,7 @@ class OnnxClassifier:
         pad = _pad_token(artifact.path)
         self.tokenizer.enable_padding(pad_id=self.tokenizer.token_to_id(pad), pad_token=pad)
 
-        options = ort.SessionOptions()
-        if threads:
-            # One replica gets a CPU share; more intra-op threads than that only contend.
-            options.intra_op_num_threads = threads
-            options.inter_op_num_threads = 1
-        providers = [
-            p
-            for p in ("CUDAExecutionProvider", "CPUExecutionProvider")
-            if p in ort.get_available_providers()
-        ]
-        try:
-            self.session = ort.InferenceSession(
-                str(artifact.file(MODEL_FILE)), options, providers=providers
-            )
-        except Exception as error:  # onnxruntime raises its own untyped errors for bad files
-            raise ArtifactError(
-                f"{artifact.file(MODEL_FILE)}: ONNX Runtime cannot load it ({error})"
-            ) from None
+        self.session = open_session(artifact.file(MODEL_FILE), threads)
         self.input_names = [item.name for item in self.session.get_inputs()]
 
     def encode(self, texts: list[str]) -> dict[str, np.ndarray]:

@@ -23,10 +23,9 @@ def deployed_cost(
     train_dir: Path, texts: list[str], batch_size: int, max_length: int, task: str, threads: int
 ) -> dict[str, float]:
     """{cost_latency_ms: median ms per batch, cost_size_mb: INT8 model file size}."""
-    import onnxruntime as ort
-
     from fulcrum.compress.onnx_export import export_onnx
     from fulcrum.compress.quantize import quantize_dynamic_int8
+    from fulcrum.inference.session import open_session
     from fulcrum.models.classifier import load_tokenizer
     from fulcrum.train.merge import TOKENIZER_DIR, load_merged
 
@@ -36,10 +35,7 @@ def deployed_cost(
         fp32, int8 = Path(folder) / "model.onnx", Path(folder) / "model.int8.onnx"
         export_onnx(model, tokenizer, fp32, opset=18)
         quantize_dynamic_int8(fp32, int8)
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
-        session = ort.InferenceSession(str(int8), options, providers=["CPUExecutionProvider"])
+        session = open_session(int8, threads, cpu_only=True)
         names = {item.name for item in session.get_inputs()}
         batches = [
             texts[start : start + batch_size]
