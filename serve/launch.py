@@ -12,43 +12,85 @@ from pathlib import Path
 from typing import Any
 
 from fulcrum.artifacts import open_artifact
-from fulcrum.errors import ArtifactError
+from fulcrum.errors import ArtifactError, FulcrumError
 from fulcrum.recipe import ServeSection
 from fulcrum.runtime import init_ray
-from serve.app import AppArgs, build_app
+from serve.app import build_app
+from serve.config import AppArgs, Autoscaling, ModelArgs
+from serve.gateway import read_token
 
 # Replicas import this package by name when they unpickle the deployment class; Ray ships
 # it to them, so serving works from any working directory and on remote nodes.
 SERVE_PACKAGE = Path(__file__).resolve().parent
 
 
-def app_args(export_dir: str | Path, section: ServeSection) -> AppArgs:
-    return AppArgs(
-        artifact=str(Path(export_dir).resolve()),
+def model_args(name: str, export_dir: str | Path, section: ServeSection, force: bool = False):
+    scaling = section.autoscaling
+    return ModelArgs(
+        name=name,
+        artifact=str(export_dir),
+        num_cpus=section.num_cpus,
         max_batch_size=section.max_batch_size,
         batch_wait_timeout_s=section.batch_wait_timeout_s,
-        max_texts_per_request=section.max_texts_per_request,
-        max_chars_per_text=section.max_chars_per_text,
         max_ongoing_requests=section.max_ongoing_requests,
-        num_cpus=section.num_cpus,
-        min_replicas=section.autoscaling.min_replicas,
-        max_replicas=section.autoscaling.max_replicas,
-        target_ongoing_requests=section.autoscaling.target_ongoing_requests,
+        autoscaling=Autoscaling(
+            min_replicas=scaling.min_replicas,
+            max_replicas=scaling.max_replicas,
+            target_ongoing_requests=scaling.target_ongoing_requests,
+            upscale_delay_s=scaling.upscale_delay_s,
+            downscale_delay_s=scaling.downscale_delay_s,
+            look_back_period_s=scaling.look_back_period_s,
+        ),
+        force=force,
     )
 
 
-def start(export_dir: str | Path, section: ServeSection, force: bool = False) -> str:
-    """Deploy and return the base URL once the application answers /healthz. A compressed
-    variant that failed its parity gate is refused unless `force`."""
-    # Check the artifact here, where the error reaches the user as one line, rather than
-    # in a replica, where it would surface as a failed deployment after retries.
-    artifact = open_artifact(export_dir, kind="export")
-    if artifact.manifest.get("deployable") is False and not force:
-        reasons = "; ".join(artifact.manifest.get("not_deployable_because") or ["no reason given"])
-        raise ArtifactError(
-            f"{export_dir}: not deployable: {reasons}. Serve another variant, raise "
-            "compress.max_metric_drop and compress again, or force it (fulcrum serve --force)"
-        )
+def app_args(models: dict[str, str | Path], section: ServeSection, force: bool = False) -> AppArgs:
+    """One application serving `models` (URL name -> export artifact) with the recipe's
+    serve settings for each."""
+    return AppArgs(
+        models=[model_args(name, path, section, force) for name, path in models.items()],
+        max_texts_per_request=section.max_texts_per_request,
+        max_chars_per_text=section.max_chars_per_text,
+        max_body_bytes=section.max_body_bytes,
+        auth_token_env=section.auth_token_env,
+        auth_token_file=section.auth_token_file,
+    )
+
+
+def check_deployable(args: AppArgs) -> None:
+    """Refuse here, where the error reaches the user as one line, rather than in a replica,
+    where it would surface as a failed deployment after retries: a missing or corrupted
+    artifact, a compressed variant that failed its parity gate (unless forced), and a
+    bearer token that is configured but absent."""
+    for model in args.models:
+        artifact = open_artifact(model.artifact, kind="export")
+        if artifact.manifest.get("deployable") is False and not model.force:
+            reasons = "; ".join(
+                artifact.manifest.get("not_deployable_because") or ["no reason given"]
+            )
+            raise ArtifactError(
+                f"{model.artifact}: not deployable: {reasons}. Serve another variant, raise "
+                "compress.max_metric_drop and compress again, or force it (fulcrum serve --force)"
+            )
+    try:
+        read_token(args)
+    except RuntimeError as error:
+        raise FulcrumError(f"serve.{error}") from None
+
+
+def start(
+    models: dict[str, str | Path] | str | Path,
+    section: ServeSection,
+    force: bool = False,
+) -> str:
+    """Deploy and return the base URL once every model is ready (/readyz). `models`: URL
+    name -> export artifact, or one artifact, served under its recipe's name."""
+    if not isinstance(models, dict):
+        models = {served_name(models): models}
+    # Replicas run in another working directory (and maybe on another node).
+    args = app_args({name: Path(path).resolve() for name, path in models.items()}, section, force)
+    check_deployable(args)
     init_ray(py_modules=[str(SERVE_PACKAGE)])
     from ray import serve
 
@@ -58,14 +100,50 @@ def start(export_dir: str | Path, section: ServeSection, force: bool = False) ->
     logging.getLogger("ray.serve").setLevel(logging.WARNING)
     serve.start(http_options={"host": section.host, "port": section.port}, logging_config=quiet)
     serve.run(
-        build_app(app_args(export_dir, section)),
+        build_app(args),
         name=section.app_name,
         route_prefix=section.route_prefix,
         logging_config=quiet,
     )
     base_url = f"http://{section.host}:{section.port}{section.route_prefix.rstrip('/')}"
-    wait_until_healthy(base_url)
+    wait_until_ready(base_url)
     return base_url
+
+
+def served_name(export_dir: str | Path) -> str:
+    """The URL name an artifact is served under by default: its recipe's name, with the
+    variant's for a compressed variant (`demo`, `demo-dynamic-int8`)."""
+    manifest = open_artifact(export_dir, kind="export", verify=False).manifest
+    name = manifest["recipe"]["name"]
+    variant = (manifest.get("variant") or {}).get("name")
+    return f"{name}-{variant}" if variant else name
+
+
+def serve_config(
+    models: dict[str, str | Path], section: ServeSection, force: bool = False
+) -> dict[str, Any]:
+    """A Serve config file (what `serve deploy` reads) for `models`, checked against
+    Ray's own schema before anyone deploys it. Paths stay as given: a relative one resolves
+    against the working directory `serve run` or `ray start` was started in."""
+    from ray.serve.schema import ServeDeploySchema
+
+    args = app_args(models, section, force)
+    check_deployable(args)
+    config = {
+        "proxy_location": "EveryNode",
+        "http_options": {"host": section.host, "port": section.port},
+        "logging_config": {"log_level": "WARNING", "enable_access_log": False},
+        "applications": [
+            {
+                "name": section.app_name,
+                "route_prefix": section.route_prefix,
+                "import_path": "serve.app:build_app",
+                "args": args.model_dump(mode="json", exclude_none=True),
+            }
+        ],
+    }
+    ServeDeploySchema.model_validate(config)
+    return config
 
 
 def stop(section: ServeSection) -> None:
@@ -75,23 +153,23 @@ def stop(section: ServeSection) -> None:
     serve.shutdown()
 
 
-def wait_until_healthy(base_url: str, timeout_s: float = 120.0) -> None:
+def wait_until_ready(base_url: str, timeout_s: float = 120.0) -> None:
     deadline = time.time() + timeout_s
     while True:
         try:
-            with urllib.request.urlopen(f"{base_url}/healthz", timeout=5) as response:
+            with urllib.request.urlopen(f"{base_url}/readyz", timeout=10) as response:
                 if response.status == 200:
                     return
         except (urllib.error.URLError, ConnectionError, TimeoutError):
             pass
         if time.time() > deadline:
-            raise TimeoutError(f"{base_url}/healthz did not answer within {timeout_s:.0f}s")
+            raise TimeoutError(f"{base_url}/readyz did not say ready within {timeout_s:.0f}s")
         time.sleep(0.5)
 
 
-def predict(base_url: str, texts: list[str], timeout_s: float = 30.0) -> dict[str, Any]:
+def predict(base_url: str, name: str, texts: list[str], timeout_s: float = 30.0) -> dict[str, Any]:
     request = urllib.request.Request(
-        f"{base_url}/predict",
+        f"{base_url}/v1/models/{name}/predict",
         data=json.dumps({"texts": texts}).encode(),
         headers={"content-type": "application/json"},
         method="POST",

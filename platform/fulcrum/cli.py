@@ -7,6 +7,7 @@ fulcrum export   RECIPE          training artifact -> ONNX artifact (parity-chec
 fulcrum compress RECIPE|ARTIFACT training artifact -> fp32 / INT8 / fp16 ONNX variants, each
                                  gated against its PyTorch parent, and a report
 fulcrum serve    RECIPE          ONNX artifact -> Ray Serve endpoint (until Ctrl-C)
+fulcrum serve config ARTIFACT... Serve config file (cluster/serve.yaml) for those artifacts
 fulcrum run      RECIPE          train, export (and compress) and serve, in order
 """
 
@@ -27,6 +28,9 @@ REPOSITORY = Path(__file__).resolve().parents[2]
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:2] == ["serve", "config"]:
+        return serve_config_main(argv[2:])
     parser = _parser()
     args = parser.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -167,8 +171,9 @@ def _serve(recipe: Recipe, args) -> int:
 
     launch = _serve_launcher()
     artifact = args.artifact or export_artifact_dir(recipe, args.output_dir)
-    base_url = launch.start(artifact, recipe.serve, force=args.force)
-    print(f"serving {artifact} at {base_url}/predict (Ctrl-C to stop)", flush=True)
+    name = launch.served_name(artifact)
+    base_url = launch.start({name: artifact}, recipe.serve, force=args.force)
+    print(f"serving {artifact} at {base_url}/v1/models/{name}/predict (Ctrl-C to stop)", flush=True)
     try:
         while True:
             time.sleep(3600)
@@ -190,10 +195,10 @@ def _run(recipe: Recipe, args) -> int:
     served = export_dir
     if recipe.compress is not None:
         served = _compressed_for_serving(recipe, train_dir, args.output_dir) or export_dir
-    base_url = launch.start(served, recipe.serve)
-    print(
-        f"[serve] {base_url}/predict is up ({time.time() - started:.0f}s since start)", flush=True
-    )
+    # One URL name whichever variant serves, so clients do not change when compression does.
+    route = f"/v1/models/{recipe.name}/predict"
+    base_url = launch.start({recipe.name: served}, recipe.serve)
+    print(f"[serve] {base_url}{route} is up ({time.time() - started:.0f}s since start)", flush=True)
     if not args.probe:
         print("serving until Ctrl-C", flush=True)
         try:
@@ -202,14 +207,64 @@ def _run(recipe: Recipe, args) -> int:
         finally:
             launch.stop(recipe.serve)
     try:
-        answer = launch.predict(base_url, args.probe)
+        answer = launch.predict(base_url, recipe.name, args.probe)
         for text, prediction in zip(args.probe, answer["predictions"]):
-            print(
-                f"[serve] POST /predict {text!r} -> {prediction['label']} ({prediction['score']:.2f})"
-            )
+            print(f"[serve] POST {route} {text!r} -> {_said(prediction)}")
     finally:
         launch.stop(recipe.serve)
     print(f"done in {time.time() - started:.0f}s; Serve shut down")
+    return 0
+
+
+def _said(prediction: dict) -> str:
+    if "entities" in prediction:
+        found = [f"{e['text']!r}:{e['entity']}" for e in prediction["entities"]]
+        return ", ".join(found) or "no entities"
+    return f"{prediction['label']} ({prediction['score']:.2f})"
+
+
+def serve_config_main(argv: list[str]) -> int:
+    """`fulcrum serve config ARTIFACT... [-o FILE]`: a Serve config file for `serve deploy`
+    serving those export artifacts (each under its recipe's name, or NAME=ARTIFACT)."""
+    import yaml
+
+    from fulcrum.recipe import ServeSection
+
+    parser = argparse.ArgumentParser(
+        prog="fulcrum serve config", description=serve_config_main.__doc__.split("\n")[0]
+    )
+    parser.add_argument("artifacts", nargs="+", metavar="[NAME=]ARTIFACT")
+    parser.add_argument("--recipe", help="take the serve: settings from this recipe")
+    parser.add_argument("--force", action="store_true", help="include not-deployable variants")
+    parser.add_argument("-o", "--output", help="write here (default: standard output)")
+    args = parser.parse_args(argv)
+    try:
+        section = load_recipe(args.recipe).serve if args.recipe else ServeSection()
+        launch = _serve_launcher()
+        models = {}
+        for item in args.artifacts:
+            name, _, path = item.rpartition("=") if "=" in item else ("", "", item)
+            models[name or launch.served_name(path)] = path
+        config = launch.serve_config(models, section, force=args.force)
+    except FulcrumError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    text = (
+        "# Ray Serve config written by `fulcrum serve config`; validated against\n"
+        "# ray.serve.schema.ServeDeploySchema. Deploy: serve deploy FILE (or serve run FILE)\n"
+        + yaml.safe_dump(config, sort_keys=False)
+    )
+    if args.output:
+        from fulcrum.artifacts import write_text_atomic
+
+        try:
+            write_text_atomic(Path(args.output), text)
+        except OSError as error:
+            print(f"error: {args.output}: cannot write ({error.strerror})", file=sys.stderr)
+            return 2
+        print(f"wrote {args.output} ({len(models)} model(s): {', '.join(models)})", file=sys.stderr)
+    else:
+        print(text, end="")
     return 0
 
 

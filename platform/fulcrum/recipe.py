@@ -440,6 +440,15 @@ class AutoscalingSection(Section):
     target_ongoing_requests: float = Field(
         8.0, gt=0, description="Requests in flight per replica that autoscaling aims at."
     )
+    upscale_delay_s: float = Field(
+        30.0, ge=0, description="How long load must stay above target before adding a replica."
+    )
+    downscale_delay_s: float = Field(
+        600.0, ge=0, description="How long load must stay below target before removing one."
+    )
+    look_back_period_s: float = Field(
+        30.0, gt=0, description="Window over which requests in flight are averaged."
+    )
 
     @model_validator(mode="after")
     def _ordered(self) -> AutoscalingSection:
@@ -467,13 +476,38 @@ class ServeSection(Section):
     )
     max_texts_per_request: int = Field(64, ge=1, description="Texts accepted in one request.")
     max_chars_per_text: int = Field(2000, ge=1, description="Characters accepted per text.")
+    max_body_bytes: int = Field(1_000_000, ge=1, description="Largest request body accepted.")
+    auth_token_env: str | None = Field(
+        None,
+        description="Require `Authorization: Bearer <token>` on /v1, the token read from this "
+        "environment variable of the Serve replicas.",
+    )
+    auth_token_file: str | None = Field(
+        None, description="As auth_token_env, the token read from this file instead."
+    )
     autoscaling: AutoscalingSection = Field(default_factory=AutoscalingSection)
+
+    @model_validator(mode="after")
+    def _one_token_source(self) -> ServeSection:
+        if self.auth_token_env and self.auth_token_file:
+            raise ValueError("auth_token_env and auth_token_file: give one token source")
+        return self
 
 
 # Optional sections added after artifacts were first written. Absent, they leave a recipe's
 # hash as it was, so a recipe written before they existed still finds (and resumes) its runs
 # and reuses its finished artifacts.
 HASH_SKIPS_WHEN_ABSENT = ("tune", "compress")
+# Fields added after artifacts were first written, left out of the hash at their default
+# for the same reason.
+HASH_SKIPS_AT_DEFAULT = {
+    "serve.max_body_bytes": 1_000_000,
+    "serve.auth_token_env": None,
+    "serve.auth_token_file": None,
+    "serve.autoscaling.upscale_delay_s": 30.0,
+    "serve.autoscaling.downscale_delay_s": 600.0,
+    "serve.autoscaling.look_back_period_s": 30.0,
+}
 
 SEARCH_KINDS = ("choice", "grid", "uniform", "loguniform", "quniform", "integer")
 # Keys a campaign may not search: they name the campaign's own trials and outputs.
@@ -791,6 +825,13 @@ class Recipe(Section):
             for name in HASH_SKIPS_WHEN_ABSENT:
                 if content.get(name) is None:
                     content.pop(name, None)
+            for path, default in HASH_SKIPS_AT_DEFAULT.items():
+                *parents, key = path.split(".")
+                holder = content
+                for parent in parents:
+                    holder = holder.get(parent) or {}
+                if key in holder and holder[key] == default:
+                    del holder[key]
         return _stable_hash(content)
 
     @property

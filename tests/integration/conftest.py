@@ -86,3 +86,32 @@ def tiny_recipe_factory(tiny_bert_dir, keyword_csv, serve_port):
         return validate_recipe(raw)
 
     return make
+
+
+@pytest.fixture(scope="session")
+def pipeline(ray_cluster, tiny_recipe_factory, tmp_path_factory):
+    """recipe -> training artifact -> export artifact on the tiny BERT, shared by the
+    pipeline and Serve tests."""
+    from fulcrum.compress.export import export
+    from fulcrum.train.stage import train
+
+    recipe = tiny_recipe_factory(tmp_path_factory.mktemp("artifacts"))
+    train_dir = train(recipe)
+    export_dir = export(recipe, train_dir)
+    return recipe, train_dir, export_dir
+
+
+COMPRESS_VARIANTS = ["fp32", "dynamic_int8", "static_int8", "fp16"]
+
+
+@pytest.fixture(scope="session")
+def compressed(pipeline):
+    """Every kind of variant from the pipeline's training artifact, in one compress run."""
+    from fulcrum.compress.stage import compress
+    from fulcrum.recipe import validate_recipe
+
+    recipe, train_dir, _ = pipeline
+    recipe = validate_recipe(
+        {**recipe.to_dict(), "compress": {"variants": COMPRESS_VARIANTS, "latency_texts": 16}}
+    )
+    return recipe, compress(recipe, train_dir)

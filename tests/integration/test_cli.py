@@ -38,7 +38,8 @@ def test_fulcrum_run_trains_exports_serves_answers_and_compress_follows(
     assert re.search(r"validation: accuracy \d\.\d{4}  macro-F1 \d\.\d{4}  examples 18", output)
     assert "[export] parity on 18 validation texts" in output
     answers = re.findall(
-        r"\[serve\] POST /predict '(.*)' -> (apple|car|tax) \((\d\.\d\d)\)", output
+        r"\[serve\] POST /v1/models/tiny/predict '(.*)' -> (apple|car|tax) \((\d\.\d\d)\)",
+        output,
     )
     assert [text for text, _, _ in answers] == ["apple pear", "car wheel"]
     assert "Serve shut down" in output

@@ -27,7 +27,12 @@ def test_serve_config_args_validate_against_the_typed_builder():
 
     config = yaml.safe_load((REPOSITORY / "cluster" / "serve.yaml").read_text())
     args = AppArgs.model_validate(config["applications"][0]["args"])
-    assert args.artifact == "artifacts/demo/export"
-    assert args.max_ongoing_requests >= args.max_batch_size
+    assert [(model.name, model.artifact) for model in args.models] == [
+        ("demo", "artifacts/demo/compress/variants/dynamic-int8")
+    ]
+    assert all(m.max_ongoing_requests >= m.max_batch_size for m in args.models)
     with pytest.raises(Exception, match="max_batch_sise"):
         AppArgs.model_validate({**config["applications"][0]["args"], "max_batch_sise": 4})
+    model = config["applications"][0]["args"]["models"][0]
+    with pytest.raises(Exception, match="models.0.autoscaling.max_replicas"):
+        AppArgs.model_validate({"models": [{**model, "autoscaling": {"max_replicas": 0}}]})

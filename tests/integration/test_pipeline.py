@@ -4,7 +4,6 @@ on a tiny random BERT, with the real components throughout."""
 import json
 import sys
 
-import httpx
 import numpy as np
 import pytest
 
@@ -12,19 +11,10 @@ from fulcrum.artifacts import open_artifact
 from fulcrum.compress.export import export
 from fulcrum.errors import ParityError
 from fulcrum.inference import OnnxClassifier
-from fulcrum.train.stage import train
 
 from ..conftest import REPOSITORY
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(scope="module")
-def pipeline(ray_cluster, tiny_recipe_factory, tmp_path_factory):
-    recipe = tiny_recipe_factory(tmp_path_factory.mktemp("artifacts"))
-    train_dir = train(recipe)
-    export_dir = export(recipe, train_dir)
-    return recipe, train_dir, export_dir
 
 
 def test_training_artifact_is_complete_and_consistent(pipeline):
@@ -106,72 +96,7 @@ def test_export_out_of_tolerance_fails_loudly_and_keeps_the_good_artifact(
     assert sorted(p.name for p in export_dir.parent.iterdir()) == ["export", "train"]
 
 
-def test_served_endpoint_predicts_and_rejects_bad_requests(pipeline):
-    recipe, _, export_dir = pipeline
-    sys.path.insert(0, str(REPOSITORY))
-    from serve import launch
-
-    base_url = launch.start(export_dir, recipe.serve)
-    try:
-        texts = ["my apple and pear", "the car engine", "tax invoice please"]
-        answer = httpx.post(f"{base_url}/predict", json={"texts": texts}, timeout=30).json()
-        assert answer["model"] == "tiny"
-        served = answer["predictions"]
-        local = OnnxClassifier(export_dir).predict(texts)
-        assert [p["label"] for p in served] == [p["label"] for p in local]
-        for prediction, expected in zip(served, local):
-            assert sum(prediction["probabilities"].values()) == pytest.approx(1.0, abs=1e-5)
-            assert prediction["score"] == pytest.approx(expected["score"], abs=1e-5)
-
-        bad_requests = [
-            ({"texts": []}, 422, "texts"),
-            ({"texts": ["ok", 3]}, 422, "texts[1]"),
-            ({"texts": ["ok", "  "]}, 422, "texts[1]"),
-            ({"text": ["ok"]}, 422, "texts"),
-            ({"texts": ["x" * (recipe.serve.max_chars_per_text + 1)]}, 422, "texts[0]"),
-            ({"texts": ["x"] * (recipe.serve.max_texts_per_request + 1)}, 422, "texts"),
-        ]
-        for body, status, field in bad_requests:
-            response = httpx.post(f"{base_url}/predict", json=body, timeout=30)
-            assert (response.status_code, response.json()["field"]) == (status, field), body
-            assert field in response.json()["error"]
-        not_json = httpx.post(
-            f"{base_url}/predict", content=b"{oops", headers={"content-type": "application/json"}
-        )
-        assert not_json.status_code == 400 and "not valid JSON" in not_json.json()["error"]
-        form = httpx.post(
-            f"{base_url}/predict", content=b"texts=a", headers={"content-type": "text/plain"}
-        )
-        assert form.status_code == 415
-
-        # Still serving after all of that, and it says what it serves.
-        assert (
-            httpx.post(f"{base_url}/predict", json={"texts": ["car"]}, timeout=30).status_code
-            == 200
-        )
-        info = httpx.get(f"{base_url}/model", timeout=10).json()
-        assert info["labels"] == ["apple", "car", "tax"]
-        assert info["metrics"]["parity"]["examples"] == 18
-    finally:
-        launch.stop(recipe.serve)
-
-
 # --------------------------------------------------------------------------- compression
-
-VARIANTS = ["fp32", "dynamic_int8", "static_int8", "fp16"]
-
-
-@pytest.fixture(scope="module")
-def compressed(pipeline):
-    """Every kind of variant from the pipeline's training artifact, in one compress run."""
-    from fulcrum.compress.stage import compress
-    from fulcrum.recipe import validate_recipe
-
-    recipe, train_dir, _ = pipeline
-    recipe = validate_recipe(
-        {**recipe.to_dict(), "compress": {"variants": VARIANTS, "latency_texts": 16}}
-    )
-    return recipe, compress(recipe, train_dir)
 
 
 def test_every_variant_is_an_export_artifact_gated_against_its_parent(pipeline, compressed):

@@ -274,7 +274,8 @@ def test_distill_teacher_path_resolves_against_the_recipe(tmp_path):
 
 def test_a_section_added_later_leaves_the_hash_of_recipes_without_it_unchanged():
     """Recipes written before `tune` and `compress` existed keep their hash (and so find
-    their runs and artifacts); naming the section changes it."""
+    their runs and artifacts); naming the section changes it. Likewise for the serve fields
+    added later, at their defaults."""
     import hashlib
     import json
 
@@ -282,8 +283,20 @@ def test_a_section_added_later_leaves_the_hash_of_recipes_without_it_unchanged()
     before_tune = {
         key: value for key, value in recipe.to_dict().items() if key not in ("tune", "compress")
     }
+    added_to_serve = ("max_body_bytes", "auth_token_env", "auth_token_file")
+    added_to_autoscaling = ("upscale_delay_s", "downscale_delay_s", "look_back_period_s")
+    for key in added_to_serve:
+        del before_tune["serve"][key]
+    for key in added_to_autoscaling:
+        del before_tune["serve"]["autoscaling"][key]
     canonical = json.dumps(before_tune, sort_keys=True, separators=(",", ":"))
     assert recipe.hash == hashlib.sha256(canonical.encode()).hexdigest()
     tuned = validate_recipe({**MINIMAL, "tune": {"space": {"peft.r": {"choice": [4, 8]}}}})
     assert tuned.hash != recipe.hash
     assert validate_recipe({**MINIMAL, "compress": {}}).hash != recipe.hash
+    # Fields added later: out of the hash at their default, in it otherwise.
+    assert validate_recipe({**MINIMAL, "serve": {"max_body_bytes": 1_000_000}}).hash == recipe.hash
+    assert validate_recipe({**MINIMAL, "serve": {"max_body_bytes": 10}}).hash != recipe.hash
+    slow = {"autoscaling": {"downscale_delay_s": 5}}
+    assert validate_recipe({**MINIMAL, "serve": slow}).hash != recipe.hash
+    assert "serve" in recipe.to_dict() and recipe.to_dict()["serve"]["max_body_bytes"] == 1_000_000

@@ -1,4 +1,9 @@
-"""A text classifier over an export artifact: `tokenizers` + ONNX Runtime + numpy."""
+"""A classifier or tagger over an export artifact: `tokenizers` + ONNX Runtime + numpy.
+
+Sequence models answer a label, its probability and every label's; token models (NER)
+answer entity spans with character offsets into the text, so a client can highlight them
+without knowing how the model tokenises.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +16,7 @@ import numpy as np
 from fulcrum.artifacts import open_artifact
 from fulcrum.errors import ArtifactError
 from fulcrum.inference.session import open_session
+from fulcrum.metrics import bio_spans
 
 MODEL_FILE = "model.onnx"
 TOKENIZER_FILE = "tokenizer/tokenizer.json"
@@ -25,6 +31,7 @@ class OnnxClassifier:
         artifact = open_artifact(artifact_dir, kind="export", verify=verify)
         self.artifact = artifact
         self.labels: list[str] = artifact.labels
+        self.task: str = artifact.manifest.get("task", "sequence_classification")
         self.max_length: int = int(artifact.manifest["max_length"])
         self.tokenizer = Tokenizer.from_file(str(artifact.file(TOKENIZER_FILE)))
         _check_tokenizer_fits(self.tokenizer, artifact)
@@ -36,18 +43,14 @@ class OnnxClassifier:
         self.input_names = [item.name for item in self.session.get_inputs()]
 
     def encode(self, texts: list[str]) -> dict[str, np.ndarray]:
-        encodings = self.tokenizer.encode_batch(texts)
-        arrays = {
-            "input_ids": np.array([e.ids for e in encodings], dtype=np.int64),
-            "attention_mask": np.array([e.attention_mask for e in encodings], dtype=np.int64),
-            "token_type_ids": np.array([e.type_ids for e in encodings], dtype=np.int64),
-        }
-        return {name: arrays[name] for name in self.input_names}
+        return self._arrays(self.tokenizer.encode_batch(texts))
 
     def logits(self, texts: list[str]) -> np.ndarray:
         return self.session.run(["logits"], self.encode(texts))[0]
 
     def predict(self, texts: list[str]) -> list[dict[str, Any]]:
+        if self.task == "token_classification":
+            return self.tag(texts)
         probabilities = softmax(self.logits(texts))
         return [
             {
@@ -57,6 +60,50 @@ class OnnxClassifier:
             }
             for row in probabilities
         ]
+
+    def tag(self, texts: list[str]) -> list[dict[str, Any]]:
+        """Entities per text: type, [start, end) character offsets, the text they cover, and
+        a score (the mean probability of the predicted tag over the entity's words). Each
+        word takes the tag predicted at its first subword, as in training; words cut off by
+        `max_length` are left untagged."""
+        encodings = self.tokenizer.encode_batch(texts)
+        probabilities = softmax(self.session.run(["logits"], self._arrays(encodings))[0])
+        results = []
+        for text, encoding, rows in zip(texts, encodings, probabilities, strict=True):
+            first_token: dict[int, int] = {}  # word -> its first subword position
+            ends: dict[int, int] = {}  # word -> end offset of its last subword
+            for position, word in enumerate(encoding.word_ids):
+                if word is not None:
+                    first_token.setdefault(word, position)
+                    ends[word] = encoding.offsets[position][1]
+            words = []  # (tag, probability, start, end), in text order
+            for word, position in first_token.items():
+                best = int(rows[position].argmax())
+                start = encoding.offsets[position][0]
+                words.append((self.labels[best], float(rows[position][best]), start, ends[word]))
+            entities = []
+            for kind, first, last in bio_spans([tag for tag, *_ in words]):
+                start, end = words[first][2], words[last - 1][3]
+                score = float(np.mean([words[i][1] for i in range(first, last)]))
+                entities.append(
+                    {
+                        "entity": kind,
+                        "start": start,
+                        "end": end,
+                        "text": text[start:end],
+                        "score": score,
+                    }
+                )
+            results.append({"entities": entities})
+        return results
+
+    def _arrays(self, encodings) -> dict[str, np.ndarray]:
+        arrays = {
+            "input_ids": np.array([e.ids for e in encodings], dtype=np.int64),
+            "attention_mask": np.array([e.attention_mask for e in encodings], dtype=np.int64),
+            "token_type_ids": np.array([e.type_ids for e in encodings], dtype=np.int64),
+        }
+        return {name: arrays[name] for name in self.input_names}
 
 
 def _check_tokenizer_fits(tokenizer, artifact) -> None:

@@ -1,0 +1,306 @@
+"""The HTTP edge of a Fulcrum application: authentication, limits, validation, routing.
+
+Everything a client can get wrong is caught here and answered with a 4xx JSON body that
+names the field (`{"error": ..., "field": ...}`); nothing malformed reaches a model
+replica, and no input makes the server answer 500. Request bodies are read by hand rather
+than by FastAPI's model binding, so the size limit holds before a body is parsed and every
+parse error has our wording.
+"""
+
+import asyncio
+import hmac
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field, StrictStr, ValidationError
+from ray import serve
+from ray.serve import metrics
+from starlette.exceptions import HTTPException
+
+from serve.config import AppArgs
+from serve.models import LATENCY_BOUNDARIES_MS
+
+READY_TIMEOUT_S = 5.0
+
+
+class PredictRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    texts: list[StrictStr] = Field(..., min_length=1, description="Texts to classify or tag.")
+
+
+class Prediction(BaseModel):
+    label: str
+    score: float
+    probabilities: dict[str, float]
+
+
+class Entity(BaseModel):
+    entity: str = Field(..., description="Entity type, e.g. PER.")
+    start: int = Field(..., description="Offset of its first character in the text.")
+    end: int = Field(..., description="Offset just past its last character.")
+    text: str
+    score: float
+
+
+class Tagging(BaseModel):
+    entities: list[Entity]
+
+
+class PredictResponse(BaseModel):
+    model: str
+    version: str
+    predictions: list[Prediction | Tagging]
+
+
+class ErrorResponse(BaseModel):
+    error: str
+    field: str | None
+
+
+ERRORS = {status: {"model": ErrorResponse} for status in (400, 401, 404, 413, 415, 422, 503)}
+
+api = FastAPI(
+    title="Fulcrum",
+    version="1",
+    description="Text classifiers and taggers exported by Fulcrum, on Ray Serve.",
+)
+
+
+def error(status: int, field: str | None, message: str, **headers: str) -> JSONResponse:
+    return JSONResponse(
+        status_code=status, content={"error": message, "field": field}, headers=headers or None
+    )
+
+
+@api.exception_handler(HTTPException)
+async def _http_error(request: Request, exc: HTTPException) -> JSONResponse:
+    return error(exc.status_code, None, f"{request.method} {request.url.path}: {exc.detail}")
+
+
+@api.exception_handler(RequestValidationError)
+async def _invalid_parameters(request: Request, exc: RequestValidationError) -> JSONResponse:
+    first = exc.errors()[0]
+    field = field_path(first.get("loc", ()))
+    return error(422, field, f"{field}: {first.get('msg', 'invalid')}")
+
+
+def field_path(location) -> str:
+    """`texts[3]` from pydantic's ('body', 'texts', 3)."""
+    parts = [part for part in location if part not in ("body", "path", "query", "header")]
+    path = "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in parts)
+    return path.lstrip(".") or "body"
+
+
+def describe_problem(problem: dict[str, Any]) -> str:
+    field = field_path(problem.get("loc", ()))
+    kind = problem.get("type")
+    if kind == "missing":
+        return f"{field}: required"
+    if kind == "extra_forbidden":
+        return f"{field}: unknown field (expected only 'texts')"
+    return f"{field}: {problem.get('msg', 'invalid')}"
+
+
+def read_token(args: AppArgs) -> str | None:
+    """The bearer token the gateway requires, or None when auth is off. A configured but
+    missing token stops the replica from starting: serving open by accident is worse."""
+    if args.auth_token_env:
+        token = os.environ.get(args.auth_token_env, "").strip()
+        if not token:
+            raise RuntimeError(
+                f"auth_token_env: environment variable {args.auth_token_env} is not set "
+                "(or empty) in the Serve replica"
+            )
+        return token
+    if args.auth_token_file:
+        path = Path(args.auth_token_file)
+        if not path.is_file():
+            raise RuntimeError(f"auth_token_file: {path} does not exist")
+        token = path.read_text().strip()
+        if not token:
+            raise RuntimeError(f"auth_token_file: {path} is empty")
+        return token
+    return None
+
+
+@serve.deployment
+@serve.ingress(api)
+class Gateway:
+    def __init__(self, args: AppArgs, models: dict[str, Any]) -> None:
+        self.args = args
+        self.models = models  # name -> DeploymentHandle of its ModelServer
+        self.token = read_token(args)
+        self.info: dict[str, dict[str, Any]] = {}
+        self.requests = metrics.Counter(
+            "fulcrum_requests",
+            description="Requests per model and HTTP status.",
+            tag_keys=("model", "route", "status"),
+        )
+        self.latency = metrics.Histogram(
+            "fulcrum_request_latency_ms",
+            description="Milliseconds from request to response at the gateway.",
+            boundaries=LATENCY_BOUNDARIES_MS,
+            tag_keys=("model", "route"),
+        )
+
+    @api.post(
+        "/v1/models/{name}/predict",
+        responses={200: {"model": PredictResponse}, **ERRORS},
+        openapi_extra={
+            "requestBody": {
+                "required": True,
+                "content": {"application/json": {"schema": PredictRequest.model_json_schema()}},
+            }
+        },
+    )
+    async def predict(self, name: str, request: Request) -> JSONResponse:
+        started = time.perf_counter()
+        response = await self._predict(name, request)
+        model = name if name in self.models else "(unknown)"
+        self.requests.inc(
+            tags={"model": model, "route": "predict", "status": str(response.status_code)}
+        )
+        self.latency.observe(
+            1000 * (time.perf_counter() - started), tags={"model": model, "route": "predict"}
+        )
+        return response
+
+    async def _predict(self, name: str, request: Request) -> JSONResponse:
+        refused = self._authorize(request) or self._known(name)
+        if refused:
+            return refused
+        body = await self._json_body(request)
+        if isinstance(body, JSONResponse):
+            return body
+        try:
+            texts = PredictRequest.model_validate(body).texts
+        except ValidationError as exc:
+            problems = exc.errors()
+            field = field_path(problems[0].get("loc", ()))
+            return error(422, field, "; ".join(describe_problem(p) for p in problems[:3]))
+        refused = self._check_texts(texts)
+        if refused:
+            return refused
+        try:
+            predictions = await self.models[name].predict.remote(texts)
+        except Exception as exc:  # a replica died or timed out: the client gets an answer
+            return error(503, None, f"model {name!r} is unavailable, retry ({type(exc).__name__})")
+        version = (await self._info(name))["version"]
+        return JSONResponse({"model": name, "version": version, "predictions": predictions})
+
+    @api.get("/v1/models", responses={401: {"model": ErrorResponse}})
+    async def list_models(self, request: Request) -> Any:
+        refused = self._authorize(request)
+        if refused:
+            return refused
+        names = list(self.models)
+        infos = await asyncio.gather(*(self._info(name) for name in names))
+        return {"models": infos}
+
+    @api.get(
+        "/v1/models/{name}",
+        responses={401: {"model": ErrorResponse}, 404: {"model": ErrorResponse}},
+    )
+    async def get_model(self, name: str, request: Request) -> Any:
+        refused = self._authorize(request) or self._known(name)
+        return refused or await self._info(name)
+
+    @api.get("/healthz")
+    async def healthz(self) -> dict[str, str]:
+        """The gateway answers: the process is alive (models may still be starting)."""
+        return {"status": "ok"}
+
+    @api.get("/readyz", responses={503: {"description": "a model is not ready"}})
+    async def readyz(self) -> JSONResponse:
+        """Every model has a replica that answers: the application can take traffic."""
+        names = list(self.models)
+        results = await asyncio.gather(
+            *(
+                asyncio.wait_for(self.models[name].ready.remote(), READY_TIMEOUT_S)
+                for name in names
+            ),
+            return_exceptions=True,
+        )
+        states = {
+            name: "ready" if result is True else f"not ready ({type(result).__name__})"
+            for name, result in zip(names, results, strict=True)
+        }
+        ready = all(state == "ready" for state in states.values())
+        return JSONResponse(
+            {"status": "ready" if ready else "not ready", "models": states},
+            status_code=200 if ready else 503,
+        )
+
+    async def _info(self, name: str) -> dict[str, Any]:
+        if name not in self.info:
+            self.info[name] = await self.models[name].info.remote()
+        return self.info[name]
+
+    def _authorize(self, request: Request) -> JSONResponse | None:
+        if self.token is None:
+            return None
+        scheme, _, given = request.headers.get("authorization", "").partition(" ")
+        if scheme.lower() == "bearer" and hmac.compare_digest(
+            given.strip().encode(), self.token.encode()
+        ):
+            return None
+        return error(
+            401, "authorization", "missing or wrong bearer token", **{"WWW-Authenticate": "Bearer"}
+        )
+
+    def _known(self, name: str) -> JSONResponse | None:
+        if name in self.models:
+            return None
+        served = ", ".join(sorted(self.models))
+        return error(404, "name", f"no model named {name[:100]!r} is served (served: {served})")
+
+    async def _json_body(self, request: Request) -> Any:
+        content_type = request.headers.get("content-type", "")
+        if content_type.split(";")[0].strip().lower() != "application/json":
+            return error(
+                415,
+                "content-type",
+                f"content-type must be application/json (got {content_type[:100] or 'none'})",
+            )
+        limit = self.args.max_body_bytes
+        declared = request.headers.get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            return error(413, "body", f"body: {declared} bytes, over the limit of {limit}")
+        body = bytearray()
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > limit:
+                return error(413, "body", f"body: over the limit of {limit} bytes")
+        try:
+            return json.loads(body)
+        except (ValueError, UnicodeDecodeError) as exc:
+            return error(400, "body", f"body is not valid JSON ({str(exc)[:200]})")
+        except RecursionError:
+            return error(400, "body", "body is nested too deeply")
+
+    def _check_texts(self, texts: list[str]) -> JSONResponse | None:
+        limits = self.args
+        if len(texts) > limits.max_texts_per_request:
+            return error(
+                422,
+                "texts",
+                f"texts: at most {limits.max_texts_per_request} per request (got {len(texts)})",
+            )
+        for index, text in enumerate(texts):
+            if not text.strip():
+                return error(422, f"texts[{index}]", f"texts[{index}]: empty text")
+            if len(text) > limits.max_chars_per_text:
+                return error(
+                    422,
+                    f"texts[{index}]",
+                    f"texts[{index}]: longer than {limits.max_chars_per_text} characters "
+                    f"({len(text)})",
+                )
+        return None

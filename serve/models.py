@@ -1,0 +1,120 @@
+"""The deployment behind one served model: an export artifact on ONNX Runtime.
+
+Texts from concurrent requests are pooled by `@serve.batch` into one ONNX Runtime call (up
+to `max_batch_size` texts), which is where a CPU replica gets its throughput. The call runs
+in a worker thread (ONNX Runtime releases the GIL), so the replica keeps queueing the next
+batch while this one computes.
+"""
+
+import asyncio
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from ray import serve
+from ray.serve import metrics
+
+from serve.config import ModelArgs
+
+BATCH_BOUNDARIES = [1, 2, 4, 8, 16, 32, 64, 128]
+LATENCY_BOUNDARIES_MS = [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000]
+
+
+@serve.deployment
+class ModelServer:
+    def __init__(self, model: ModelArgs) -> None:
+        from fulcrum.inference import OnnxClassifier
+
+        self.name = model.name
+        # `serve deploy` of a hand-written config skips the launcher's checks: repeat the
+        # one that matters, so a variant that failed its parity gate never takes traffic.
+        manifest = json.loads((Path(model.artifact) / "manifest.json").read_text())
+        if manifest.get("deployable") is False and not model.force:
+            reasons = "; ".join(manifest.get("not_deployable_because") or ["no reason given"])
+            raise RuntimeError(f"{model.artifact}: not deployable ({reasons}); set force: true")
+        # ONNX Runtime threads follow the replica's CPU share; more would only contend.
+        self.predictor = OnnxClassifier(model.artifact, threads=max(1, int(model.num_cpus)))
+        self.description = describe(self.name, self.predictor)
+        self.predict_batch.set_max_batch_size(model.max_batch_size)
+        self.predict_batch.set_batch_wait_timeout_s(model.batch_wait_timeout_s)
+        self.batch_sizes = metrics.Histogram(
+            "fulcrum_batch_size",
+            description="Texts per ONNX Runtime call.",
+            boundaries=BATCH_BOUNDARIES,
+            tag_keys=("model",),
+        )
+        self.batch_latency = metrics.Histogram(
+            "fulcrum_batch_latency_ms",
+            description="Milliseconds per ONNX Runtime call, tokenisation included.",
+            boundaries=LATENCY_BOUNDARIES_MS,
+            tag_keys=("model",),
+        )
+        for metric in (self.batch_sizes, self.batch_latency):
+            metric.set_default_tags({"model": self.name})
+        # The first ONNX Runtime calls allocate and plan; pay for them before taking traffic,
+        # at the largest batch this replica will run.
+        self.predictor.predict(["warm-up"] * model.max_batch_size)
+        self.predictor.predict(["warm-up"])
+
+    async def predict(self, texts: list[str]) -> list[dict[str, Any]]:
+        return await asyncio.gather(*(self.predict_batch(text) for text in texts))
+
+    @serve.batch(max_batch_size=16, batch_wait_timeout_s=0.01)
+    async def predict_batch(self, texts: list[str]) -> list[dict[str, Any]]:
+        started = time.perf_counter()
+        results = await asyncio.to_thread(self.predictor.predict, texts)
+        self.batch_latency.observe(1000 * (time.perf_counter() - started))
+        self.batch_sizes.observe(len(texts))
+        return results
+
+    def info(self) -> dict[str, Any]:
+        return self.description
+
+    def ready(self) -> bool:
+        return True
+
+
+def describe(name: str, predictor) -> dict[str, Any]:
+    """What GET /v1/models says of a model, from its manifest and its parents'. The version
+    is the model file's content hash: two replicas (or two clusters) that say the same
+    version serve the same weights."""
+    manifest = predictor.artifact.manifest
+    metrics = manifest.get("metrics", {})
+    return {
+        "name": name,
+        "version": manifest["files"]["model.onnx"][:12],
+        "task": predictor.task,
+        "labels": predictor.labels,
+        "max_length": predictor.max_length,
+        "deployable": manifest.get("deployable", True),
+        "variant": (manifest.get("variant") or {}).get("name"),
+        "metrics": {key: metrics[key] for key in ("validation", "test") if key in metrics},
+        "lineage": lineage(predictor.artifact.path),
+    }
+
+
+def lineage(path: Path, limit: int = 6) -> list[dict[str, Any]]:
+    """This artifact and its parents, newest first: what made each, from which recipe and
+    data, and what it measured on test where it did."""
+    chain = []
+    current: Path | None = Path(path)
+    while current is not None and len(chain) < limit:
+        manifest_file = current / "manifest.json"
+        if not manifest_file.is_file():
+            break
+        manifest = json.loads(manifest_file.read_text())
+        chain.append(
+            {
+                "kind": manifest.get("kind"),
+                "path": str(current),
+                "created_at": manifest.get("created_at"),
+                "recipe": (manifest.get("recipe") or {}).get("name"),
+                "recipe_hash": (manifest.get("recipe_hash") or "")[:12] or None,
+                "data_fingerprint": (manifest.get("data_fingerprint") or "")[:12] or None,
+                "test": (manifest.get("metrics") or {}).get("test"),
+            }
+        )
+        parent = manifest.get("parent")
+        current = Path(parent["path"] if isinstance(parent, dict) else parent) if parent else None
+    return chain
