@@ -62,40 +62,12 @@ class OnnxClassifier:
         ]
 
     def tag(self, texts: list[str]) -> list[dict[str, Any]]:
-        """Entities per text: type, [start, end) character offsets, the text they cover, and
-        a score (the mean probability of the predicted tag over the entity's words). Each
-        word takes the tag predicted at its first subword, as in training; words cut off by
-        `max_length` are left untagged."""
         encodings = self.tokenizer.encode_batch(texts)
         probabilities = softmax(self.session.run(["logits"], self._arrays(encodings))[0])
-        results = []
-        for text, encoding, rows in zip(texts, encodings, probabilities, strict=True):
-            first_token: dict[int, int] = {}  # word -> its first subword position
-            ends: dict[int, int] = {}  # word -> end offset of its last subword
-            for position, word in enumerate(encoding.word_ids):
-                if word is not None:
-                    first_token.setdefault(word, position)
-                    ends[word] = encoding.offsets[position][1]
-            words = []  # (tag, probability, start, end), in text order
-            for word, position in first_token.items():
-                best = int(rows[position].argmax())
-                start = encoding.offsets[position][0]
-                words.append((self.labels[best], float(rows[position][best]), start, ends[word]))
-            entities = []
-            for kind, first, last in bio_spans([tag for tag, *_ in words]):
-                start, end = words[first][2], words[last - 1][3]
-                score = float(np.mean([words[i][1] for i in range(first, last)]))
-                entities.append(
-                    {
-                        "entity": kind,
-                        "start": start,
-                        "end": end,
-                        "text": text[start:end],
-                        "score": score,
-                    }
-                )
-            results.append({"entities": entities})
-        return results
+        return [
+            {"entities": entity_spans(text, encoding, rows, self.labels)}
+            for text, encoding, rows in zip(texts, encodings, probabilities, strict=True)
+        ]
 
     def _arrays(self, encodings) -> dict[str, np.ndarray]:
         arrays = {
@@ -133,3 +105,31 @@ def _pad_token(artifact_dir: Path) -> str:
         if pad:
             return pad
     return "[PAD]"
+
+
+def entity_spans(
+    text: str, encoding, probabilities: np.ndarray, labels: list[str]
+) -> list[dict[str, Any]]:
+    """Entities in one text: type, [start, end) character offsets, the text they cover, and
+    a score (the mean probability of the predicted tag over the entity's words). Each word
+    takes the tag predicted at its first subword, as in training; words cut off by
+    `max_length` are left untagged."""
+    first_token: dict[int, int] = {}  # word -> its first subword position
+    ends: dict[int, int] = {}  # word -> end offset of its last subword
+    for position, word in enumerate(encoding.word_ids):
+        if word is not None:
+            first_token.setdefault(word, position)
+            ends[word] = encoding.offsets[position][1]
+    words = []  # (tag, probability, start, end), in text order
+    for word, position in first_token.items():
+        best = int(probabilities[position].argmax())
+        start = encoding.offsets[position][0]
+        words.append((labels[best], float(probabilities[position][best]), start, ends[word]))
+    entities = []
+    for kind, first, last in bio_spans([tag for tag, *_ in words]):
+        start, end = words[first][2], words[last - 1][3]
+        score = float(np.mean([words[i][1] for i in range(first, last)]))
+        entities.append(
+            {"entity": kind, "start": start, "end": end, "text": text[start:end], "score": score}
+        )
+    return entities
