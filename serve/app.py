@@ -41,6 +41,9 @@ def deployment_options(model: ModelArgs) -> dict[str, Any]:
             "upscale_delay_s": scaling.upscale_delay_s,
             "downscale_delay_s": scaling.downscale_delay_s,
             "look_back_period_s": scaling.look_back_period_s,
+            # Replicas report their load at least twice per look-back window; with fewer
+            # reports the window can hold none, read as idle, and scale down under load.
+            "metrics_interval_s": min(10.0, scaling.look_back_period_s / 2),
         },
     }
 

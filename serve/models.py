@@ -33,9 +33,15 @@ class ModelServer:
         if manifest.get("deployable") is False and not model.force:
             reasons = "; ".join(manifest.get("not_deployable_because") or ["no reason given"])
             raise RuntimeError(f"{model.artifact}: not deployable ({reasons}); set force: true")
-        # ONNX Runtime threads follow the replica's CPU share; more would only contend.
-        self.predictor = OnnxClassifier(model.artifact, threads=max(1, int(model.num_cpus)))
+        # ONNX Runtime threads follow the replica's CPU share; more would only contend. Its
+        # idle threads must not spin: they would take the CPU from the replica's own event
+        # loop and the HTTP proxy (+20% requests/s at 8 in flight on 2 cores without).
+        self.predictor = OnnxClassifier(
+            model.artifact, threads=max(1, int(model.num_cpus)), spin=False
+        )
         self.description = describe(self.name, self.predictor)
+        self.max_batch_size = model.max_batch_size
+        self.running = asyncio.Lock()
         self.predict_batch.set_max_batch_size(model.max_batch_size)
         self.predict_batch.set_batch_wait_timeout_s(model.batch_wait_timeout_s)
         self.batch_sizes = metrics.Histogram(
@@ -58,12 +64,25 @@ class ModelServer:
         self.predictor.predict(["warm-up"])
 
     async def predict(self, texts: list[str]) -> list[dict[str, Any]]:
-        return await asyncio.gather(*(self.predict_batch(text) for text in texts))
+        """Whole batches of a large request run as they are; the rest (and every small
+        request) queue for `@serve.batch`, which pools texts across requests."""
+        size = self.max_batch_size
+        whole = len(texts) - len(texts) % size
+        queued = asyncio.gather(*(self.predict_batch(text) for text in texts[whole:]))
+        results = []
+        for start in range(0, whole, size):
+            results += await self._run(texts[start : start + size])
+        return results + list(await queued)
 
     @serve.batch(max_batch_size=16, batch_wait_timeout_s=0.01)
     async def predict_batch(self, texts: list[str]) -> list[dict[str, Any]]:
-        started = time.perf_counter()
-        results = await asyncio.to_thread(self.predictor.predict, texts)
+        return await self._run(texts)
+
+    async def _run(self, texts: list[str]) -> list[dict[str, Any]]:
+        # One ONNX Runtime call at a time: its threads are the replica's whole CPU share.
+        async with self.running:
+            started = time.perf_counter()
+            results = await asyncio.to_thread(self.predictor.predict, texts)
         self.batch_latency.observe(1000 * (time.perf_counter() - started))
         self.batch_sizes.observe(len(texts))
         return results

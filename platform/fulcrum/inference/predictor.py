@@ -24,7 +24,11 @@ TOKENIZER_FILE = "tokenizer/tokenizer.json"
 
 class OnnxClassifier:
     def __init__(
-        self, artifact_dir: str | Path, threads: int | None = None, verify: bool = True
+        self,
+        artifact_dir: str | Path,
+        threads: int | None = None,
+        verify: bool = True,
+        spin: bool = True,
     ) -> None:
         from tokenizers import Tokenizer
 
@@ -39,7 +43,7 @@ class OnnxClassifier:
         pad = _pad_token(artifact.path)
         self.tokenizer.enable_padding(pad_id=self.tokenizer.token_to_id(pad), pad_token=pad)
 
-        self.session = open_session(artifact.file(MODEL_FILE), threads)
+        self.session = open_session(artifact.file(MODEL_FILE), threads, spin=spin)
         self.input_names = [item.name for item in self.session.get_inputs()]
 
     def encode(self, texts: list[str]) -> dict[str, np.ndarray]:

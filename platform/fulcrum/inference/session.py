@@ -1,6 +1,6 @@
 """One way to open an ONNX Runtime session, for the compress gate, the predictor behind
-Serve, and the tuning cost probe alike: a variant is timed and gated under exactly the
-settings it will be served with."""
+Serve, and the tuning cost probe alike: a variant is gated and timed with the graph and
+threads it will be served with."""
 
 from __future__ import annotations
 
@@ -22,12 +22,19 @@ def providers() -> list[str]:
     return [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in available]
 
 
-def open_session(path: str | Path, threads: int | None = None, cpu_only: bool = False):
+def open_session(
+    path: str | Path, threads: int | None = None, cpu_only: bool = False, spin: bool = True
+):
     """`threads`: this process's CPU share (intra-op threads; more than that only contend).
-    A file ONNX Runtime cannot load raises ArtifactError naming it."""
+    `spin`: idle intra-op threads busy-wait for the next call (ONNX Runtime's default: the
+    lowest latency when the session has the cores to itself). A server shares its cores
+    with the HTTP stack and turns it off. A file ONNX Runtime cannot load raises
+    ArtifactError naming it."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()
+    if not spin:
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     if threads:
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
