@@ -147,10 +147,16 @@ def serve_config(
 
 
 def stop(section: ServeSection) -> None:
+    """Delete this application, and stop Serve itself once no other application runs on
+    the cluster (another team's, or another of ours, keeps it up)."""
     from ray import serve
+    from ray.serve.context import _connect
 
+    if _connect(raise_if_no_controller_running=False) is None:
+        return  # Serve is already down
     serve.delete(section.app_name)
-    serve.shutdown()
+    if not serve.status().applications:
+        serve.shutdown()
 
 
 def wait_until_ready(base_url: str, timeout_s: float = 120.0) -> None:
