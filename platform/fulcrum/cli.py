@@ -9,6 +9,7 @@ fulcrum compress RECIPE|ARTIFACT training artifact -> fp32 / INT8 / fp16 ONNX va
 fulcrum serve    RECIPE          ONNX artifact -> Ray Serve endpoint (until Ctrl-C)
 fulcrum serve config ARTIFACT... Serve config file (cluster/serve.yaml) for those artifacts
 fulcrum run      RECIPE          train, export (and compress) and serve, in order
+fulcrum explain  ARTIFACT TEXT.. token attributions (terminal, and HTML with --html)
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ def main(argv: list[str] | None = None) -> int:
     warnings.filterwarnings("ignore", category=FutureWarning)
     warnings.filterwarnings("ignore", category=DeprecationWarning)
     try:
-        recipe = _recipe(args)
+        recipe = _recipe(args) if hasattr(args, "recipe") else None
         return args.command(recipe, args)
     except FulcrumError as error:
         print(f"error: {error}", file=sys.stderr)
@@ -113,6 +114,21 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="serve a compressed variant that failed its parity gate (not deployable)",
     )
+    explain = commands.add_parser(
+        "explain",
+        help="token attributions: why a model decided, word by word",
+        description="Explain predictions of a training artifact (Integrated Gradients on "
+        "PyTorch) or an export artifact (occlusion on ONNX Runtime, as served).",
+    )
+    explain.add_argument("artifact", help="training or export artifact folder")
+    explain.add_argument("texts", nargs="+", metavar="TEXT")
+    explain.add_argument(
+        "--method", default="auto", choices=["auto", "integrated_gradients", "occlusion"]
+    )
+    explain.add_argument("--steps", type=int, default=50, help="Integrated Gradients steps")
+    explain.add_argument("--target", help="explain this label instead of the predicted one")
+    explain.add_argument("--html", help="also write a self-contained HTML view here")
+    explain.set_defaults(command=_explain)
     run = command(
         "run", _run, "train, export (and compress, with a compress: section) and serve, in order"
     )
@@ -213,6 +229,32 @@ def _run(recipe: Recipe, args) -> int:
     finally:
         launch.stop(recipe.serve)
     print(f"done in {time.time() - started:.0f}s; Serve shut down")
+    return 0
+
+
+def _explain(_, args) -> int:
+    from fulcrum.explain.explainer import explain
+    from fulcrum.explain.render import headline, html_page, terminal
+
+    if args.steps < 1:
+        raise FulcrumError(f"--steps: must be >= 1 (got {args.steps})")
+    results = explain(args.artifact, args.texts, args.method, args.steps, args.target)
+    colour = sys.stdout.isatty() and not os.environ.get("NO_COLOR")
+    for text, explanations in zip(args.texts, results, strict=True):
+        if not explanations:
+            print(f"no entities predicted: {text!r}")
+        for explanation in explanations:
+            print(headline(explanation))
+            print("  " + terminal(explanation, colour))
+    if args.html:
+        from fulcrum.artifacts import write_text_atomic
+
+        flat = [explanation for explanations in results for explanation in explanations]
+        try:
+            write_text_atomic(Path(args.html), html_page(flat, f"Fulcrum: {args.artifact}"))
+        except OSError as error:
+            raise FulcrumError(f"--html {args.html}: cannot write ({error.strerror})") from None
+        print(f"wrote {args.html}")
     return 0
 
 

@@ -1,0 +1,202 @@
+"""`explain(artifact, texts)`: attributions for the model in a training artifact (PyTorch:
+Integrated Gradients, or occlusion) or an export artifact (ONNX Runtime: occlusion).
+
+Sequence models explain the predicted label (or a label asked for); token models explain
+each predicted entity: the target is the mean probability of the entity's predicted tags
+at its words' first subwords, the same reading of the model the served spans come from.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from fulcrum.errors import ArtifactError, FulcrumError
+from fulcrum.explain.occlusion import occlusion_scores
+from fulcrum.explain.words import Explanation, word_positions, word_scores
+
+METHODS = ("auto", "integrated_gradients", "occlusion")
+
+
+class ExplainError(FulcrumError):
+    pass
+
+
+def explain(
+    artifact_dir: str | Path,
+    texts: list[str],
+    method: str = "auto",
+    steps: int = 50,
+    target: str | None = None,
+) -> list[list[Explanation]]:
+    """One list per text: one explanation for a sequence model, one per predicted entity
+    for a token model (none when it found none)."""
+    from fulcrum.artifacts import open_artifact
+
+    if method not in METHODS:
+        raise ExplainError(f"method: {method!r} is not one of {', '.join(METHODS)}")
+    artifact = open_artifact(artifact_dir)
+    kind = artifact.manifest.get("kind")
+    if kind == "train":
+        model = TorchModel(artifact)
+        method = "integrated_gradients" if method == "auto" else method
+    elif kind == "export":
+        if method == "integrated_gradients":
+            parent = (artifact.manifest.get("parent") or {}).get("path", "its training artifact")
+            raise ExplainError(
+                f"{artifact_dir}: an ONNX model has no gradients; explain it with occlusion, "
+                f"or explain the PyTorch model in {parent} with integrated_gradients"
+            )
+        model = OnnxModel(artifact)
+        method = "occlusion"
+    else:
+        raise ArtifactError(f"{artifact_dir}: a {kind} artifact has no model to explain")
+    return [model.explain(text, method, steps, target) for text in texts]
+
+
+class _Model:
+    """What both back ends share: tokenising with offsets, choosing targets, occlusion."""
+
+    labels: list[str]
+    task: str
+    tokenizer: Any
+    mask_id: int
+
+    def probabilities(self, ids: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def explain(self, text: str, method: str, steps: int, target: str | None):
+        encoding = self.tokenizer.encode(text)
+        if not any(word is not None for word in encoding.word_ids):
+            raise ExplainError("texts: an empty text has no words to explain")
+        full = self.probabilities(np.asarray([encoding.ids], dtype=np.int64))[0]
+        targets = self._targets(text, encoding, full, target)
+        explanations = []
+        for name, span, pick in targets:
+            if method == "occlusion":
+                probability, words = occlusion_scores(
+                    text,
+                    encoding,
+                    lambda ids, pick=pick: pick(self.probabilities(ids)),
+                    self.mask_id,
+                )
+                delta = None
+            else:
+                token_scores, delta, probability = self.integrated(encoding, pick, steps)
+                words = word_scores(text, encoding, token_scores)
+            explanations.append(
+                Explanation(text, name, probability, method, words, delta=delta, span=span)
+            )
+        return explanations
+
+    def _targets(self, text, encoding, full: np.ndarray, target: str | None):
+        """(name, span, probabilities -> the target's probability per row) per target."""
+        if self.task != "token_classification":
+            if target is None:
+                index = int(full.argmax())
+            elif target in self.labels:
+                index = self.labels.index(target)
+            else:
+                raise ExplainError(
+                    f"target: {target!r} is not a label of this model ({', '.join(self.labels)})"
+                )
+            return [(self.labels[index], None, lambda rows, i=index: rows[:, i])]
+        from fulcrum.inference.predictor import entity_spans
+
+        words = word_positions(encoding)
+        targets = []
+        for entity in entity_spans(text, encoding, full, self.labels):
+            firsts = [
+                positions[0]
+                for positions in words
+                if entity["start"] <= encoding.offsets[positions[0]][0] < entity["end"]
+            ]
+            tags = [int(full[position].argmax()) for position in firsts]
+
+            def pick(rows, firsts=firsts, tags=tags):
+                return rows[:, firsts, tags].mean(axis=1)
+
+            name = f"{entity['entity']} {entity['text']!r}"
+            targets.append((name, (entity["start"], entity["end"]), pick))
+        return targets
+
+    def integrated(self, encoding, pick, steps):
+        raise ExplainError(
+            "integrated_gradients needs the PyTorch model: explain the training artifact"
+        )
+
+
+class OnnxModel(_Model):
+    def __init__(self, artifact) -> None:
+        from fulcrum.inference import OnnxClassifier
+
+        self.predictor = OnnxClassifier(artifact.path)
+        self.labels, self.task = self.predictor.labels, self.predictor.task
+        self.tokenizer = self.predictor.tokenizer
+        self.tokenizer.no_padding()
+        self.mask_id = _mask_id(self.tokenizer)
+
+    def probabilities(self, ids: np.ndarray) -> np.ndarray:
+        from fulcrum.inference.predictor import softmax
+
+        feed = {
+            "input_ids": ids,
+            "attention_mask": np.ones_like(ids),
+            "token_type_ids": np.zeros_like(ids),
+        }
+        inputs = {name: feed[name] for name in self.predictor.input_names}
+        return softmax(self.predictor.session.run(["logits"], inputs)[0])
+
+
+class TorchModel(_Model):
+    def __init__(self, artifact) -> None:
+        from tokenizers import Tokenizer
+
+        from fulcrum.train.merge import TOKENIZER_DIR, load_merged
+
+        self.task = artifact.manifest["task"]
+        self.labels = artifact.labels
+        self.model = load_merged(artifact.path, self.task).eval()
+        self.tokenizer = Tokenizer.from_file(str(artifact.file(f"{TOKENIZER_DIR}/tokenizer.json")))
+        max_length = int(artifact.manifest["recipe"]["model"]["max_length"])
+        self.tokenizer.enable_truncation(max_length=max_length)
+        self.tokenizer.no_padding()
+        self.mask_id = _mask_id(self.tokenizer)
+        self.pad_id = self.tokenizer.token_to_id("[PAD]") or 0
+
+    def probabilities(self, ids: np.ndarray) -> np.ndarray:
+        import torch
+
+        with torch.no_grad():
+            tensor = torch.as_tensor(ids)
+            logits = self.model(input_ids=tensor, attention_mask=torch.ones_like(tensor)).logits
+            return torch.softmax(logits, dim=-1).numpy()
+
+    def integrated(self, encoding, pick: Callable, steps: int):
+        import torch
+
+        from fulcrum.explain.integrated import integrated_gradients
+
+        def target_of_logits(logits: torch.Tensor) -> torch.Tensor:
+            return pick(torch.softmax(logits, dim=-1))
+
+        return integrated_gradients(
+            self.model,
+            np.asarray(encoding.ids),
+            np.asarray(encoding.attention_mask),
+            np.asarray(encoding.special_tokens_mask, dtype=bool),
+            self.pad_id,
+            target_of_logits,
+            steps=steps,
+        )
+
+
+def _mask_id(tokenizer) -> int:
+    for token in ("[MASK]", "<mask>", "[UNK]", "<unk>"):
+        found = tokenizer.token_to_id(token)
+        if found is not None:
+            return found
+    raise ExplainError("this tokenizer has no mask or unknown token to hide words with")
