@@ -56,6 +56,12 @@ class AppArgs(BaseModel):
     models: list[ModelArgs] = Field(..., min_length=1)
     max_texts_per_request: int = Field(64, ge=1)
     max_chars_per_text: int = Field(2000, ge=1)
+    max_explain_texts: int = Field(
+        4, ge=1, description="Texts in one /explain request (a forward pass per word each)."
+    )
+    max_explain_in_flight: int = Field(
+        2, ge=1, description="/explain requests one gateway replica runs at once; more get 429."
+    )
     max_body_bytes: int = Field(1_000_000, ge=1)
     auth_token_env: str | None = Field(
         None, description="Require a bearer token on /v1, read from this environment variable."

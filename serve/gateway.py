@@ -59,12 +59,59 @@ class PredictResponse(BaseModel):
     predictions: list[Prediction | Tagging]
 
 
+class WordAttribution(BaseModel):
+    word: str
+    start: int
+    end: int
+    score: float = Field(..., description="Fall in the target's probability without the word.")
+
+
+class ExplanationBody(BaseModel):
+    target: str = Field(..., description="The label explained, or the entity ('PER 'Ann'').")
+    probability: float
+    method: str
+    words: list[WordAttribution]
+    span: tuple[int, int] | None = Field(None, description="The entity's offsets (NER).")
+
+
+class ExplainResponse(BaseModel):
+    model: str
+    version: str
+    explanations: list[list[ExplanationBody]] = Field(
+        ..., description="Per text: one explanation, or one per predicted entity."
+    )
+
+
 class ErrorResponse(BaseModel):
     error: str
     field: str | None
 
 
 ERRORS = {status: {"model": ErrorResponse} for status in (400, 401, 404, 413, 415, 422, 503)}
+REQUEST_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {"application/json": {"schema": PredictRequest.model_json_schema()}},
+    }
+}
+
+
+class InFlight:
+    """A bound on concurrent work that refuses instead of queueing: an explanation costs a
+    forward pass per word, and a queue of them would only turn into timeouts."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit, self.running = limit, 0
+
+    def try_enter(self) -> bool:
+        if self.running >= self.limit:
+            return False
+        self.running += 1
+        return True
+
+    def leave(self) -> None:
+        self.running -= 1
+
 
 api = FastAPI(
     title="Fulcrum",
@@ -138,6 +185,7 @@ class Gateway:
         self.models = models  # name -> DeploymentHandle of its ModelServer
         self.token = read_token(args)
         self.info: dict[str, dict[str, Any]] = {}
+        self.explaining = InFlight(args.max_explain_in_flight)
         self.requests = metrics.Counter(
             "fulcrum_requests",
             description="Requests per model and HTTP status.",
@@ -153,12 +201,7 @@ class Gateway:
     @api.post(
         "/v1/models/{name}/predict",
         responses={200: {"model": PredictResponse}, **ERRORS},
-        openapi_extra={
-            "requestBody": {
-                "required": True,
-                "content": {"application/json": {"schema": PredictRequest.model_json_schema()}},
-            }
-        },
+        openapi_extra=REQUEST_BODY,
     )
     async def predict(self, name: str, request: Request) -> JSONResponse:
         started = time.perf_counter()
@@ -173,6 +216,58 @@ class Gateway:
         return response
 
     async def _predict(self, name: str, request: Request) -> JSONResponse:
+        texts = await self._texts(name, request, self.args.max_texts_per_request)
+        if isinstance(texts, JSONResponse):
+            return texts
+        try:
+            predictions = await self.models[name].predict.remote(texts)
+        except Exception as exc:  # a replica died or timed out: the client gets an answer
+            return error(503, None, f"model {name!r} is unavailable, retry ({type(exc).__name__})")
+        version = (await self._info(name))["version"]
+        return JSONResponse({"model": name, "version": version, "predictions": predictions})
+
+    @api.post(
+        "/v1/models/{name}/explain",
+        responses={200: {"model": ExplainResponse}, 429: {"model": ErrorResponse}, **ERRORS},
+        openapi_extra=REQUEST_BODY,
+    )
+    async def explain(self, name: str, request: Request) -> JSONResponse:
+        """Word attributions by occlusion on the served model (one forward pass per word).
+        Bounded: at most `max_explain_texts` texts per request, and `max_explain_in_flight`
+        explanations at once per gateway replica (more get 429)."""
+        started = time.perf_counter()
+        response = await self._explain(name, request)
+        model = name if name in self.models else "(unknown)"
+        self.requests.inc(
+            tags={"model": model, "route": "explain", "status": str(response.status_code)}
+        )
+        self.latency.observe(
+            1000 * (time.perf_counter() - started), tags={"model": model, "route": "explain"}
+        )
+        return response
+
+    async def _explain(self, name: str, request: Request) -> JSONResponse:
+        texts = await self._texts(name, request, self.args.max_explain_texts)
+        if isinstance(texts, JSONResponse):
+            return texts
+        if not self.explaining.try_enter():
+            return error(
+                429,
+                None,
+                f"{self.explaining.limit} explanation(s) already running; retry shortly",
+                **{"Retry-After": "1"},
+            )
+        try:
+            explanations = await self.models[name].explain.remote(texts)
+        except Exception as exc:
+            return error(503, None, f"model {name!r} is unavailable, retry ({type(exc).__name__})")
+        finally:
+            self.explaining.leave()
+        version = (await self._info(name))["version"]
+        return JSONResponse({"model": name, "version": version, "explanations": explanations})
+
+    async def _texts(self, name: str, request: Request, max_texts: int) -> Any:
+        """The request's texts, or the 4xx response that refuses it."""
         refused = self._authorize(request) or self._known(name)
         if refused:
             return refused
@@ -185,15 +280,7 @@ class Gateway:
             problems = exc.errors()
             field = field_path(problems[0].get("loc", ()))
             return error(422, field, "; ".join(describe_problem(p) for p in problems[:3]))
-        refused = self._check_texts(texts)
-        if refused:
-            return refused
-        try:
-            predictions = await self.models[name].predict.remote(texts)
-        except Exception as exc:  # a replica died or timed out: the client gets an answer
-            return error(503, None, f"model {name!r} is unavailable, retry ({type(exc).__name__})")
-        version = (await self._info(name))["version"]
-        return JSONResponse({"model": name, "version": version, "predictions": predictions})
+        return self._check_texts(texts, max_texts) or texts
 
     @api.get("/v1/models", responses={401: {"model": ErrorResponse}})
     async def list_models(self, request: Request) -> Any:
@@ -285,14 +372,10 @@ class Gateway:
         except RecursionError:
             return error(400, "body", "body is nested too deeply")
 
-    def _check_texts(self, texts: list[str]) -> JSONResponse | None:
+    def _check_texts(self, texts: list[str], max_texts: int) -> JSONResponse | None:
         limits = self.args
-        if len(texts) > limits.max_texts_per_request:
-            return error(
-                422,
-                "texts",
-                f"texts: at most {limits.max_texts_per_request} per request (got {len(texts)})",
-            )
+        if len(texts) > max_texts:
+            return error(422, "texts", f"texts: at most {max_texts} per request (got {len(texts)})")
         for index, text in enumerate(texts):
             if not text.strip():
                 return error(422, f"texts[{index}]", f"texts[{index}]: empty text")

@@ -42,6 +42,7 @@ class ModelServer:
         self.description = describe(self.name, self.predictor)
         self.max_batch_size = model.max_batch_size
         self.running = asyncio.Lock()
+        self.explainer = None  # built on the first /explain
         self.predict_batch.set_max_batch_size(model.max_batch_size)
         self.predict_batch.set_batch_wait_timeout_s(model.batch_wait_timeout_s)
         self.batch_sizes = metrics.Histogram(
@@ -85,6 +86,22 @@ class ModelServer:
             results = await asyncio.to_thread(self.predictor.predict, texts)
         self.batch_latency.observe(1000 * (time.perf_counter() - started))
         self.batch_sizes.observe(len(texts))
+        return results
+
+    async def explain(self, texts: list[str]) -> list[list[dict[str, Any]]]:
+        """Occlusion on the served model itself (a forward pass per word, batched), so the
+        explanation is of exactly what /predict answers."""
+        if self.explainer is None:
+            from fulcrum.explain.explainer import OnnxModel
+
+            self.explainer = OnnxModel(predictor=self.predictor)
+        results = []
+        for text in texts:
+            async with self.running:
+                explanations = await asyncio.to_thread(
+                    self.explainer.explain, text, "occlusion", 0, None
+                )
+            results.append([explanation.to_dict() for explanation in explanations])
         return results
 
     def info(self) -> dict[str, Any]:

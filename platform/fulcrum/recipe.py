@@ -477,6 +477,12 @@ class ServeSection(Section):
     max_texts_per_request: int = Field(64, ge=1, description="Texts accepted in one request.")
     max_chars_per_text: int = Field(2000, ge=1, description="Characters accepted per text.")
     max_body_bytes: int = Field(1_000_000, ge=1, description="Largest request body accepted.")
+    max_explain_texts: int = Field(
+        4, ge=1, description="Texts in one /explain request (each costs a forward pass per word)."
+    )
+    max_explain_in_flight: int = Field(
+        2, ge=1, description="/explain requests one gateway replica runs at once; more get 429."
+    )
     auth_token_env: str | None = Field(
         None,
         description="Require `Authorization: Bearer <token>` on /v1, the token read from this "
@@ -502,6 +508,8 @@ HASH_SKIPS_WHEN_ABSENT = ("tune", "compress")
 # for the same reason.
 HASH_SKIPS_AT_DEFAULT = {
     "serve.max_body_bytes": 1_000_000,
+    "serve.max_explain_texts": 4,
+    "serve.max_explain_in_flight": 2,
     "serve.auth_token_env": None,
     "serve.auth_token_file": None,
     "serve.autoscaling.upscale_delay_s": 30.0,

@@ -43,6 +43,8 @@ def served(pipeline, compressed, tmp_path_factory):
         "max_chars_per_text": 200,
         "max_texts_per_request": 8,
         "max_body_bytes": 4000,
+        "max_explain_texts": 2,
+        "max_explain_in_flight": 1,
         "auth_token_file": str(token_file),
     }
     recipe = validate_recipe({**recipe.to_dict(), "serve": serve})
@@ -139,6 +141,45 @@ def test_every_bad_request_gets_a_4xx_naming_the_field_and_serving_goes_on(serve
     assert client.post(url, json={"texts": ["car"]}).status_code == 200
 
 
+def test_explanations_come_from_the_served_model_and_their_cost_is_bounded(served):
+    from fulcrum.explain.explainer import explain
+
+    _, models, base_url, client = served
+    texts = ["my apple and pear", "the car engine"]
+    answer = client.post("/v1/models/tiny/explain", json={"texts": texts})
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    offline = explain(models["tiny"], texts)
+    for served_list, local_list, text in zip(body["explanations"], offline, texts):
+        (served_one,), (local,) = served_list, local_list
+        assert served_one["method"] == "occlusion" and served_one["target"] == local.target
+        assert [w["word"] for w in served_one["words"]] == text.split()
+        for word, expected in zip(served_one["words"], local.words):
+            assert text[word["start"] : word["end"]] == word["word"]
+            assert word["score"] == pytest.approx(expected.score, abs=1e-5)
+    too_many = client.post("/v1/models/tiny/explain", json={"texts": ["a", "b", "c"]})
+    assert too_many.status_code == 422 and "at most 2" in too_many.json()["error"]
+
+    # One explanation at a time per gateway (max_explain_in_flight 1): the rest are refused
+    # at once with 429 rather than queued into timeouts.
+    long_texts = [" ".join(["apple pear car tax"] * 12)] * 2
+    statuses, headers = [], []
+
+    def ask() -> None:
+        response = client.post("/v1/models/tiny/explain", json={"texts": long_texts})
+        statuses.append(response.status_code)
+        headers.append(response.headers.get("retry-after"))
+
+    workers = [threading.Thread(target=ask) for _ in range(8)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    assert set(statuses) == {200, 429}, statuses
+    assert all(h == "1" for s, h in zip(statuses, headers) if s == 429)
+    assert client.post("/v1/models/tiny/explain", json={"texts": texts}).status_code == 200
+
+
 def test_openapi_schema_describes_the_routes(served):
     _, _, base_url, _ = served
     schema = httpx.get(f"{base_url}/openapi.json").json()
@@ -147,6 +188,8 @@ def test_openapi_schema_describes_the_routes(served):
     assert body["required"] == ["texts"] and body["properties"]["texts"]["minItems"] == 1
     assert {"200", "401", "404", "413", "415", "422", "503"} <= set(predict["responses"])
     assert {"/v1/models", "/v1/models/{name}", "/healthz", "/readyz"} <= set(schema["paths"])
+    explain = schema["paths"]["/v1/models/{name}/explain"]["post"]
+    assert "429" in explain["responses"] and "requestBody" in explain
 
 
 def test_prometheus_metrics_count_requests_and_batches_per_model(served, ray_cluster):

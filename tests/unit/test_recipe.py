@@ -283,7 +283,13 @@ def test_a_section_added_later_leaves_the_hash_of_recipes_without_it_unchanged()
     before_tune = {
         key: value for key, value in recipe.to_dict().items() if key not in ("tune", "compress")
     }
-    added_to_serve = ("max_body_bytes", "auth_token_env", "auth_token_file")
+    added_to_serve = (
+        "max_body_bytes",
+        "auth_token_env",
+        "auth_token_file",
+        "max_explain_texts",
+        "max_explain_in_flight",
+    )
     added_to_autoscaling = ("upscale_delay_s", "downscale_delay_s", "look_back_period_s")
     for key in added_to_serve:
         del before_tune["serve"][key]

@@ -130,12 +130,18 @@ class _Model:
 
 
 class OnnxModel(_Model):
-    def __init__(self, artifact) -> None:
+    """Occlusion over an OnnxClassifier: a fresh one for an artifact, or the one a Serve
+    replica already runs (`OnnxModel(predictor=...)`), sharing its session."""
+
+    def __init__(self, artifact=None, predictor=None) -> None:
+        from tokenizers import Tokenizer
+
         from fulcrum.inference import OnnxClassifier
 
-        self.predictor = OnnxClassifier(artifact.path)
+        self.predictor = predictor or OnnxClassifier(artifact.path)
         self.labels, self.task = self.predictor.labels, self.predictor.task
-        self.tokenizer = self.predictor.tokenizer
+        # A copy: the predictor's own pads its batches, one text at a time needs none.
+        self.tokenizer = Tokenizer.from_str(self.predictor.tokenizer.to_str())
         self.tokenizer.no_padding()
         self.mask_id = _mask_id(self.tokenizer)
 
