@@ -203,3 +203,24 @@ def test_a_variant_serves_the_parents_predictions_and_a_refused_one_does_not_sta
     model.write_bytes(model.read_bytes()[: model.stat().st_size // 2])
     with pytest.raises(ArtifactError, match=r"model.onnx: sha256 does not match the manifest"):
         OnnxClassifier(truncated)
+
+
+def test_fulcrum_explain_attributes_the_prediction_to_words(pipeline, tmp_path, capsys):
+    from fulcrum.cli import main
+
+    _, train_dir, export_dir = pipeline
+    page = tmp_path / "why.html"
+    text = "my apple and pear"
+    assert main(["explain", str(train_dir), text, "--steps", "64", "--html", str(page)]) == 0
+    printed = capsys.readouterr().out
+    label = OnnxClassifier(export_dir).predict([text])[0]["label"]
+    assert printed.startswith(f"{label} (p=") and "by integrated_gradients" in printed
+    assert "convergence delta" in printed
+    assert [word.split("(")[0] for word in printed.splitlines()[1].split()] == text.split()
+    assert page.read_text().count("<span title=") == 4
+
+    # The export artifact has no gradients: occlusion, or a clear refusal.
+    assert main(["explain", str(export_dir), text]) == 0
+    assert "by occlusion" in capsys.readouterr().out
+    assert main(["explain", str(export_dir), text, "--method", "integrated_gradients"]) == 2
+    assert "an ONNX model has no gradients" in capsys.readouterr().err
