@@ -62,6 +62,9 @@ class AppArgs(BaseModel):
     max_explain_in_flight: int = Field(
         2, ge=1, description="/explain requests one gateway replica runs at once; more get 429."
     )
+    max_explain_words: int = Field(
+        128, ge=1, description="Words in one explained text (a forward pass each); more get 422."
+    )
     max_body_bytes: int = Field(1_000_000, ge=1)
     auth_token_env: str | None = Field(
         None, description="Require a bearer token on /v1, read from this environment variable."

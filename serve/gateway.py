@@ -24,6 +24,7 @@ from ray.serve import metrics
 from starlette.exceptions import HTTPException
 
 from serve.config import AppArgs
+from serve.limits import InFlight
 from serve.models import LATENCY_BOUNDARIES_MS
 
 READY_TIMEOUT_S = 5.0
@@ -94,23 +95,6 @@ REQUEST_BODY = {
         "content": {"application/json": {"schema": PredictRequest.model_json_schema()}},
     }
 }
-
-
-class InFlight:
-    """A bound on concurrent work that refuses instead of queueing: an explanation costs a
-    forward pass per word, and a queue of them would only turn into timeouts."""
-
-    def __init__(self, limit: int) -> None:
-        self.limit, self.running = limit, 0
-
-    def try_enter(self) -> bool:
-        if self.running >= self.limit:
-            return False
-        self.running += 1
-        return True
-
-    def leave(self) -> None:
-        self.running -= 1
 
 
 api = FastAPI(
@@ -233,8 +217,9 @@ class Gateway:
     )
     async def explain(self, name: str, request: Request) -> JSONResponse:
         """Word attributions by occlusion on the served model (one forward pass per word).
-        Bounded: at most `max_explain_texts` texts per request, and `max_explain_in_flight`
-        explanations at once per gateway replica (more get 429)."""
+        Bounded: at most `max_explain_texts` texts per request of at most
+        `max_explain_words` words each, and `max_explain_in_flight` explanations at once
+        per gateway replica (more get 429)."""
         started = time.perf_counter()
         response = await self._explain(name, request)
         model = name if name in self.models else "(unknown)"
@@ -258,13 +243,17 @@ class Gateway:
                 **{"Retry-After": "1"},
             )
         try:
-            explanations = await self.models[name].explain.remote(texts)
+            answer = await self.models[name].explain.remote(texts, self.args.max_explain_words)
         except Exception as exc:
             return error(503, None, f"model {name!r} is unavailable, retry ({type(exc).__name__})")
         finally:
             self.explaining.leave()
+        if "refused" in answer:
+            return error(422, answer["field"], answer["refused"])
         version = (await self._info(name))["version"]
-        return JSONResponse({"model": name, "version": version, "explanations": explanations})
+        return JSONResponse(
+            {"model": name, "version": version, "explanations": answer["explanations"]}
+        )
 
     async def _texts(self, name: str, request: Request, max_texts: int) -> Any:
         """The request's texts, or the 4xx response that refuses it."""

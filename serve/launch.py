@@ -54,6 +54,7 @@ def app_args(models: dict[str, str | Path], section: ServeSection, force: bool =
         max_chars_per_text=section.max_chars_per_text,
         max_explain_texts=section.max_explain_texts,
         max_explain_in_flight=section.max_explain_in_flight,
+        max_explain_words=section.max_explain_words,
         max_body_bytes=section.max_body_bytes,
         auth_token_env=section.auth_token_env,
         auth_token_file=section.auth_token_file,

@@ -88,13 +88,24 @@ class ModelServer:
         self.batch_sizes.observe(len(texts))
         return results
 
-    async def explain(self, texts: list[str]) -> list[list[dict[str, Any]]]:
+    async def explain(self, texts: list[str], max_words: int) -> dict[str, Any]:
         """Occlusion on the served model itself (a forward pass per word, batched), so the
-        explanation is of exactly what /predict answers."""
+        explanation is of exactly what /predict answers. A text with more than `max_words`
+        words (as the model reads them, after truncation) is refused, naming it."""
         if self.explainer is None:
             from fulcrum.explain.explainer import OnnxModel
 
             self.explainer = OnnxModel(predictor=self.predictor)
+        for index, text in enumerate(texts):
+            words = len(
+                {w for w in self.explainer.tokenizer.encode(text).word_ids if w is not None}
+            )
+            if words > max_words:
+                return {
+                    "refused": f"texts[{index}]: {words} words, over the limit of {max_words} "
+                    "for an explanation",
+                    "field": f"texts[{index}]",
+                }
         results = []
         for text in texts:
             async with self.running:
@@ -102,7 +113,7 @@ class ModelServer:
                     self.explainer.explain, text, "occlusion", 0, None
                 )
             results.append([explanation.to_dict() for explanation in explanations])
-        return results
+        return {"explanations": results}
 
     def info(self) -> dict[str, Any]:
         return self.description

@@ -483,6 +483,9 @@ class ServeSection(Section):
     max_explain_in_flight: int = Field(
         2, ge=1, description="/explain requests one gateway replica runs at once; more get 429."
     )
+    max_explain_words: int = Field(
+        128, ge=1, description="Words in one explained text (a forward pass each); more get 422."
+    )
     auth_token_env: str | None = Field(
         None,
         description="Require `Authorization: Bearer <token>` on /v1, the token read from this "
@@ -510,6 +513,7 @@ HASH_SKIPS_AT_DEFAULT = {
     "serve.max_body_bytes": 1_000_000,
     "serve.max_explain_texts": 4,
     "serve.max_explain_in_flight": 2,
+    "serve.max_explain_words": 128,
     "serve.auth_token_env": None,
     "serve.auth_token_file": None,
     "serve.autoscaling.upscale_delay_s": 30.0,
