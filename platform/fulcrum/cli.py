@@ -246,6 +246,11 @@ def _explain(_, args) -> int:
         for explanation in explanations:
             print(headline(explanation))
             print("  " + terminal(explanation, colour))
+            if explanation.delta is not None and abs(explanation.delta) > 0.05:
+                print(
+                    f"  (convergence delta {explanation.delta:+.3f}: the scores miss the change "
+                    f"in probability by that much; raise --steps above {args.steps})"
+                )
     if args.html:
         from fulcrum.artifacts import write_text_atomic
 
