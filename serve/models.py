@@ -15,6 +15,7 @@ from typing import Any
 from ray import serve
 from ray.serve import metrics
 
+from fulcrum.catalog import lineage
 from serve.config import ModelArgs
 
 BATCH_BOUNDARIES = [1, 2, 4, 8, 16, 32, 64, 128]
@@ -139,29 +140,3 @@ def describe(name: str, predictor) -> dict[str, Any]:
         "metrics": {key: metrics[key] for key in ("validation", "test") if key in metrics},
         "lineage": lineage(predictor.artifact.path),
     }
-
-
-def lineage(path: Path, limit: int = 6) -> list[dict[str, Any]]:
-    """This artifact and its parents, newest first: what made each, from which recipe and
-    data, and what it measured on test where it did."""
-    chain = []
-    current: Path | None = Path(path)
-    while current is not None and len(chain) < limit:
-        manifest_file = current / "manifest.json"
-        if not manifest_file.is_file():
-            break
-        manifest = json.loads(manifest_file.read_text())
-        chain.append(
-            {
-                "kind": manifest.get("kind"),
-                "path": str(current),
-                "created_at": manifest.get("created_at"),
-                "recipe": (manifest.get("recipe") or {}).get("name"),
-                "recipe_hash": (manifest.get("recipe_hash") or "")[:12] or None,
-                "data_fingerprint": (manifest.get("data_fingerprint") or "")[:12] or None,
-                "test": (manifest.get("metrics") or {}).get("test"),
-            }
-        )
-        parent = manifest.get("parent")
-        current = Path(parent["path"] if isinstance(parent, dict) else parent) if parent else None
-    return chain

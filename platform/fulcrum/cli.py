@@ -10,6 +10,8 @@ fulcrum serve    RECIPE          ONNX artifact -> Ray Serve endpoint (until Ctrl
 fulcrum serve config ARTIFACT... Serve config file (cluster/serve.yaml) for those artifacts
 fulcrum run      RECIPE          train, export (and compress) and serve, in order
 fulcrum explain  ARTIFACT TEXT.. token attributions (terminal, and HTML with --html)
+fulcrum runs     [DIR]           every artifact under DIR with its headline figures
+fulcrum show     ARTIFACT        one artifact: lineage, metrics, files
 """
 
 from __future__ import annotations
@@ -129,6 +131,15 @@ def _parser() -> argparse.ArgumentParser:
     explain.add_argument("--target", help="explain this label instead of the predicted one")
     explain.add_argument("--html", help="also write a self-contained HTML view here")
     explain.set_defaults(command=_explain)
+    runs = commands.add_parser(
+        "runs", help="list the artifacts under an output directory, oldest first"
+    )
+    runs.add_argument("output_dir", nargs="?", default="artifacts")
+    runs.set_defaults(command=_runs)
+    show = commands.add_parser("show", help="one artifact: its lineage, metrics and files")
+    show.add_argument("artifact", help="its folder, or the end of its path (demo/export)")
+    show.add_argument("--output-dir", default="artifacts", help="where to look for it")
+    show.set_defaults(command=_show)
     run = command(
         "run", _run, "train, export (and compress, with a compress: section) and serve, in order"
     )
@@ -260,6 +271,56 @@ def _explain(_, args) -> int:
         except OSError as error:
             raise FulcrumError(f"--html {args.html}: cannot write ({error.strerror})") from None
         print(f"wrote {args.html}")
+    return 0
+
+
+def _runs(_, args) -> int:
+    from fulcrum.catalog import find_artifacts
+
+    found = find_artifacts(args.output_dir)
+    if not found:
+        print(f"no artifacts under {args.output_dir}")
+        return 0
+    width = max(len(item["path"]) for item in found)
+    for item in found:
+        print(
+            f"{(item['created_at'] or '?')[:19]}  {item['kind'] or '?':<8}  "
+            f"{item['path']:<{width}}  {item['headline']}"
+        )
+    return 0
+
+
+def _show(_, args) -> int:
+    from fulcrum.catalog import find_artifacts, lineage
+
+    target = Path(args.artifact)
+    if not (target / "manifest.json").is_file():
+        wanted = target.parts
+        matches = [
+            item["path"]
+            for item in find_artifacts(args.output_dir)
+            if Path(item["path"]).parts[-len(wanted) :] == wanted
+        ]
+        if len(matches) != 1:
+            found = "none" if not matches else ", ".join(matches)
+            raise FulcrumError(
+                f"{args.artifact}: {'no' if not matches else 'more than one'} artifact under "
+                f"{args.output_dir} matches ({found})"
+            )
+        target = Path(matches[0])
+    manifest = json.loads((target / "manifest.json").read_text())
+    print(f"{manifest.get('kind')} artifact {target}")
+    for index, step in enumerate(lineage(target)):
+        test = step["test"] or {}
+        figures = ", ".join(f"{k} {v:.4f}" for k, v in test.items() if isinstance(v, float))
+        print(
+            f"  {'<- ' if index else '   '}{step['kind']:<8} {step['path']}  recipe {step['recipe']} "
+            f"{step['recipe_hash']}  data {step['data_fingerprint']}"
+            + (f"  test: {figures}" if figures else "")
+        )
+    metrics = {k: v for k, v in (manifest.get("metrics") or {}).items() if k != "history"}
+    print(json.dumps(metrics, indent=2, default=str)[:4000])
+    print(f"{len(manifest.get('files', {}))} files, sha256 in {target / 'manifest.json'}")
     return 0
 
 

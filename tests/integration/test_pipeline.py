@@ -224,3 +224,20 @@ def test_fulcrum_explain_attributes_the_prediction_to_words(pipeline, tmp_path, 
     assert "by occlusion" in capsys.readouterr().out
     assert main(["explain", str(export_dir), text, "--method", "integrated_gradients"]) == 2
     assert "an ONNX model has no gradients" in capsys.readouterr().err
+
+
+def test_fulcrum_runs_and_show_list_the_pipeline_with_lineage(pipeline, capsys):
+    from fulcrum.cli import main
+
+    recipe, train_dir, export_dir = pipeline
+    assert main(["runs", recipe.output_dir]) == 0
+    listed = capsys.readouterr().out
+    assert str(train_dir) in listed and str(export_dir) in listed
+    test_f1 = open_artifact(train_dir).metrics["test"]["macro_f1"]
+    assert f"test macro_f1 {test_f1:.4f}" in listed
+    assert main(["show", "tiny/export", "--output-dir", recipe.output_dir]) == 0
+    shown = capsys.readouterr().out.splitlines()
+    assert shown[0] == f"export artifact {export_dir}"
+    assert shown[2].strip().startswith(f"<- train    {train_dir}")
+    assert main(["show", "nothing/here", "--output-dir", recipe.output_dir]) == 2
+    assert "no artifact under" in capsys.readouterr().err

@@ -1,0 +1,109 @@
+"""What is in an output directory: every artifact, its lineage and the figures a person
+looks at first. Read from the manifests alone (no model is loaded), so `fulcrum runs` is
+instant on any number of artifacts and the Serve gateway can describe a model cheaply."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from fulcrum.artifacts import MANIFEST
+from fulcrum.errors import ArtifactError
+
+# Folders that hold a stage's working state rather than artifacts.
+SKIPPED_DIRS = {"_ray", "checkpoints", "logs", "merged", "adapter", "tokenizer", "data"}
+
+
+def find_artifacts(root: str | Path, max_depth: int = 6) -> list[dict[str, Any]]:
+    """One summary per manifest under `root`, oldest first."""
+    root = Path(root)
+    found = []
+
+    def walk(folder: Path, depth: int) -> None:
+        manifest = folder / MANIFEST
+        if manifest.is_file():
+            found.append(summary(folder, _read(manifest)))
+        if depth == max_depth:
+            return
+        for child in sorted(folder.iterdir()):
+            if child.is_dir() and child.name not in SKIPPED_DIRS and not child.name.startswith("."):
+                walk(child, depth + 1)
+
+    if root.is_dir():
+        walk(root, 0)
+    return sorted(found, key=lambda item: item["created_at"] or "")
+
+
+def summary(folder: Path, manifest: dict[str, Any]) -> dict[str, Any]:
+    recipe = manifest.get("recipe") or {}
+    return {
+        "path": str(folder),
+        "kind": manifest.get("kind"),
+        "name": recipe.get("name"),
+        "created_at": manifest.get("created_at"),
+        "recipe_hash": (manifest.get("recipe_hash") or "")[:12] or None,
+        "parent": _parent_path(manifest),
+        "headline": headline(manifest),
+    }
+
+
+def headline(manifest: dict[str, Any]) -> str:
+    """The figure that says how good the artifact is, in a few words."""
+    metrics = manifest.get("metrics") or {}
+    kind = manifest.get("kind")
+    if kind == "compress":
+        return f"recommended: {metrics.get('recommended') or 'none passed'}"
+    if kind == "tune":
+        best, metric = metrics.get("best") or {}, metrics.get("metric")
+        score = best.get(metric) if isinstance(best, dict) else None
+        finished = f"{metrics.get('trials', '?')} trials"
+        return f"{finished}, best {metric} {score:.4f}" if isinstance(score, float) else finished
+    parts = []
+    for split in ("validation", "test"):
+        values = metrics.get(split) or (metrics.get("gate") or {}).get(split, {}).get("metrics")
+        if isinstance(values, dict):
+            key = "f1" if "f1" in values else "macro_f1" if "macro_f1" in values else "accuracy"
+            if isinstance(values.get(key), float):
+                parts.append(f"{split} {key} {values[key]:.4f}")
+    if manifest.get("deployable") is False:
+        parts.append("NOT deployable")
+    return ", ".join(parts)
+
+
+def lineage(path: str | Path, limit: int = 8) -> list[dict[str, Any]]:
+    """This artifact and its parents, newest first: what made each, from which recipe and
+    data, and what it measured on test where it did."""
+    chain = []
+    current: Path | None = Path(path)
+    while current is not None and len(chain) < limit:
+        manifest_file = current / MANIFEST
+        if not manifest_file.is_file():
+            break
+        manifest = _read(manifest_file)
+        chain.append(
+            {
+                "kind": manifest.get("kind"),
+                "path": str(current),
+                "created_at": manifest.get("created_at"),
+                "recipe": (manifest.get("recipe") or {}).get("name"),
+                "recipe_hash": (manifest.get("recipe_hash") or "")[:12] or None,
+                "data_fingerprint": (manifest.get("data_fingerprint") or "")[:12] or None,
+                "test": (manifest.get("metrics") or {}).get("test"),
+            }
+        )
+        parent = _parent_path(manifest)
+        current = Path(parent) if parent else None
+    return chain
+
+
+def _parent_path(manifest: dict[str, Any]) -> str | None:
+    parent = manifest.get("parent")
+    return parent.get("path") if isinstance(parent, dict) else parent
+
+
+def _read(manifest: Path) -> dict[str, Any]:
+    try:
+        return json.loads(manifest.read_text())
+    except (OSError, ValueError) as error:
+        raise ArtifactError(f"{manifest}: unreadable manifest ({error})") from None
