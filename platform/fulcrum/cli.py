@@ -10,6 +10,7 @@ fulcrum serve    RECIPE          ONNX artifact -> Ray Serve endpoint (until Ctrl
 fulcrum serve config ARTIFACT... Serve config file (cluster/serve.yaml) for those artifacts
 fulcrum run      RECIPE          train, export (and compress) and serve, in order
 fulcrum explain  ARTIFACT TEXT.. token attributions (terminal, and HTML with --html)
+fulcrum submit   RECIPE --address URL   the pipeline as a Ray job on a cluster (logs stream)
 fulcrum runs     [DIR]           every artifact under DIR with its headline figures
 fulcrum show     ARTIFACT        one artifact: lineage, metrics, files
 """
@@ -131,6 +132,16 @@ def _parser() -> argparse.ArgumentParser:
     explain.add_argument("--target", help="explain this label instead of the predicted one")
     explain.add_argument("--html", help="also write a self-contained HTML view here")
     explain.set_defaults(command=_explain)
+    submit = command(
+        "submit", _submit, "run the pipeline as a Ray job on a cluster, streaming its logs"
+    )
+    submit.add_argument("--address", required=True, help="the job server, http://HEAD:8265")
+    submit.add_argument(
+        "--pip", action="store_true", help="install the pinned packages in the job's environment"
+    )
+    submit.add_argument(
+        "--no-follow", action="store_true", help="print the job id and return at once"
+    )
     runs = commands.add_parser(
         "runs", help="list the artifacts under an output directory, oldest first"
     )
@@ -272,6 +283,16 @@ def _explain(_, args) -> int:
             raise FulcrumError(f"--html {args.html}: cannot write ({error.strerror})") from None
         print(f"wrote {args.html}")
     return 0
+
+
+def _submit(recipe: Recipe, args) -> int:
+    from fulcrum.submit import submit
+
+    job_id, status = submit(
+        recipe, args.address, args.output_dir, pip=args.pip, follow=not args.no_follow
+    )
+    print(job_id)
+    return 0 if status in ("SUCCEEDED", "SUBMITTED") else 1
 
 
 def _runs(_, args) -> int:

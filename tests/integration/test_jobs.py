@@ -56,3 +56,50 @@ def test_ray_job_submit_runs_finetune(ray_cluster, tiny_recipe_factory, tmp_path
     assert export_artifact.manifest["parent"]["path"] == str(
         (output_dir / "tiny" / "train").resolve()
     )
+
+
+def test_fulcrum_submit_runs_the_pipeline_as_a_job_and_streams_its_logs(
+    ray_cluster, tiny_recipe_factory, tmp_path
+):
+    recipe = tiny_recipe_factory(tmp_path / "unused", train={"epochs": 1})
+    recipe_file = tmp_path / "elsewhere" / "tiny.yaml"  # outside the working directory
+    recipe_file.parent.mkdir()
+    recipe_file.write_text(yaml.safe_dump(recipe.to_dict()))
+    output_dir = tmp_path / "submitted"
+    fulcrum = str(Path(sys.executable).parent / "fulcrum")
+    result = subprocess.run(
+        [
+            fulcrum,
+            "submit",
+            str(recipe_file),
+            "--address",
+            ray_cluster["dashboard"],
+            "--output-dir",
+            str(output_dir),
+            "--set",
+            "compress.variants=[dynamic_int8]",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-4000:]
+    job_id = result.stdout.strip().splitlines()[-1]
+    assert job_id.startswith("raysubmit_")
+    assert f"[submit] job {job_id}: SUCCEEDED" in output
+    assert "[train] step" in output, "the job's logs streamed back"
+    train_artifact = open_artifact(output_dir / "tiny" / "train", kind="train")
+    assert train_artifact.manifest["recipe"]["name"] == "tiny"
+    assert open_artifact(output_dir / "tiny" / "export", kind="export")
+    assert open_artifact(output_dir / "tiny" / "compress", kind="compress")
+
+    unreachable = subprocess.run(
+        [fulcrum, "submit", str(recipe_file), "--address", "http://127.0.0.1:9"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert unreachable.returncode == 2
+    assert "cannot reach the Ray job server" in unreachable.stderr

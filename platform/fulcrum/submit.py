@@ -1,0 +1,110 @@
+"""`fulcrum submit RECIPE --address http://HEAD:8265`: the pipeline as a Ray job on a
+remote cluster, with the Ray Jobs SDK. The working directory (this checkout, without its
+virtualenv, artifacts or git history) is packaged and uploaded; the recipe travels in the
+job's environment, resolved here (overrides applied, data paths absolute), so it may live
+anywhere on the submitting machine. The job's logs stream back until it ends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from fulcrum.errors import FulcrumError
+from fulcrum.recipe import Recipe
+
+REPOSITORY = Path(__file__).resolve().parents[2]
+RECIPE_ENV = "FULCRUM_RECIPE_YAML"  # read by jobs/pipeline.py
+EXCLUDES = [".venv", "artifacts", ".git", "**/__pycache__", "*.egg-info", ".pytest_cache"]
+# What the job needs from the index when the cluster's image does not have it (--pip).
+PINNED = ("torch", "ray", "transformers", "peft", "deepspeed", "onnxruntime", "captum")
+
+
+def runtime_env(recipe: Recipe, pip: bool) -> dict[str, Any]:
+    env: dict[str, Any] = {
+        "working_dir": str(REPOSITORY),
+        "excludes": EXCLUDES,
+        "env_vars": {
+            RECIPE_ENV: yaml.safe_dump(recipe.to_dict(), sort_keys=False),
+            "HF_HUB_OFFLINE": "1",
+        },
+    }
+    if pip:
+        env["pip"] = pinned_requirements()
+    return env
+
+
+def pinned_requirements() -> list[str]:
+    """The versions installed here, so the cluster runs what was tested here."""
+    pins = []
+    for name in PINNED:
+        try:
+            pins.append(f"{name}=={metadata.version(name).split('+')[0]}")
+        except metadata.PackageNotFoundError:
+            continue
+    return pins
+
+
+def submit(
+    recipe: Recipe,
+    address: str,
+    output_dir: str | None = None,
+    pip: bool = False,
+    follow: bool = True,
+) -> tuple[str, str]:
+    """(job id, final status; "SUBMITTED" when not following)."""
+    from ray.job_submission import JobSubmissionClient
+
+    # Ray 2.60 clusters authenticate with a token; the SDK sends it only when asked.
+    os.environ.setdefault("RAY_AUTH_MODE", "token")
+    _check_reachable(address)
+    try:
+        client = JobSubmissionClient(address)
+    except Exception as error:  # the SDK raises plain exceptions for unreachable heads
+        raise FulcrumError(
+            f"--address {address}: cannot reach the Ray job server ({error})"
+        ) from None
+    entrypoint = "python jobs/pipeline.py"
+    if output_dir:
+        entrypoint += f" --output-dir {output_dir}"
+    job_id = client.submit_job(
+        entrypoint=entrypoint,
+        runtime_env=runtime_env(recipe, pip),
+        metadata={"fulcrum_recipe": recipe.name, "recipe_hash": recipe.hash[:12]},
+    )
+    print(f"[submit] job {job_id} on {address}: {entrypoint}", flush=True)
+    if not follow:
+        return job_id, "SUBMITTED"
+
+    async def tail() -> None:
+        async for lines in client.tail_job_logs(job_id):
+            sys.stdout.write(lines)
+            sys.stdout.flush()
+
+    asyncio.run(tail())
+    status = str(client.get_job_status(job_id).value)
+    print(f"[submit] job {job_id}: {status}", flush=True)
+    return job_id, status
+
+
+def _check_reachable(address: str, timeout_s: float = 10.0) -> None:
+    """One quick request first: the SDK retries an unreachable head for minutes."""
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(f"{address.rstrip('/')}/api/version", timeout=timeout_s):
+            return
+    except urllib.error.HTTPError:
+        return  # it answers (perhaps asking for the token): the SDK takes it from here
+    except (urllib.error.URLError, OSError, ValueError) as error:
+        reason = getattr(error, "reason", error)
+        raise FulcrumError(
+            f"--address {address}: cannot reach the Ray job server ({reason})"
+        ) from None
