@@ -112,7 +112,8 @@ def error(status: int, field: str | None, message: str, **headers: str) -> JSONR
 
 @api.exception_handler(HTTPException)
 async def _http_error(request: Request, exc: HTTPException) -> JSONResponse:
-    return error(exc.status_code, None, f"{request.method} {request.url.path}: {exc.detail}")
+    path = request.url.path[:200]
+    return error(exc.status_code, None, f"{request.method} {path}: {exc.detail}")
 
 
 @api.exception_handler(RequestValidationError)
@@ -188,16 +189,7 @@ class Gateway:
         openapi_extra=REQUEST_BODY,
     )
     async def predict(self, name: str, request: Request) -> JSONResponse:
-        started = time.perf_counter()
-        response = await self._predict(name, request)
-        model = name if name in self.models else "(unknown)"
-        self.requests.inc(
-            tags={"model": model, "route": "predict", "status": str(response.status_code)}
-        )
-        self.latency.observe(
-            1000 * (time.perf_counter() - started), tags={"model": model, "route": "predict"}
-        )
-        return response
+        return await self._measured("predict", name, self._predict(name, request))
 
     async def _predict(self, name: str, request: Request) -> JSONResponse:
         texts = await self._texts(name, request, self.args.max_texts_per_request)
@@ -220,15 +212,16 @@ class Gateway:
         Bounded: at most `max_explain_texts` texts per request of at most
         `max_explain_words` words each, and `max_explain_in_flight` explanations at once
         per gateway replica (more get 429)."""
+        return await self._measured("explain", name, self._explain(name, request))
+
+    async def _measured(self, route: str, name: str, answering) -> JSONResponse:
+        """Await the answer, counting it by model, route and status, and timing it. Names
+        of models not served count as one, so a scanner cannot grow the metric's series."""
         started = time.perf_counter()
-        response = await self._explain(name, request)
-        model = name if name in self.models else "(unknown)"
-        self.requests.inc(
-            tags={"model": model, "route": "explain", "status": str(response.status_code)}
-        )
-        self.latency.observe(
-            1000 * (time.perf_counter() - started), tags={"model": model, "route": "explain"}
-        )
+        response = await answering
+        tags = {"model": name if name in self.models else "(unknown)", "route": route}
+        self.requests.inc(tags={**tags, "status": str(response.status_code)})
+        self.latency.observe(1000 * (time.perf_counter() - started), tags=tags)
         return response
 
     async def _explain(self, name: str, request: Request) -> JSONResponse:
