@@ -16,7 +16,7 @@ from fulcrum.errors import ArtifactError, FulcrumError
 from fulcrum.recipe import ServeSection
 from fulcrum.runtime import init_ray
 from serve.app import build_app
-from serve.config import AppArgs, Autoscaling, ModelArgs
+from serve.config import AppArgs, ModelArgs
 from serve.gateway import read_token
 
 # Replicas import this package by name when they unpickle the deployment class; Ray ships
@@ -25,39 +25,18 @@ SERVE_PACKAGE = Path(__file__).resolve().parent
 
 
 def model_args(name: str, export_dir: str | Path, section: ServeSection, force: bool = False):
-    scaling = section.autoscaling
-    return ModelArgs(
-        name=name,
-        artifact=str(export_dir),
-        num_cpus=section.num_cpus,
-        max_batch_size=section.max_batch_size,
-        batch_wait_timeout_s=section.batch_wait_timeout_s,
-        max_ongoing_requests=section.max_ongoing_requests,
-        autoscaling=Autoscaling(
-            min_replicas=scaling.min_replicas,
-            max_replicas=scaling.max_replicas,
-            target_ongoing_requests=scaling.target_ongoing_requests,
-            upscale_delay_s=scaling.upscale_delay_s,
-            downscale_delay_s=scaling.downscale_delay_s,
-            look_back_period_s=scaling.look_back_period_s,
-        ),
-        force=force,
-    )
+    """The recipe's serve settings for one model: the per-model fields share their names."""
+    per_model = section.model_dump(include=set(ModelArgs.model_fields) - {"name", "artifact"})
+    return ModelArgs(name=name, artifact=str(export_dir), force=force, **per_model)
 
 
 def app_args(models: dict[str, str | Path], section: ServeSection, force: bool = False) -> AppArgs:
     """One application serving `models` (URL name -> export artifact) with the recipe's
     serve settings for each."""
+    shared = section.model_dump(include=set(AppArgs.model_fields) - {"models"})
     return AppArgs(
         models=[model_args(name, path, section, force) for name, path in models.items()],
-        max_texts_per_request=section.max_texts_per_request,
-        max_chars_per_text=section.max_chars_per_text,
-        max_explain_texts=section.max_explain_texts,
-        max_explain_in_flight=section.max_explain_in_flight,
-        max_explain_words=section.max_explain_words,
-        max_body_bytes=section.max_body_bytes,
-        auth_token_env=section.auth_token_env,
-        auth_token_file=section.auth_token_file,
+        **shared,
     )
 
 
