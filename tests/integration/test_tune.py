@@ -171,7 +171,7 @@ def test_pbt_trailing_trial_continues_the_leaders_weights_with_its_own_values(
         name="population",
         train={"workers": 1, "epochs": 3},
         tune={
-            "space": {"train.lr": {"grid": [1e-5, 2e-2]}},
+            "space": {"train.lr": {"grid": [1e-5, 1e-1]}},
             "search": "grid",
             "num_samples": 1,
             "scheduler": "pbt",
