@@ -1,5 +1,6 @@
-"""The whole pipeline from a recipe as one Ray job: train (resuming an interrupted run),
-export, and compress when the recipe has a `compress:` section. What `fulcrum submit`
+"""The whole pipeline from a recipe as one Ray job: tune (with a `tune:` section), train
+(resuming an interrupted run), export, and compress (with a `compress:` section), each
+skipped when its artifact is up to date. What `fulcrum submit`
 runs on a cluster; by hand:
 
     ray job submit --working-dir . -- python jobs/pipeline.py RECIPE --output-dir /shared/artifacts
@@ -27,20 +28,18 @@ def main() -> int:
     parser.add_argument(
         "--set", dest="overrides", action="append", default=[], metavar="KEY.PATH=VALUE"
     )
+    parser.add_argument(
+        "--rerun", action="append", default=[], choices=["train", "export", "compress"]
+    )
     args = parser.parse_args()
     try:
         recipe = load_recipe(_recipe_file(args.recipe), args.overrides)
-        from fulcrum.compress.export import export
-        from fulcrum.train.stage import train
+        from fulcrum.pipeline import run_stages
 
-        train_dir = train(recipe, args.output_dir)
-        print(f"training artifact: {train_dir.resolve()}", flush=True)
-        export_dir = export(recipe, train_dir, args.output_dir)
-        print(f"export artifact: {export_dir.resolve()}", flush=True)
-        if recipe.compress is not None:
-            from fulcrum.compress.stage import compress
-
-            print(f"compress artifact: {compress(recipe, train_dir, args.output_dir).resolve()}")
+        run = run_stages(recipe, args.output_dir, rerun=tuple(args.rerun))
+        for stage, path in run.artifacts.items():
+            print(f"{stage} artifact: {path.resolve()} ({run.actions[stage]})", flush=True)
+        print(f"to serve: {run.served.resolve()}", flush=True)
     except FulcrumError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

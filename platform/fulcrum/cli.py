@@ -152,7 +152,17 @@ def _parser() -> argparse.ArgumentParser:
     show.add_argument("--output-dir", default="artifacts", help="where to look for it")
     show.set_defaults(command=_show)
     run = command(
-        "run", _run, "train, export (and compress, with a compress: section) and serve, in order"
+        "run",
+        _run,
+        "tune (with a tune: section), train, export, compress (with a compress: section) and "
+        "serve, in order; a stage whose artifact is up to date is skipped",
+    )
+    run.add_argument(
+        "--rerun",
+        action="append",
+        default=[],
+        choices=["train", "export", "compress"],
+        help="run this stage even when its artifact is up to date (repeatable)",
     )
     run.add_argument(
         "--probe",
@@ -220,19 +230,15 @@ def _serve(recipe: Recipe, args) -> int:
 
 
 def _run(recipe: Recipe, args) -> int:
-    from fulcrum.compress.export import export
-    from fulcrum.train.stage import train
+    from fulcrum.pipeline import run_stages
 
     started = time.time()
     launch = _serve_launcher()
     launch.init_ray(py_modules=[str(launch.SERVE_PACKAGE)])  # one Ray job for all stages
-    train_dir = train(recipe, args.output_dir)
-    _print_training_summary(train_dir)
-    export_dir = export(recipe, train_dir, args.output_dir)
-    print(f"export artifact: {export_dir}")
-    served = export_dir
-    if recipe.compress is not None:
-        served = _compressed_for_serving(recipe, train_dir, args.output_dir) or export_dir
+    run = run_stages(recipe, args.output_dir, rerun=tuple(args.rerun))
+    if run.actions.get("train") == "ran":
+        _print_training_summary(run.artifacts["train"])
+    served = run.served
     # One URL name whichever variant serves, so clients do not change when compression does.
     route = f"/v1/models/{recipe.name}/predict"
     base_url = launch.start({recipe.name: served}, recipe.serve)
@@ -395,21 +401,6 @@ def serve_config_main(argv: list[str]) -> int:
     else:
         print(text, end="")
     return 0
-
-
-def _compressed_for_serving(recipe: Recipe, train_dir: Path, output_dir) -> Path | None:
-    """With a `compress:` section, `run` builds the variants and serves the recommended one
-    (the fastest that passed its gate); None when none passed."""
-    from fulcrum.artifacts import open_artifact
-    from fulcrum.compress.stage import compress, variant_dir
-
-    report = open_artifact(compress(recipe, train_dir, output_dir), kind="compress")
-    recommended = report.metrics["recommended"]
-    if recommended is None:
-        print("[compress] no variant passed its gate; serving the fp32 export", flush=True)
-        return None
-    print(f"[compress] serving {recommended}, the fastest variant that passed", flush=True)
-    return variant_dir(report.path, recommended)
 
 
 def _serve_launcher():

@@ -1,0 +1,164 @@
+"""`fulcrum run`: the stages in order, each skipped when its artifact was made from exactly
+the inputs it would read now.
+
+A stage's inputs are the recipe sections it reads, the artifact it starts from (by the
+sha256 of that artifact's manifest, so a retrained parent makes its children stale) and,
+for training, the data's fingerprint. Everything else (serve settings, the tune section of
+a recipe run without tuning, a renamed probe) leaves the artifacts alone. A stage that was
+interrupted is not skipped: its artifact was never published, and training resumes from
+the checkpoints its Ray run left (the run is named after the recipe).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from fulcrum.artifacts import MANIFEST, open_artifact, sha256_file
+from fulcrum.errors import ArtifactError
+from fulcrum.recipe import Recipe
+
+STAGES = ("tune", "train", "export", "compress")
+# The recipe sections each stage reads. Tune skips itself (its artifact carries the whole
+# recipe's hash), so it is not listed.
+STAGE_SECTIONS = {
+    "train": ("seed", "data", "model", "task", "peft", "train", "augment", "distill"),
+    "export": ("export",),
+    "compress": ("compress",),
+}
+
+
+@dataclass
+class PipelineRun:
+    """What a run made or found: artifact paths by stage, and what each stage did."""
+
+    artifacts: dict[str, Path] = field(default_factory=dict)
+    actions: dict[str, str] = field(default_factory=dict)  # stage -> "ran" | "skipped"
+    served: Path | None = None
+
+
+def stale_reason(
+    artifact_dir: Path,
+    kind: str,
+    recipe: Recipe,
+    sections: tuple[str, ...],
+    parent: Path | None = None,
+    data_fingerprint: str | None = None,
+) -> str | None:
+    """None when the artifact at `artifact_dir` was made from these inputs; otherwise why
+    the stage has to run, in words a person running the pipeline understands."""
+    if not (artifact_dir / MANIFEST).is_file():
+        return "no artifact yet"
+    try:
+        artifact = open_artifact(artifact_dir, kind=kind)
+    except ArtifactError as error:
+        return f"the artifact there is unusable ({error})"
+    try:
+        made_with = Recipe.model_validate(artifact.manifest["recipe"])
+    except Exception:  # noqa: BLE001 - any recipe this version cannot read means: remake
+        return "its recipe is from an incompatible version"
+    changed = [
+        name for name in sections if made_with.section_hash(name) != recipe.section_hash(name)
+    ]
+    if changed:
+        return "recipe changed: " + ", ".join(changed)
+    if parent is not None:
+        entry = artifact.manifest.get("parent") or {}
+        if entry.get("manifest_sha256") != sha256_file(parent / MANIFEST):
+            return f"its parent {parent} was remade"
+    if (
+        data_fingerprint is not None
+        and artifact.manifest.get("data_fingerprint") != data_fingerprint
+    ):
+        return "the data changed"
+    return None
+
+
+def run_stages(
+    recipe: Recipe, output_dir: str | Path | None = None, rerun: tuple[str, ...] = ()
+) -> PipelineRun:
+    """Tune (when the recipe has a tune section), train, export and compress, skipping what
+    is up to date; `rerun` names stages to run regardless. Returns the artifact to serve."""
+    from fulcrum.compress.export import export, export_artifact_dir
+    from fulcrum.compress.stage import compress, compress_artifact_dir, variant_dir
+    from fulcrum.data import load_splits
+    from fulcrum.train.stage import train, train_artifact_dir
+
+    run = PipelineRun()
+
+    def stage(name: str, target: Path, reason: str | None, make) -> Path:
+        if reason is None and name not in rerun:
+            _say(f"{name}: up to date, skipped ({_described(target)})")
+            run.actions[name] = "skipped"
+            return target
+        _say(f"{name}: runs ({reason or 'asked to rerun'})")
+        started = time.time()
+        made = make()
+        run.actions[name] = "ran"
+        _say(f"{name}: done in {time.time() - started:.0f}s -> {made}")
+        return made
+
+    if recipe.tune is not None:
+        from fulcrum.tune.campaign import tune
+
+        campaign = open_artifact(tune(recipe, output_dir), kind="tune")
+        run.artifacts["tune"] = campaign.path
+        run.actions["tune"] = "ran"
+        best = (campaign.metrics.get("best") or {}).get("artifact")
+        if not best:
+            raise ArtifactError(
+                f"{campaign.path}: no trial finished, so there is nothing to export"
+            )
+        train_dir = campaign.path / best
+        _say(f"train: the campaign's best trial, {train_dir}")
+        run.actions["train"] = "skipped"
+    else:
+        target = train_artifact_dir(recipe, output_dir)
+        splits = load_splits(recipe.data, recipe.seed, recipe.task.type)
+        teacher = Path(recipe.distill.teacher) if recipe.distill else None
+        reason = stale_reason(
+            target, "train", recipe, STAGE_SECTIONS["train"], teacher, splits.fingerprint
+        )
+        train_dir = stage("train", target, reason, lambda: train(recipe, output_dir))
+    run.artifacts["train"] = train_dir
+
+    def after_train(name: str, target: Path, kind: str) -> str | None:
+        return stale_reason(target, kind, recipe, STAGE_SECTIONS[name], parent=train_dir)
+
+    target = export_artifact_dir(recipe, output_dir)
+    run.artifacts["export"] = stage(
+        "export",
+        target,
+        after_train("export", target, "export"),
+        lambda: export(recipe, train_dir, output_dir),
+    )
+    run.served = run.artifacts["export"]
+    if recipe.compress is not None:
+        target = compress_artifact_dir(recipe, output_dir)
+        report = stage(
+            "compress",
+            target,
+            after_train("compress", target, "compress"),
+            lambda: compress(recipe, train_dir, output_dir),
+        )
+        run.artifacts["compress"] = report
+        recommended = open_artifact(report, kind="compress").metrics["recommended"]
+        if recommended is None:
+            _say("compress: no variant passed its gate; serving the fp32 export")
+        else:
+            _say(f"compress: serving {recommended}, the fastest variant that passed")
+            run.served = variant_dir(report, recommended)
+    return run
+
+
+def _described(artifact_dir: Path) -> str:
+    manifest = json.loads((artifact_dir / MANIFEST).read_text())
+    from fulcrum.catalog import headline
+
+    return f"{artifact_dir}, made {manifest.get('created_at')}; {headline(manifest)}"
+
+
+def _say(text: str) -> None:
+    print(f"[run] {text}", flush=True)
