@@ -1,10 +1,17 @@
-"""Shared test set-up: offline, quiet, and a tiny random BERT for fast integration tests."""
+"""Shared test set-up: offline, quiet, a tiny random BERT for fast integration tests, and
+one local Ray cluster for the whole session (a head node with its dashboard, so jobs can be
+submitted to it) shared by the integration and resilience suites, with the artifacts they
+both read built once."""
 
 import os
 import shutil
+import socket
+import sys
 from pathlib import Path
 
 import pytest
+
+from fulcrum.recipe import Recipe, validate_recipe
 
 # Nothing may download at test time, and Ray must not phone home.
 os.environ["HF_HUB_OFFLINE"] = "1"
@@ -79,3 +86,183 @@ def write_people_conll(path: Path, surnames: bool = False, varied_places: bool =
         lines += ["met O", f"Bob{index % 5} B-PER", "in O", f"{place} B-LOC", ""]
     path.write_text("\n".join(lines) + "\n")
     return path
+
+
+# --------------------------------------------------------------- Ray cluster and artifacts
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def ray_cluster():
+    import ray
+
+    # Job entry points run `python`; make it this interpreter's, with fulcrum installed.
+    os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
+    dashboard_port = free_port()
+    context = ray.init(
+        num_cpus=4,  # 2 cores, but logical CPUs for 2 train workers + Serve replicas + job driver
+        include_dashboard=True,
+        dashboard_host="127.0.0.1",
+        dashboard_port=dashboard_port,
+        log_to_driver=True,
+        # Replicas import serve/ by name, as they do under the CLI (see serve/launch.py).
+        runtime_env={"py_modules": [str(REPOSITORY / "serve")]},
+    )
+    os.environ["RAY_ADDRESS"] = context.address_info["address"]
+    yield {
+        "address": context.address_info["address"],
+        "dashboard": f"http://127.0.0.1:{dashboard_port}",
+    }
+    try:
+        from ray import serve
+
+        serve.shutdown()
+    finally:
+        ray.shutdown()
+        os.environ.pop("RAY_ADDRESS", None)
+
+
+@pytest.fixture(scope="session")
+def serve_port() -> int:
+    """Serve keeps its first HTTP port for the cluster's lifetime; every test uses this one."""
+    return free_port()
+
+
+@pytest.fixture(scope="session")
+def keyword_csv(tmp_path_factory) -> Path:
+    return write_keyword_csv(tmp_path_factory.mktemp("data") / "keywords.csv", rows_per_label=40)
+
+
+@pytest.fixture(scope="session")
+def tiny_recipe_factory(tiny_bert_dir, keyword_csv, serve_port):
+    def make(output_dir: Path, **sections) -> Recipe:
+        raw = {
+            "name": "tiny",
+            "seed": 3,
+            "output_dir": str(output_dir),
+            "data": {"path": str(keyword_csv)},
+            "model": {"base": str(tiny_bert_dir), "max_length": 16},
+            "peft": {"r": 4, "alpha": 8},
+            "train": {"workers": 2, "epochs": 3, "batch_size": 8, "lr": 1e-2, "log_every_steps": 5},
+            "serve": {
+                "port": serve_port,
+                "num_cpus": 0.5,
+                "autoscaling": {"min_replicas": 1, "max_replicas": 1},
+            },
+        }
+        for section, values in sections.items():
+            raw[section] = (
+                {**raw.get(section, {}), **values} if isinstance(values, dict) else values
+            )
+        return validate_recipe(raw)
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def pipeline(ray_cluster, tiny_recipe_factory, tmp_path_factory):
+    """recipe -> training artifact -> export artifact on the tiny BERT, shared by the
+    pipeline and Serve tests."""
+    from fulcrum.compress.export import export
+    from fulcrum.train.stage import train
+
+    recipe = tiny_recipe_factory(tmp_path_factory.mktemp("artifacts"))
+    train_dir = train(recipe)
+    export_dir = export(recipe, train_dir)
+    return recipe, train_dir, export_dir
+
+
+COMPRESS_VARIANTS = ["fp32", "dynamic_int8", "static_int8", "fp16"]
+
+
+@pytest.fixture(scope="session")
+def compressed(pipeline):
+    """Every kind of variant from the pipeline's training artifact, in one compress run."""
+    from fulcrum.compress.stage import compress
+
+    recipe, train_dir, _ = pipeline
+    recipe = validate_recipe(
+        {**recipe.to_dict(), "compress": {"variants": COMPRESS_VARIANTS, "latency_texts": 16}}
+    )
+    return recipe, compress(recipe, train_dir)
+
+
+# --------------------------------------------------------------- a tune campaign
+
+SPACE = {
+    "peft.method": {"grid": ["lora", "adalora"]},
+    "train.zero_stage": {"grid": [2, 3]},
+    "train.lr": {"loguniform": [3e-3, 3e-2]},
+}
+
+
+@pytest.fixture(scope="session")
+def campaign(ray_cluster, tiny_recipe_factory, tmp_path_factory):
+    """Four trials, two at a time: lora and adalora crossed with ZeRO-2 and ZeRO-3 (AdaLoRA
+    cannot run under ZeRO-3, and only that pair says so). The `fulcrum tune` driver is
+    killed (SIGKILL, no chance to save anything) once two trials have ended, then the same
+    command completes the campaign, and a third finds it finished. Shared by the tune tests
+    and the resilience suite.
+    Returns (recipe, campaign artifact, trials ended before the interruption with their
+    artifacts' manifest times, the second command's output)."""
+    import json
+    import signal
+    import subprocess
+    import time
+
+    import yaml
+
+    from fulcrum.artifacts import open_artifact
+    from fulcrum.tune.campaign import campaign_work_dir
+
+    folder = tmp_path_factory.mktemp("tune")
+    recipe = tiny_recipe_factory(
+        folder,
+        name="campaign",
+        train={"workers": 1, "epochs": 2},
+        tune={
+            "space": SPACE,
+            "search": "grid",
+            "num_samples": 1,
+            "max_concurrent_trials": 2,
+            "scheduler": "none",
+            "cost": "latency",
+            "cost_batch_size": 8,
+            "keep_artifacts": "all",
+        },
+    )
+    recipe_file = folder / "campaign.yaml"
+    recipe_file.write_text(yaml.safe_dump(recipe.to_dict()))
+    work = campaign_work_dir(recipe)
+    command = [sys.executable, "-m", "fulcrum.cli", "tune", str(recipe_file)]
+    env = {**os.environ, "TUNE_GLOBAL_CHECKPOINT_S": "1"}
+    with open(folder / "first.log", "w") as log:  # a pipe nobody reads would fill and block
+        first = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
+        ledger = work / "driver_memory.jsonl"
+        deadline = time.time() + 300
+        while time.time() < deadline and _count_lines(ledger) < 2 and first.poll() is None:
+            time.sleep(1)
+        assert _count_lines(ledger) >= 2, (folder / "first.log").read_text()[-3000:]
+        time.sleep(2)  # past one experiment-state save
+        first.send_signal(signal.SIGKILL)
+        assert first.wait(timeout=120) == -signal.SIGKILL
+    ended = [json.loads(line)["trial_id"] for line in ledger.read_text().splitlines()]
+    stamps = {
+        trial_id: path.stat().st_mtime_ns
+        for trial_id in ended
+        if (path := work / "trials" / f"campaign-{trial_id}" / "train" / "manifest.json").is_file()
+    }
+    second = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+    assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
+    again = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
+    assert "this campaign finished already" in again.stdout, "a finished campaign is not rerun"
+    return recipe, open_artifact(folder / "campaign" / "tune", kind="tune"), stamps, second.stdout
+
+
+def _count_lines(path) -> int:
+    return len(path.read_text().splitlines()) if path.is_file() else 0

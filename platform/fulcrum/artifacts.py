@@ -9,6 +9,7 @@ artifact where a later stage would pick it up.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -26,6 +27,8 @@ from typing import Any
 from fulcrum.errors import ArtifactError
 
 MANIFEST = "manifest.json"
+# A disk or quota that is full, a file-size limit, a file system mounted read-only.
+WRITE_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS)
 FORMAT_VERSION = 1
 TRACKED_PACKAGES = (
     "fulcrum",
@@ -84,9 +87,15 @@ def staged_artifact(final_dir: str | Path) -> Iterator[Path]:
         if not (staging / MANIFEST).is_file():
             raise ArtifactError(f"{final_dir}: artifact has no {MANIFEST}; refusing to publish it")
         _replace_dir(staging, final_dir)
-    except BaseException:
+    except BaseException as error:
         shutil.rmtree(staging, ignore_errors=True)
-        raise
+        cause = _write_failure(error)
+        if cause is None:
+            raise
+        kept = "the previous artifact is unchanged" if final_dir.exists() else "no artifact there"
+        raise ArtifactError(
+            f"{final_dir}: could not write the artifact ({cause}); nothing was published; {kept}"
+        ) from error
 
 
 def write_manifest(
@@ -188,6 +197,22 @@ def _files(root: Path) -> list[str]:
         for path in root.rglob("*")
         if path.is_file() and path.name != MANIFEST
     )
+
+
+def _write_failure(error: BaseException) -> str | None:
+    """What a failed write says, when the error (or one it was raised from: libraries wrap
+    them) is the file system refusing one: a full disk, a quota, a read-only mount."""
+    seen = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        if isinstance(error, OSError) and error.errno in WRITE_ERRNOS:
+            return f"{error.strerror}" + (f": {error.filename}" if error.filename else "")
+        text = str(error)
+        for errno_value in WRITE_ERRNOS:
+            if os.strerror(errno_value) in text:
+                return os.strerror(errno_value)
+        error = error.__cause__ or error.__context__
+    return None
 
 
 def _parent_entry(parent: Path | None) -> dict[str, str] | None:

@@ -37,3 +37,19 @@ def quiet_ray_data() -> None:
     context.enable_progress_bars = False
     context.print_on_execution_start = False
     logging.getLogger("ray.data").setLevel(logging.WARNING)
+
+
+def beside_this_process() -> dict:
+    """Actor options for a helper that only this process talks to (a progress queue, a
+    trial's report channel): no CPU, and on this node, so losing another node cannot take
+    it down with it. Hard affinity: a soft one lets Ray place it on any worker node when
+    this one has no CPUs (a head node started with --num-cpus=0), and a zero-CPU actor
+    always fits the node its caller runs on."""
+    import ray
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    node = ray.get_runtime_context().get_node_id()
+    return {
+        "num_cpus": 0,
+        "scheduling_strategy": NodeAffinitySchedulingStrategy(node_id=node, soft=False),
+    }

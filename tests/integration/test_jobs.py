@@ -1,4 +1,6 @@
-"""`ray job submit --working-dir . -- python jobs/finetune.py RECIPE` against a local head."""
+"""Jobs on the session's local head: `ray job submit --working-dir . -- python
+jobs/finetune.py RECIPE`, then `fulcrum submit` of the same recipe into the same output
+directory, whose pipeline job finds training and export up to date and only compresses."""
 
 import os
 import shutil
@@ -16,7 +18,10 @@ from ..conftest import REPOSITORY
 pytestmark = pytest.mark.integration
 
 
-def test_ray_job_submit_runs_finetune(ray_cluster, tiny_recipe_factory, tmp_path):
+@pytest.fixture(scope="module")
+def finetune_job(ray_cluster, tiny_recipe_factory, tmp_path_factory):
+    """`ray job submit` of jobs/finetune.py --export: (recipe, output dir, its output)."""
+    tmp_path = tmp_path_factory.mktemp("jobs")
     recipe = tiny_recipe_factory(tmp_path / "unused", train={"epochs": 1})
     recipe_file = tmp_path / "tiny.yaml"
     recipe_file.write_text(yaml.safe_dump(recipe.to_dict()))
@@ -47,6 +52,11 @@ def test_ray_job_submit_runs_finetune(ray_cluster, tiny_recipe_factory, tmp_path
         timeout=600,
         env=env,
     )
+    return recipe, output_dir, result
+
+
+def test_ray_job_submit_runs_finetune(finetune_job):
+    _, output_dir, result = finetune_job
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-4000:]
     assert "succeeded" in output
@@ -59,13 +69,13 @@ def test_ray_job_submit_runs_finetune(ray_cluster, tiny_recipe_factory, tmp_path
 
 
 def test_fulcrum_submit_runs_the_pipeline_as_a_job_and_streams_its_logs(
-    ray_cluster, tiny_recipe_factory, tmp_path
+    ray_cluster, finetune_job, tmp_path
 ):
-    recipe = tiny_recipe_factory(tmp_path / "unused", train={"epochs": 1})
+    recipe, output_dir, _ = finetune_job
     recipe_file = tmp_path / "elsewhere" / "tiny.yaml"  # outside the working directory
     recipe_file.parent.mkdir()
     recipe_file.write_text(yaml.safe_dump(recipe.to_dict()))
-    output_dir = tmp_path / "submitted"
+    trained = (output_dir / "tiny" / "train" / "manifest.json").read_bytes()
     fulcrum = str(Path(sys.executable).parent / "fulcrum")
     result = subprocess.run(
         [
@@ -89,10 +99,13 @@ def test_fulcrum_submit_runs_the_pipeline_as_a_job_and_streams_its_logs(
     job_id = result.stdout.strip().splitlines()[-1]
     assert job_id.startswith("raysubmit_")
     assert f"[submit] job {job_id}: SUCCEEDED" in output
-    assert "[train] step" in output, "the job's logs streamed back"
-    train_artifact = open_artifact(output_dir / "tiny" / "train", kind="train")
-    assert train_artifact.manifest["recipe"]["name"] == "tiny"
-    assert open_artifact(output_dir / "tiny" / "export", kind="export")
+    # The job's own lines streamed back: the same recipe, so training and export were
+    # up to date in that output directory and skipped; compress (new) ran.
+    assert "[run] train: up to date, skipped" in output, output[-4000:]
+    assert "[run] export: up to date, skipped" in output
+    assert "[run] compress: runs (no artifact yet)" in output
+    assert "[train] step" not in output
+    assert (output_dir / "tiny" / "train" / "manifest.json").read_bytes() == trained
     assert open_artifact(output_dir / "tiny" / "compress", kind="compress")
 
     unreachable = subprocess.run(

@@ -1,95 +1,19 @@
 """Hyperparameter campaigns through the real tune stage: Ray Tune trials that each run the
 train stage (Ray Train + DeepSpeed) on a tiny BERT, a failing combination recorded and
-skipped, the INT8 ONNX cost of every finished trial, the outputs a user reads, and a
-campaign interrupted and continued without re-running what finished."""
+skipped, the INT8 ONNX cost of every finished trial, the outputs a user reads, and PBT. The
+campaign is the session's `campaign` fixture (tests/conftest.py); that its killed driver
+resumes without re-running finished trials is in tests/resilience/test_tune_driver.py."""
 
 import csv
-import json
-import os
-import signal
-import subprocess
-import sys
-import time
 
 import pyarrow.parquet as pq
 import pytest
-import yaml
 
 from fulcrum.artifacts import open_artifact
 from fulcrum.recipe import load_recipe
 from fulcrum.tune.campaign import campaign_work_dir
 
 pytestmark = pytest.mark.integration
-
-SPACE = {
-    "peft.method": {"grid": ["lora", "adalora"]},
-    "train.zero_stage": {"grid": [2, 3]},
-    "train.lr": {"loguniform": [3e-3, 3e-2]},
-}
-
-
-@pytest.fixture(scope="module")
-def campaign(ray_cluster, tiny_recipe_factory, tmp_path_factory):
-    """Four trials, one at a time: lora and adalora crossed with ZeRO-2 and ZeRO-3 (AdaLoRA
-    cannot run under ZeRO-3, and only that pair says so). `fulcrum tune` is interrupted
-    with Ctrl-C once two trials have ended, then the same command completes the campaign.
-    Returns (recipe, campaign artifact, trials ended before the interruption with their
-    artifacts' manifest times, the second command's output)."""
-    folder = tmp_path_factory.mktemp("tune")
-    recipe = tiny_recipe_factory(
-        folder,
-        name="campaign",
-        train={"workers": 1, "epochs": 2},
-        tune={
-            "space": SPACE,
-            "search": "grid",
-            "num_samples": 1,
-            "max_concurrent_trials": 1,
-            "scheduler": "none",
-            "cost": "latency",
-            "cost_batch_size": 8,
-            "keep_artifacts": "all",
-        },
-    )
-    recipe_file = folder / "campaign.yaml"
-    recipe_file.write_text(yaml.safe_dump(recipe.to_dict()))
-    work = campaign_work_dir(recipe)
-    command = [sys.executable, "-m", "fulcrum.cli", "tune", str(recipe_file)]
-    env = {**os.environ, "TUNE_GLOBAL_CHECKPOINT_S": "1"}
-    with open(folder / "first.log", "w") as log:  # a pipe nobody reads would fill and block
-        first = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
-        ledger = work / "driver_memory.jsonl"
-        deadline = time.time() + 300
-        while time.time() < deadline and _lines(ledger) < 2 and first.poll() is None:
-            time.sleep(1)
-        assert _lines(ledger) >= 2, (folder / "first.log").read_text()[-3000:]
-        time.sleep(2)  # past one experiment-state save
-        first.send_signal(signal.SIGINT)
-        assert first.wait(timeout=120) == 130, (folder / "first.log").read_text()[-3000:]
-    ended = [json.loads(line)["trial_id"] for line in ledger.read_text().splitlines()]
-    stamps = {
-        trial_id: path.stat().st_mtime_ns
-        for trial_id in ended
-        if (path := work / "trials" / f"campaign-{trial_id}" / "train" / "manifest.json").is_file()
-    }
-    second = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
-    assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
-    again = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
-    assert "this campaign finished already" in again.stdout, "a finished campaign is not rerun"
-    return recipe, open_artifact(folder / "campaign" / "tune", kind="tune"), stamps, second.stdout
-
-
-def test_an_interrupted_campaign_continues_without_rerunning_finished_trials(campaign):
-    _, artifact, stamps, output = campaign
-    assert "resuming campaign" in output
-    assert stamps, "at least one trial had finished before the interruption"
-    rows = pq.read_table(artifact.file("results.parquet")).to_pylist()
-    assert len(rows) == 4, "the grid's four trials, none twice"
-    # Finished trials were not trained again: their artifacts (moved into the campaign
-    # artifact, files untouched) are the ones written before the interruption.
-    for trial_id, stamp in stamps.items():
-        kept = artifact.path / "trials" / trial_id / "train" / "manifest.json"
-        assert kept.stat().st_mtime_ns == stamp
 
 
 def test_every_trial_is_recorded_and_the_failing_pair_names_its_error(campaign):

@@ -104,3 +104,24 @@ def test_unwritable_location_is_a_clear_error(tmp_path):
     with pytest.raises(ArtifactError, match="a-file/art: cannot create the artifact here"):
         with staged_artifact(blocker / "art"):
             pass
+
+
+def test_a_write_the_disk_refuses_is_one_clear_error_and_publishes_nothing(tmp_path):
+    import errno
+
+    good = publish(tmp_path / "art", {"a.txt": "good"})
+    with pytest.raises(ArtifactError) as raised:
+        with staged_artifact(good) as staging:
+            (staging / "a.txt").write_text("half")
+            # Libraries wrap the OSError; the cause is found along the chain.
+            try:
+                raise OSError(errno.ENOSPC, "No space left on device", str(staging / "b"))
+            except OSError as error:
+                raise RuntimeError("serialisation failed") from error
+    assert str(raised.value).startswith(f"{good}: could not write the artifact (No space left")
+    assert str(raised.value).endswith("nothing was published; the previous artifact is unchanged")
+    assert open_artifact(good).file("a.txt").read_text() == "good"
+    assert [path.name for path in tmp_path.iterdir()] == ["art"]
+    with pytest.raises(ValueError, match="a bug, not the disk"):
+        with staged_artifact(tmp_path / "other"):
+            raise ValueError("a bug, not the disk")

@@ -30,7 +30,7 @@ from fulcrum.models.classifier import config_overrides, load_tokenizer
 from fulcrum.models.methods import preflight
 from fulcrum.models.registry import resolve_model_dir
 from fulcrum.recipe import Recipe
-from fulcrum.runtime import init_ray
+from fulcrum.runtime import beside_this_process, init_ray
 from fulcrum.tasks import TASKS
 from fulcrum.train.deepspeed_config import deepspeed_config
 from fulcrum.train.distill import open_teacher, with_teacher_logits
@@ -143,8 +143,10 @@ def train(
                     "deepspeed": ds_config,
                 },
             )
-    # The artifact holds everything worth keeping; Ray's copies of the checkpoints go.
-    shutil.rmtree(Path(result.path), ignore_errors=True)
+    # The artifact holds everything worth keeping; Ray's copies of the checkpoints go,
+    # wherever they are (a local folder, or s3://... through the run's pyarrow filesystem).
+    with contextlib.suppress(OSError):
+        result.filesystem.delete_dir(result.path)
     if recipe.train.storage_path is None:
         with contextlib.suppress(OSError):
             Path(storage).rmdir()  # our default folder, once no other run's checkpoints are there
@@ -215,7 +217,7 @@ def _fit(
             f"step of {plan.batch_size} x {plan.accumulation} micro-batches; lower train.batch_size, "
             "train.gradient_accumulation_steps or train.workers"
         )
-    queue = Queue(maxsize=10_000, actor_options={"num_cpus": 0})
+    queue = Queue(maxsize=10_000, actor_options=beside_this_process())
     trainer = TorchTrainer(
         train_worker,
         train_loop_config={

@@ -19,7 +19,7 @@ import shutil
 import tempfile
 import time
 import warnings
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import numpy as np
@@ -39,6 +39,7 @@ from fulcrum.tasks import TASKS, evaluate_counts, model_inputs
 from fulcrum.train.adversarial import Attack, EmbeddingPerturbation, adversarial_training_loss
 from fulcrum.train.deepspeed_config import clear_stale_build_locks
 from fulcrum.train.distill import TEACHER_COLUMN, teacher_targets
+from fulcrum.train.integrity import damage, newest_whole, seal
 from fulcrum.train.objective import Objective
 from fulcrum.train.progress import ProgressSink
 from fulcrum.train.steps import (
@@ -151,8 +152,13 @@ def train_worker(config: dict[str, Any]) -> None:
     # The run's own latest checkpoint first; else the one it was asked to start from (a
     # PBT trial continuing another trial's weights).
     resumed_from = ray.train.get_checkpoint()
-    if resumed_from is None and config.get("initial_checkpoint"):
+    if resumed_from is not None:
+        resumed_from = _whole_checkpoint(resumed_from, progress)
+    elif config.get("initial_checkpoint"):
         resumed_from = ray.train.Checkpoint(config["initial_checkpoint"])
+        with resumed_from.as_directory() as directory:
+            if problem := damage(Path(directory)):
+                raise RuntimeError(f"{resumed_from.path}: cannot start from it: {problem}")
     if resumed_from is not None:
         with resumed_from.as_directory() as checkpoint_dir:
             state = _restore(engine, Path(checkpoint_dir), rank, logs_dir) | {
@@ -460,6 +466,7 @@ def _report(
         if rank == 0:
             (directory / STATE_FILE).write_text(json.dumps(state, indent=2))
             shutil.copytree(logs_dir, directory / LOGS_DIR)
+        seal(directory, rank)
         ray.train.report(
             _scalars(record), checkpoint=ray.train.Checkpoint.from_directory(checkpoint_dir)
         )
@@ -481,6 +488,40 @@ def apply_optimizer_settings(optimizer, scheduler, lr: float, weight_decay: floa
         group["lr"] = lr * factor
         group["initial_lr"] = lr
         group["weight_decay"] = weight_decay
+
+
+def _whole_checkpoint(latest, progress: ProgressSink):
+    """The run's latest checkpoint if it is whole, else the newest earlier one that is:
+    a damaged checkpoint is skipped, never loaded, and the run redoes the steps since."""
+    import pyarrow.fs as pafs
+    import ray.train
+
+    folder = PurePosixPath(latest.path)
+    found = latest.filesystem.get_file_info(pafs.FileSelector(str(folder.parent)))
+    earlier = sorted(
+        (
+            info.path
+            for info in found
+            if info.type == pafs.FileType.Directory
+            and PurePosixPath(info.path).name.startswith("checkpoint_")
+            and PurePosixPath(info.path).name < folder.name
+        ),
+        reverse=True,
+    )
+    candidates = [latest] + [ray.train.Checkpoint(path, latest.filesystem) for path in earlier]
+    whole, skipped = newest_whole(
+        candidates,
+        lambda checkpoint: checkpoint.as_directory(),
+        lambda text: progress.emit(type="message", text=text),
+    )
+    if whole is None:
+        raise RuntimeError(
+            f"every checkpoint in {folder.parent} is damaged; delete that folder to train "
+            "from the start"
+        )
+    if skipped:
+        progress.emit(type="message", text=f"resuming from {PurePosixPath(whole.path).name}")
+    return whole
 
 
 def _restore(engine, checkpoint_dir: Path, rank: int, logs_dir: Path) -> dict[str, Any]:

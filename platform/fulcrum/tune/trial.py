@@ -20,6 +20,7 @@ from typing import Any
 from ray.train.v2.api.callback import UserCallback
 
 from fulcrum.recipe import validate_recipe
+from fulcrum.runtime import beside_this_process
 from fulcrum.tune.population import PBT_TIME_ATTR
 from fulcrum.tune.space import trial_recipe
 
@@ -151,8 +152,8 @@ def _train_handing_checkpoints_to_tune(recipe, trial_id: str, start) -> Path:
     from fulcrum.train.progress import run_with_progress
     from fulcrum.train.stage import train
 
-    reports = Queue(maxsize=1, actor_options={"num_cpus": 0})
-    taken = Queue(maxsize=1, actor_options={"num_cpus": 0})
+    reports = Queue(maxsize=1, actor_options=beside_this_process())
+    taken = Queue(maxsize=1, actor_options=beside_this_process())
     try:
         return run_with_progress(
             lambda: train(

@@ -1,8 +1,11 @@
-"""Kill a training worker mid-epoch: the run resumes from its last checkpoint at the exact
-step and ends where an uninterrupted run with the same seed ends. Run again after a failed
-run, the same recipe resumes too, rather than starting at step 0."""
+"""Training under faults. The same recipe and seed give the same numbers twice. A worker
+killed mid-epoch is restarted from the last checkpoint at the exact step, and the run ends
+where an uninterrupted one ends. A run that failed resumes when its recipe runs again, and
+when its newest checkpoint was damaged meanwhile, it says so and resumes from the one
+before, redoing the steps since: never a step lost or counted twice."""
 
 import os
+import re
 import signal
 import threading
 import time
@@ -14,19 +17,21 @@ from fulcrum.artifacts import open_artifact
 from fulcrum.errors import TrainingError
 from fulcrum.train.stage import run_name, train
 
+from .registered import latest, registered
+
 pytestmark = pytest.mark.integration
 
 SECTIONS = {"train": {"epochs": 4, "checkpoint_every_steps": 4, "keep_checkpoints": 20}}
 
 
 def kill_a_worker_after_checkpoints(storage: Path, count: int, killed: list[int]) -> None:
-    """Wait until `count` checkpoints exist, then SIGKILL one Ray Train worker process."""
+    """Wait until Ray has registered `count` checkpoints, then SIGKILL one Ray Train
+    worker process (mid-epoch: checkpoints come every 4 steps of 6-step epochs)."""
     from ray.util.state import list_actors
 
     deadline = time.time() + 300
-    while time.time() < deadline and len(list(storage.glob("checkpoint_*"))) < count:
-        time.sleep(0.2)
-    time.sleep(1.0)  # into the next steps, mid-epoch
+    while time.time() < deadline and len(registered(storage)) < count:
+        time.sleep(0.05)
     workers = list_actors(filters=[("class_name", "=", "RayTrainWorker"), ("state", "=", "ALIVE")])
     if workers:
         os.kill(workers[-1]["pid"], signal.SIGKILL)
@@ -69,19 +74,61 @@ def assert_same_run(artifact, reference) -> None:
 
 
 def test_killed_worker_is_restarted_from_the_last_checkpoint(
-    tiny_recipe_factory, tmp_path, reference
+    tiny_recipe_factory, tmp_path, reference, capfd
 ):
     recipe = tiny_recipe_factory(tmp_path, train={**SECTIONS["train"], "max_failures": 1})
     storage = tmp_path / "tiny" / "_ray" / run_name(recipe)
     resumed = open_artifact(train_while_killing(recipe, storage, after_checkpoints=2), kind="train")
+    restarts = re.findall(r"; resumed at step (\d+)", capfd.readouterr().out)
+    assert restarts and int(restarts[-1]) > 0, "restarted from step 0, not from a checkpoint"
+    print(f"\n[resilience] worker killed: resumed at step {restarts[-1]} of 24")
     assert_same_run(resumed, reference)
 
 
-def test_failed_run_resumes_when_the_recipe_runs_again(tiny_recipe_factory, tmp_path, reference):
+def test_the_same_recipe_and_seed_give_the_same_metrics(tiny_recipe_factory, tmp_path, reference):
+    again = open_artifact(train(tiny_recipe_factory(tmp_path, **SECTIONS)), kind="train")
+    assert _numbers(again.metrics["history"]) == _numbers(reference.metrics["history"])
+    for split in ("validation", "test"):
+        assert again.metrics[split] == reference.metrics[split], split
+    assert (
+        again.manifest["files"]["merged/model.safetensors"]
+        == (reference.manifest["files"]["merged/model.safetensors"])
+    ), "bit-identical merged weights"
+
+
+def test_failed_run_resumes_from_its_newest_whole_checkpoint(
+    tiny_recipe_factory, tmp_path, reference, capfd
+):
     recipe = tiny_recipe_factory(tmp_path, **SECTIONS)  # max_failures 0: the kill ends the run
     storage = tmp_path / "tiny" / "_ray" / run_name(recipe)
     with pytest.raises(TrainingError, match="training failed"):
         train_while_killing(recipe, storage, after_checkpoints=3)
     assert not (tmp_path / "tiny" / "train").exists()  # no half-written artifact
+    # The checkpoint the run would resume from, and the one before it.
+    names = registered(storage)
+    newest = storage / latest(storage)
+    previous = storage / names[names.index(newest.name) - 1]
+    damaged = max((path for path in newest.rglob("*") if path.is_file()), key=_size)
+    damaged.write_bytes(damaged.read_bytes()[: _size(damaged) // 2])  # as a full disk leaves it
+    capfd.readouterr()
     resumed = open_artifact(train(recipe), kind="train")
+    output = capfd.readouterr().out
+    relative = damaged.relative_to(newest)
+    assert f"checkpoint {newest.name} is damaged ({relative} does not match its sha256" in output
+    assert f"resuming from {previous.name}" in output
+    restarts = re.findall(r"; resumed at step (\d+)", output)
+    assert restarts and int(restarts[-1]) > 0
     assert_same_run(resumed, reference)
+    print(
+        f"\n[resilience] newest checkpoint damaged ({relative}): resumed from {previous.name} "
+        f"at step {restarts[-1]} of 24"
+    )
+
+
+def _numbers(history: list[dict]) -> list[dict]:
+    """A history without its memory peaks, which depend on the machine's state."""
+    return [{k: v for k, v in entry.items() if not k.startswith("peak_")} for entry in history]
+
+
+def _size(path: Path) -> int:
+    return path.stat().st_size
