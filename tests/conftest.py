@@ -192,6 +192,26 @@ def compressed(pipeline):
     return recipe, compress(recipe, train_dir)
 
 
+@pytest.fixture(scope="session")
+def ner_trained(ray_cluster, tiny_recipe_factory, tmp_path_factory):
+    """A LoRA tagger on CoNLL sentences with PER (B and I) and LOC mentions: the token
+    classification tests read it, and the NER distillation test uses it as the teacher."""
+    from fulcrum.artifacts import open_artifact
+    from fulcrum.train.stage import train
+
+    folder = tmp_path_factory.mktemp("ner")
+    data = write_people_conll(folder / "ner.conll", surnames=True, varied_places=True)
+    recipe = tiny_recipe_factory(
+        folder,
+        name="ner",
+        task={"type": "token_classification"},
+        data={"path": str(data), "format": "conll"},
+        train={"epochs": 2},
+        peft={"method": "lora"},
+    )
+    return recipe, open_artifact(train(recipe), kind="train")
+
+
 # --------------------------------------------------------------- a tune campaign
 
 SPACE = {

@@ -12,8 +12,6 @@ import torch
 from fulcrum.artifacts import open_artifact
 from fulcrum.train.stage import train
 
-from ..conftest import write_people_conll
-
 pytestmark = pytest.mark.integration
 
 
@@ -99,21 +97,10 @@ def test_distilled_student_has_its_teacher_logits_and_lineage(
 
 
 def test_ner_student_distils_token_logits_with_mention_augmentation(
-    ray_cluster, tiny_recipe_factory, tmp_path
+    ner_trained, tiny_recipe_factory, tmp_path
 ):
-    data = write_people_conll(tmp_path / "ner.conll", surnames=True, varied_places=True)
-    common = {
-        "task": {"type": "token_classification"},
-        "data": {"path": str(data), "format": "conll"},
-    }
-    teacher = open_artifact(
-        train(
-            tiny_recipe_factory(
-                tmp_path, name="ner-teacher", peft={"method": "full"}, train={"epochs": 1}, **common
-            )
-        ),
-        kind="train",
-    )
+    teacher_recipe, teacher = ner_trained
+    common = {"task": teacher_recipe.task.model_dump(), "data": teacher_recipe.data.model_dump()}
     student = open_artifact(
         train(
             tiny_recipe_factory(

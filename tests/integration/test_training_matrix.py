@@ -7,8 +7,6 @@ import pytest
 from fulcrum.artifacts import open_artifact
 from fulcrum.train.stage import train
 
-from ..conftest import write_people_conll
-
 pytestmark = pytest.mark.integration
 
 
@@ -71,19 +69,9 @@ def test_step_logs_tensorboard_and_plot_are_in_the_artifact(
     assert artifact.metrics["parameters"]["trainable"] == 32 * 3 + 3
 
 
-def test_token_classification_trains_scores_entities_and_compresses(
-    ray_cluster, tiny_recipe_factory, tmp_path
-):
-    data = write_people_conll(tmp_path / "ner.conll")
-    recipe = tiny_recipe_factory(
-        tmp_path,
-        task={"type": "token_classification"},
-        data={"path": str(data), "format": "conll"},
-        train={"epochs": 2},
-        peft={"method": "lora"},
-    )
-    artifact = open_artifact(train(recipe), kind="train")
-    assert artifact.labels == ["O", "B-LOC", "B-PER"]
+def test_token_classification_trains_scores_entities_and_compresses(ner_trained):
+    recipe, artifact = ner_trained
+    assert artifact.labels == ["O", "B-LOC", "B-PER", "I-PER"]
     metrics = artifact.metrics
     assert metrics["metric"] == "f1"
     assert set(metrics["validation"]["per_type"]) == {"LOC", "PER"}
