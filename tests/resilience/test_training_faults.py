@@ -17,11 +17,15 @@ from fulcrum.artifacts import open_artifact
 from fulcrum.errors import TrainingError
 from fulcrum.train.stage import run_name, train
 
+from ..conftest import PIPELINE_SECTIONS
 from .registered import latest, registered
 
 pytestmark = pytest.mark.integration
 
-SECTIONS = {"train": {"epochs": 4, "checkpoint_every_steps": 4, "keep_checkpoints": 20}}
+# The pipeline fixture's recipe (3 epochs of 6 steps, a checkpoint every 2); a fault test
+# adds only what changes no number: failures survived, checkpoints kept.
+SECTIONS = PIPELINE_SECTIONS
+KEEP_ALL = {"checkpoint_every_steps": 2, "keep_checkpoints": 20}
 
 
 def kill_a_worker_after_checkpoints(storage: Path, count: int, killed: list[int]) -> None:
@@ -52,18 +56,19 @@ def train_while_killing(recipe, storage: Path, after_checkpoints: int):
 
 
 @pytest.fixture(scope="module")
-def reference(ray_cluster, tiny_recipe_factory, tmp_path_factory):
-    recipe = tiny_recipe_factory(tmp_path_factory.mktemp("reference"), **SECTIONS)
-    return open_artifact(train(recipe), kind="train")
+def reference(pipeline):
+    """The uninterrupted run every fault test must end like: the pipeline's own."""
+    _, train_dir, _ = pipeline
+    return open_artifact(train_dir, kind="train")
 
 
 def assert_same_run(artifact, reference) -> None:
     history, expected = artifact.metrics["history"], reference.metrics["history"]
     steps = [entry["step"] for entry in history]
-    # Checkpoints every 4 steps and at each epoch end (6 steps per epoch): a restart that
-    # went back to step 0 would repeat steps; one that lost its place would skip some.
+    # An evaluation at every checkpoint (each 2 steps): a restart that went back to step 0
+    # would repeat steps; one that lost its place would skip some.
     assert steps == [entry["step"] for entry in expected]
-    assert steps == sorted(set(steps)) and steps[-1] == 24
+    assert steps == list(range(2, 19, 2))
     # Same seed, data order, RNG, optimizer and scheduler state: the same numbers. Float
     # arithmetic on the CPU in the same order is deterministic; rel=1e-5 only absorbs a
     # reduction that summed in another order after the restart.
@@ -76,12 +81,12 @@ def assert_same_run(artifact, reference) -> None:
 def test_killed_worker_is_restarted_from_the_last_checkpoint(
     tiny_recipe_factory, tmp_path, reference, capfd
 ):
-    recipe = tiny_recipe_factory(tmp_path, train={**SECTIONS["train"], "max_failures": 1})
+    recipe = tiny_recipe_factory(tmp_path, train={**KEEP_ALL, "max_failures": 1})
     storage = tmp_path / "tiny" / "_ray" / run_name(recipe)
     resumed = open_artifact(train_while_killing(recipe, storage, after_checkpoints=2), kind="train")
     restarts = re.findall(r"; resumed at step (\d+)", _said(capfd))
     assert restarts and int(restarts[-1]) > 0, "restarted from step 0, not from a checkpoint"
-    print(f"\n[resilience] worker killed: resumed at step {restarts[-1]} of 24")
+    print(f"\n[resilience] worker killed: resumed at step {restarts[-1]} of 18")
     assert_same_run(resumed, reference)
 
 
@@ -99,7 +104,7 @@ def test_the_same_recipe_and_seed_give_the_same_metrics(tiny_recipe_factory, tmp
 def test_failed_run_resumes_from_its_newest_whole_checkpoint(
     tiny_recipe_factory, tmp_path, reference, capfd
 ):
-    recipe = tiny_recipe_factory(tmp_path, **SECTIONS)  # max_failures 0: the kill ends the run
+    recipe = tiny_recipe_factory(tmp_path, train=KEEP_ALL)  # max_failures 0: a kill ends the run
     storage = tmp_path / "tiny" / "_ray" / run_name(recipe)
     with pytest.raises(TrainingError, match="training failed"):
         train_while_killing(recipe, storage, after_checkpoints=3)
@@ -121,7 +126,7 @@ def test_failed_run_resumes_from_its_newest_whole_checkpoint(
     assert_same_run(resumed, reference)
     print(
         f"\n[resilience] newest checkpoint damaged ({relative}): resumed from {previous.name} "
-        f"at step {restarts[-1]} of 24"
+        f"at step {restarts[-1]} of 18"
     )
 
 
