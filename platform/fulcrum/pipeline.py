@@ -101,11 +101,13 @@ def run_stages(
         return made
 
     if recipe.tune is not None:
-        from fulcrum.tune.campaign import tune
+        from fulcrum.tune.campaign import campaign_artifact_dir, manifest_hash, tune
 
-        campaign = open_artifact(tune(recipe, output_dir), kind="tune")
+        target = campaign_artifact_dir(recipe, output_dir)
+        finished = (target / MANIFEST).is_file() and manifest_hash(target) == recipe.hash
+        campaign = open_artifact(tune(recipe, output_dir), kind="tune")  # skips a finished one
         run.artifacts["tune"] = campaign.path
-        run.actions["tune"] = "ran"
+        run.actions["tune"] = "skipped" if finished else "ran"
         best = (campaign.metrics.get("best") or {}).get("artifact")
         if not best:
             raise ArtifactError(
