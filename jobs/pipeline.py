@@ -16,6 +16,7 @@ import tempfile
 from pathlib import Path
 
 from fulcrum.errors import FulcrumError
+from fulcrum.pipeline import STAGE_SECTIONS
 from fulcrum.recipe import load_recipe
 
 RECIPE_ENV = "FULCRUM_RECIPE_YAML"  # how `fulcrum submit` ships a recipe from anywhere
@@ -28,9 +29,7 @@ def main() -> int:
     parser.add_argument(
         "--set", dest="overrides", action="append", default=[], metavar="KEY.PATH=VALUE"
     )
-    parser.add_argument(
-        "--rerun", action="append", default=[], choices=["train", "export", "compress"]
-    )
+    parser.add_argument("--rerun", action="append", default=[], choices=list(STAGE_SECTIONS))
     args = parser.parse_args()
     try:
         recipe = load_recipe(_recipe_file(args.recipe), args.overrides)

@@ -91,6 +91,15 @@ def write_people_conll(path: Path, surnames: bool = False, varied_places: bool =
 # --------------------------------------------------------------- Ray cluster and artifacts
 
 
+def serve_launch():
+    """serve/launch.py, imported by name as the CLI imports it (serve/ is not a package
+    installed with fulcrum)."""
+    sys.path.insert(0, str(REPOSITORY))
+    from serve import launch
+
+    return launch
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))

@@ -26,6 +26,7 @@ import warnings
 from pathlib import Path
 
 from fulcrum.errors import FulcrumError
+from fulcrum.pipeline import STAGE_SECTIONS
 from fulcrum.recipe import Recipe, load_recipe
 
 REPOSITORY = Path(__file__).resolve().parents[2]
@@ -161,7 +162,7 @@ def _parser() -> argparse.ArgumentParser:
         "--rerun",
         action="append",
         default=[],
-        choices=["train", "export", "compress"],
+        choices=list(STAGE_SECTIONS),
         help="run this stage even when its artifact is up to date (repeatable)",
     )
     run.add_argument(

@@ -20,9 +20,8 @@ from fulcrum.artifacts import MANIFEST, open_artifact, sha256_file
 from fulcrum.errors import ArtifactError
 from fulcrum.recipe import Recipe
 
-STAGES = ("tune", "train", "export", "compress")
-# The recipe sections each stage reads. Tune skips itself (its artifact carries the whole
-# recipe's hash), so it is not listed.
+# The recipe sections each stage reads; these are also the stages `--rerun` may force. Tune
+# skips itself (its artifact carries the whole recipe's hash), so it is not listed.
 STAGE_SECTIONS = {
     "train": ("seed", "data", "model", "task", "peft", "train", "augment", "distill"),
     "export": ("export",),

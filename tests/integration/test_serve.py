@@ -13,19 +13,12 @@ import pytest
 from fulcrum.artifacts import open_artifact
 from fulcrum.inference import OnnxClassifier
 
-from ..conftest import REPOSITORY
+from ..conftest import serve_launch
 
 pytestmark = pytest.mark.integration
 
 TOKEN = "s3cret-token-for-tests"
 TEXTS = ["my apple and pear", "the car engine", "tax invoice please"]
-
-
-def _launch():
-    sys.path.insert(0, str(REPOSITORY))
-    from serve import launch
-
-    return launch
 
 
 @pytest.fixture(scope="module")
@@ -50,7 +43,7 @@ def served(pipeline, compressed, tmp_path_factory):
     }
     recipe = validate_recipe({**recipe.to_dict(), "serve": serve})
     models = {"tiny": export_dir, "tiny-fp32": compress_dir / "variants" / "fp32"}
-    launch = _launch()
+    launch = serve_launch()
     base_url = launch.start(models, recipe.serve)
     client = httpx.Client(
         base_url=base_url, headers={"authorization": f"Bearer {TOKEN}"}, timeout=30
@@ -291,7 +284,7 @@ def test_replicas_scale_up_under_load_and_back_down_after(pipeline, tmp_path):
         },
     }
     recipe = validate_recipe({**recipe.to_dict(), "serve": section})
-    launch = _launch()
+    launch = serve_launch()
     base_url = launch.start({"tiny": export_dir}, recipe.serve)
     deployment = deployment_name("tiny")
 

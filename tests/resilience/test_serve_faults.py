@@ -6,7 +6,6 @@ or an error response, none left hanging."""
 import asyncio
 import os
 import signal
-import sys
 import threading
 import time
 from collections import Counter
@@ -17,7 +16,7 @@ import pytest
 
 from fulcrum.inference import OnnxClassifier
 
-from ..conftest import REPOSITORY
+from ..conftest import serve_launch
 from .fuzz import cases
 
 pytestmark = pytest.mark.integration
@@ -25,13 +24,6 @@ pytestmark = pytest.mark.integration
 TOKEN = "resilience-token"
 TEXTS = ["my apple and pear", "the car engine", "tax invoice please", "fruit and a wheel"]
 FUZZ_REQUESTS = 10_000
-
-
-def _launch():
-    sys.path.insert(0, str(REPOSITORY))
-    from serve import launch
-
-    return launch
 
 
 @pytest.fixture(scope="module")
@@ -50,7 +42,7 @@ def served(pipeline, tmp_path_factory):
         "auth_token_file": str(token_file),
     }
     recipe = validate_recipe({**recipe.to_dict(), "serve": serve})
-    launch = _launch()
+    launch = serve_launch()
     base_url = launch.start({"tiny": export_dir}, recipe.serve)
     yield base_url, export_dir
     launch.stop(recipe.serve)
