@@ -14,7 +14,8 @@ accuracy and ONNX Runtime latency at batch 32.
 Splits: FPB 50Agree seeded (13) 80/10/10 stratified; Banking77 its own test file, 10% of
 train held out for validation. The training split is then subsampled (stratified) to
 --train-rows; validation and test stay whole. Seeds vary initialisation and data order.
-Finished runs are read back from their artifacts, so an interrupted benchmark resumes.
+Every run's result is kept in benchmarks/results/ablation.json as it finishes, so an
+interrupted benchmark resumes from that file, even on a fresh checkout.
 
     python benchmarks/ablation.py [--datasets fpb50 banking77] [--seeds 3] [--train-rows 1000]
         [--techniques baseline fgm ...] [--skip-distill] [--skip-ablation]
@@ -57,6 +58,11 @@ TECHNIQUES: dict[str, dict[str, Any]] = {
     "augment": {"augment": {"multiplier": 2}},
 }
 ROBUSTNESS_FOR = ("baseline", "fgm", "pgd", "augment")
+DEFAULT_TRAIN_ROWS = 1000
+MEANS_OF_SEEDS_NOTE = (
+    "Runs carrying means_of_seeds were recorded before per-run results were kept: their "
+    "macro_f1 is the run's own, their other figures the mean over those seeds."
+)
 ROBUSTNESS_ROWS = 500  # a seeded sample of the test split (the attack costs several passes a row)
 
 
@@ -105,12 +111,17 @@ def recipe_dict(name: str, data: dict, seed: int, extra: dict, base: dict) -> di
 
 def ablation(datasets: list[str], techniques: list[str], seeds: int, train_rows: int) -> list:
     """Seed by seed over all datasets and techniques, so an interrupted benchmark leaves
-    every row with the same number of seeds; the results file is rewritten after every run."""
-    runs: dict[tuple[str, str], list[dict]] = {}
+    every row with the same number of seeds. Every run's result goes into the results file
+    as it finishes, and a run already there is not trained again: the benchmark resumes
+    from the committed file alone, on a checkout that has none of the run artifacts."""
+    name = results_name(train_rows)
+    runs = recorded_runs(name)
     data = {dataset: prepare(dataset, train_rows) for dataset in datasets}
     for seed in range(seeds):
         for dataset in datasets:
             for technique in techniques:
+                if any(run_key(run) == (dataset, technique, seed) for run in runs):
+                    continue
                 started = time.time()
                 recipe, artifact = train_or_reuse(
                     recipe_dict(
@@ -130,22 +141,19 @@ def ablation(datasets: list[str], techniques: list[str], seeds: int, train_rows:
                 }
                 if technique in ROBUSTNESS_FOR:
                     result |= robustness_of(recipe, artifact, seed)
-                runs.setdefault((dataset, technique), []).append(result)
+                runs.append({"dataset": dataset, "technique": technique, "seed": seed, **result})
                 print(
                     f"[ablation] {dataset} {technique} seed {seed}: "
-                    + ", ".join(
-                        f"{key} {value:.4f}" for key, value in result.items() if value is not None
-                    )
+                    + ", ".join(f"{key} {value:.4f}" for key, value in result.items())
                     + f" ({time.time() - started:.0f}s)",
                     flush=True,
                 )
-                save(
-                    "ablation",
-                    [summary(key, results) for key, results in runs.items()],
-                    ("dataset", "technique"),
-                    {"train_rows": train_rows},
-                )
-    return [summary(key, results) for key, results in runs.items()]
+                write_results(name, results_content(train_rows, runs))
+    return [
+        row
+        for row in summaries(runs)
+        if row["dataset"] in datasets and row["technique"] in techniques
+    ]
 
 
 def robustness_of(recipe, artifact, seed: int) -> dict[str, float]:
@@ -168,6 +176,36 @@ def robustness_of(recipe, artifact, seed: int) -> dict[str, float]:
     return {"pgd_accuracy": report["pgd"]["accuracy"], "typo_accuracy": report["typos"]["accuracy"]}
 
 
+def results_name(train_rows: int) -> str:
+    """Another training-set size gets its own file, so it never replaces the reported runs."""
+    return "ablation" if train_rows == DEFAULT_TRAIN_ROWS else f"ablation-{train_rows}rows"
+
+
+def recorded_runs(name: str) -> list[dict]:
+    path = RESULTS / f"{name}.json"
+    return json.loads(path.read_text()).get("runs", []) if path.is_file() else []
+
+
+def results_content(train_rows: int, runs: list[dict]) -> dict[str, Any]:
+    content: dict[str, Any] = {"train_rows": train_rows, "rows": summaries(runs), "runs": runs}
+    if any("means_of_seeds" in run for run in runs):
+        content["note"] = MEANS_OF_SEEDS_NOTE
+    return content
+
+
+def run_key(run: dict) -> tuple[str, str, int]:
+    return run["dataset"], run["technique"], run["seed"]
+
+
+def summaries(runs: list[dict]) -> list[dict[str, Any]]:
+    """One row per (dataset, technique), in the order their first runs were recorded."""
+    grouped: dict[tuple[str, str], list[dict]] = {}
+    for run in sorted(runs, key=lambda run: run["seed"]):
+        grouped.setdefault((run["dataset"], run["technique"]), []).append(run)
+    order = list(dict.fromkeys((run["dataset"], run["technique"]) for run in runs))
+    return [summary(key, grouped[key]) for key in order]
+
+
 def summary(key: tuple[str, str], results: list[dict]) -> dict[str, Any]:
     scores = [result["macro_f1"] for result in results]
     row = {
@@ -179,13 +217,13 @@ def summary(key: tuple[str, str], results: list[dict]) -> dict[str, Any]:
         "macro_f1": scores,
     }
     for name in ("accuracy", "train_s", "steps", "pgd_accuracy", "typo_accuracy"):
-        if name in results[0]:
+        if all(name in result for result in results):
             row[f"{name}_mean"] = statistics.mean(result[name] for result in results)
     return row
 
 
 def save(name: str, rows: list[dict], key: tuple[str, ...], extra: dict) -> None:
-    """Merge into the results file: rows of datasets or techniques not rerun are kept."""
+    """Merge into the results file: rows of datasets or models not rerun are kept."""
     path = RESULTS / f"{name}.json"
     kept = json.loads(path.read_text()).get("rows", []) if path.is_file() else []
     fresh = {tuple(row[k] for k in key) for row in rows}
@@ -326,7 +364,7 @@ def main() -> None:
     parser.add_argument("--datasets", nargs="+", default=["fpb50", "banking77"])
     parser.add_argument("--techniques", nargs="+", default=list(TECHNIQUES), choices=TECHNIQUES)
     parser.add_argument("--seeds", type=int, default=3)
-    parser.add_argument("--train-rows", type=int, default=1000)
+    parser.add_argument("--train-rows", type=int, default=DEFAULT_TRAIN_ROWS)
     parser.add_argument("--distill-dataset", default="fpb50")
     parser.add_argument("--distill-train-rows", type=int, default=100_000)
     parser.add_argument("--skip-ablation", action="store_true")
@@ -366,9 +404,9 @@ def main() -> None:
                 ],
             )
         )
-        everything = json.loads((RESULTS / "ablation.json").read_text())["rows"]
-        plot(everything, RESULTS / "ablation.png")
-        print(f"\nwrote {RESULTS / 'ablation.json'} and {RESULTS / 'ablation.png'}")
+        name = results_name(args.train_rows)
+        plot(json.loads((RESULTS / f"{name}.json").read_text())["rows"], RESULTS / f"{name}.png")
+        print(f"\nwrote {RESULTS / name}.json and {RESULTS / name}.png")
 
 
 if __name__ == "__main__":

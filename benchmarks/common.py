@@ -66,7 +66,9 @@ def machine() -> dict[str, Any]:
 def write_results(name: str, content: dict[str, Any]) -> Path:
     RESULTS.mkdir(parents=True, exist_ok=True)
     target = RESULTS / f"{name}.json"
-    target.write_text(json.dumps({"machine": machine(), **content}, indent=2) + "\n")
+    staging = target.with_suffix(".json.partial")
+    staging.write_text(json.dumps({"machine": machine(), **content}, indent=2) + "\n")
+    staging.replace(target)  # a benchmark killed mid-write leaves the previous file whole
     return target
 
 
