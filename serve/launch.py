@@ -15,6 +15,7 @@ from fulcrum.artifacts import open_artifact
 from fulcrum.errors import ArtifactError, FulcrumError
 from fulcrum.recipe import ServeSection
 from fulcrum.runtime import init_ray
+from fulcrum.storage import is_uri
 from serve.app import build_app
 from serve.config import AppArgs, ModelArgs
 from serve.gateway import read_token
@@ -70,8 +71,13 @@ def start(
     name -> export artifact, or one artifact, served under its recipe's name."""
     if not isinstance(models, dict):
         models = {served_name(models): models}
-    # Replicas run in another working directory (and maybe on another node).
-    args = app_args({name: Path(path).resolve() for name, path in models.items()}, section, force)
+    # Replicas run in another working directory (and maybe on another node); a URI stays
+    # one, and each replica's node fetches the artifact from it.
+    args = app_args(
+        {name: path if is_uri(path) else Path(path).resolve() for name, path in models.items()},
+        section,
+        force,
+    )
     check_deployable(args)
     init_ray(py_modules=[str(SERVE_PACKAGE)])
     from ray import serve

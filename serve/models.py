@@ -7,14 +7,13 @@ batch while this one computes.
 """
 
 import asyncio
-import json
 import time
-from pathlib import Path
 from typing import Any
 
 from ray import serve
 from ray.serve import metrics
 
+from fulcrum.artifacts import open_artifact
 from fulcrum.catalog import lineage
 from serve.config import ModelArgs
 
@@ -30,7 +29,8 @@ class ModelServer:
         self.name = model.name
         # `serve deploy` of a hand-written config skips the launcher's checks: repeat the
         # one that matters, so a variant that failed its parity gate never takes traffic.
-        manifest = json.loads((Path(model.artifact) / "manifest.json").read_text())
+        artifact = open_artifact(model.artifact, kind="export")  # a URI: fetched to this node
+        manifest = artifact.manifest
         if manifest.get("deployable") is False and not model.force:
             reasons = "; ".join(manifest.get("not_deployable_because") or ["no reason given"])
             raise RuntimeError(f"{model.artifact}: not deployable ({reasons}); set force: true")
@@ -38,7 +38,7 @@ class ModelServer:
         # idle threads must not spin: they would take the CPU from the replica's own event
         # loop and the HTTP proxy (+20% requests/s at 8 in flight on 2 cores without).
         self.predictor = OnnxClassifier(
-            model.artifact, threads=max(1, int(model.num_cpus)), spin=False
+            artifact.path, threads=max(1, int(model.num_cpus)), spin=False, verify=False
         )
         self.description = describe(self.name, self.predictor)
         self.max_batch_size = model.max_batch_size

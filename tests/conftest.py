@@ -3,6 +3,7 @@ one local Ray cluster for the whole session (a head node with its dashboard, so 
 submitted to it) shared by the integration and resilience suites, with the artifacts they
 both read built once."""
 
+import logging
 import os
 import shutil
 import socket
@@ -18,6 +19,12 @@ os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
 os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
 os.environ["RAY_DATA_DISABLE_PROGRESS_BARS"] = "1"
+# Credentials for the local S3 server (moto) that the storage tests write to; set before Ray
+# starts, so its workers (which write checkpoints there) have them too. Never real AWS.
+os.environ["AWS_ACCESS_KEY_ID"] = "fulcrum-test"
+os.environ["AWS_SECRET_ACCESS_KEY"] = "fulcrum-test"
+os.environ["AWS_DEFAULT_REGION"] = "us-east-1"
+os.environ["AWS_EC2_METADATA_DISABLED"] = "true"
 
 REPOSITORY = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPOSITORY.parent / "shared" / "data"
@@ -134,6 +141,24 @@ def ray_cluster():
     finally:
         ray.shutdown()
         os.environ.pop("RAY_ADDRESS", None)
+
+
+@pytest.fixture(scope="session")
+def s3_bucket():
+    """An S3 bucket on a local S3 server (moto), as a URI prefix that pyarrow and Ray open:
+    `s3://fulcrum?endpoint_override=...`; join paths to it with fulcrum.storage.join."""
+    import pyarrow.fs
+    from moto.server import ThreadedMotoServer
+
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # a line per request otherwise
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    uri = f"s3://fulcrum?endpoint_override=127.0.0.1:{port}&scheme=http"
+    filesystem, _ = pyarrow.fs.FileSystem.from_uri(uri + "&allow_bucket_creation=true")
+    filesystem.create_dir("fulcrum")
+    yield uri
+    server.stop()
 
 
 @pytest.fixture(scope="session")

@@ -4,7 +4,8 @@ An artifact is a directory with a manifest.json saying what produced it (recipe 
 parent artifact, data fingerprint, package versions), what it holds (every file with its
 sha256) and what it measured. It is built in a hidden staging directory next to its final
 path and renamed into place only when complete, so a crash never leaves a half-written
-artifact where a later stage would pick it up.
+artifact where a later stage would pick it up. Under an `output_dir` that is a URI (s3://,
+gs://), the artifact is built in the URI's local mirror and then uploaded (storage.py).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from fulcrum.errors import ArtifactError
+from fulcrum.storage import local_path, publish, refresh, remote_of
 
 MANIFEST = "manifest.json"
 # A disk or quota that is full, a file-size limit, a file system mounted read-only.
@@ -96,6 +98,9 @@ def staged_artifact(final_dir: str | Path) -> Iterator[Path]:
         raise ArtifactError(
             f"{final_dir}: could not write the artifact ({cause}); nothing was published; {kept}"
         ) from error
+    remote = remote_of(final_dir)
+    if remote is not None:
+        publish(final_dir, remote)
 
 
 def write_manifest(
@@ -130,8 +135,11 @@ def write_manifest(
 
 
 def open_artifact(path: str | Path, kind: str | None = None, verify: bool = True) -> Artifact:
-    """Open an artifact, refusing one that is incomplete, of the wrong kind, or altered."""
-    path = Path(path)
+    """Open an artifact, refusing one that is incomplete, of the wrong kind, or altered.
+    `path` may be a URI, or a folder in a URI's mirror: either is first brought up to date
+    with the URI, and the Artifact's path is then the local copy."""
+    path = local_path(path)
+    refresh(path)
     manifest_path = path / MANIFEST
     if not manifest_path.is_file():
         raise ArtifactError(f"{path}: not an artifact (no {MANIFEST}); run the stage that makes it")
@@ -218,7 +226,8 @@ def _write_failure(error: BaseException) -> str | None:
 def _parent_entry(parent: Path | None) -> dict[str, str] | None:
     if parent is None:
         return None
-    return {"path": str(Path(parent).resolve()), "manifest_sha256": sha256_file(parent / MANIFEST)}
+    where = remote_of(parent) or str(Path(parent).resolve())  # a URI reads the same on every node
+    return {"path": where, "manifest_sha256": sha256_file(Path(parent) / MANIFEST)}
 
 
 def _replace_dir(staging: Path, final_dir: Path) -> None:

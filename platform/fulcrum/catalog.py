@@ -10,13 +10,20 @@ from typing import Any
 
 from fulcrum.artifacts import MANIFEST
 from fulcrum.errors import ArtifactError
+from fulcrum.storage import artifact_uris, is_uri, read_manifest_bytes
 
 # Folders that hold a stage's working state rather than artifacts.
 SKIPPED_DIRS = {"_ray", "checkpoints", "logs", "merged", "adapter", "tokenizer", "data"}
 
 
 def find_artifacts(root: str | Path, max_depth: int = 6) -> list[dict[str, Any]]:
-    """One summary per manifest under `root`, oldest first."""
+    """One summary per manifest under `root` (a folder or a URI), oldest first."""
+    if is_uri(root):
+        found = [
+            summary(uri, _parse(uri, read_manifest_bytes(uri)))
+            for uri in artifact_uris(str(root), SKIPPED_DIRS, max_depth)
+        ]
+        return sorted(found, key=lambda item: item["created_at"] or "")
     root = Path(root)
     found = []
 
@@ -35,7 +42,7 @@ def find_artifacts(root: str | Path, max_depth: int = 6) -> list[dict[str, Any]]
     return sorted(found, key=lambda item: item["created_at"] or "")
 
 
-def summary(folder: Path, manifest: dict[str, Any]) -> dict[str, Any]:
+def summary(folder: str | Path, manifest: dict[str, Any]) -> dict[str, Any]:
     recipe = manifest.get("recipe") or {}
     return {
         "path": str(folder),
@@ -75,12 +82,12 @@ def lineage(path: str | Path, limit: int = 8) -> list[dict[str, Any]]:
     """This artifact and its parents, newest first: what made each, from which recipe and
     data, and what it measured on test where it did."""
     chain = []
-    current: Path | None = Path(path)
+    current: str | Path | None = path if is_uri(path) else Path(path)
     while current is not None and len(chain) < limit:
-        manifest_file = current / MANIFEST
-        if not manifest_file.is_file():
+        raw = read_manifest_bytes(current)
+        if raw is None:
             break
-        manifest = _read(manifest_file)
+        manifest = _parse(current, raw)
         chain.append(
             {
                 "kind": manifest.get("kind"),
@@ -93,7 +100,7 @@ def lineage(path: str | Path, limit: int = 8) -> list[dict[str, Any]]:
             }
         )
         parent = _parent_path(manifest)
-        current = Path(parent) if parent else None
+        current = None if not parent else parent if is_uri(parent) else Path(parent)
     return chain
 
 
@@ -107,3 +114,10 @@ def _read(manifest: Path) -> dict[str, Any]:
         return json.loads(manifest.read_text())
     except (OSError, ValueError) as error:
         raise ArtifactError(f"{manifest}: unreadable manifest ({error})") from None
+
+
+def _parse(where: str | Path, raw: bytes | None) -> dict[str, Any]:
+    try:
+        return json.loads(raw or b"")
+    except ValueError as error:
+        raise ArtifactError(f"{where}/{MANIFEST}: unreadable manifest ({error})") from None

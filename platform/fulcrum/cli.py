@@ -56,16 +56,21 @@ def main(argv: list[str] | None = None) -> int:
 def _recipe(args) -> Recipe:
     """The recipe file, or (for commands that take one) the recipe a training artifact
     was made with, whose outputs then go beside it."""
+    from fulcrum.storage import is_uri
+    from fulcrum.storage import parent as parent_of
+
     target = Path(args.recipe)
-    if getattr(args, "takes_artifact", False) and target.is_dir():
+    remote = is_uri(args.recipe)
+    if getattr(args, "takes_artifact", False) and (remote or target.is_dir()):
         from fulcrum.artifacts import open_artifact
         from fulcrum.recipe import apply_overrides, validate_recipe
 
-        parent = open_artifact(target, kind="train", verify=False)
+        parent = open_artifact(args.recipe, kind="train", verify=False)
         raw = apply_overrides(dict(parent.manifest["recipe"]), args.overrides)
         if args.output_dir is None:
-            args.output_dir = str(target.resolve().parent.parent)
-        args.train_dir = str(target)
+            beside = parent_of(args.recipe, 2) if remote else target.resolve().parent.parent
+            args.output_dir = str(beside)
+        args.train_dir = args.recipe
         return validate_recipe(raw, source=f"{target}/manifest.json")
     return load_recipe(args.recipe, args.overrides)
 
@@ -320,10 +325,11 @@ def _runs(_, args) -> int:
 
 def _show(_, args) -> int:
     from fulcrum.catalog import find_artifacts, lineage
+    from fulcrum.storage import is_uri, read_manifest_bytes
 
-    target = Path(args.artifact)
-    if not (target / "manifest.json").is_file():
-        wanted = target.parts
+    target = args.artifact if is_uri(args.artifact) else Path(args.artifact)
+    if read_manifest_bytes(target) is None:
+        wanted = Path(args.artifact).parts
         matches = [
             item["path"]
             for item in find_artifacts(args.output_dir)
@@ -335,8 +341,8 @@ def _show(_, args) -> int:
                 f"{args.artifact}: {'no' if not matches else 'more than one'} artifact under "
                 f"{args.output_dir} matches ({found})"
             )
-        target = Path(matches[0])
-    manifest = json.loads((target / "manifest.json").read_text())
+        target = matches[0]
+    manifest = json.loads(read_manifest_bytes(target))
     print(f"{manifest.get('kind')} artifact {target}")
     for index, step in enumerate(lineage(target)):
         test = step["test"] or {}

@@ -19,6 +19,7 @@ from pathlib import Path
 from fulcrum.artifacts import MANIFEST, open_artifact, sha256_file
 from fulcrum.errors import ArtifactError
 from fulcrum.recipe import Recipe
+from fulcrum.storage import refresh
 
 # The recipe sections each stage reads; these are also the stages `--rerun` may force. Tune
 # skips itself (its artifact carries the whole recipe's hash), so it is not listed.
@@ -48,6 +49,7 @@ def stale_reason(
 ) -> str | None:
     """None when the artifact at `artifact_dir` was made from these inputs; otherwise why
     the stage has to run, in words a person running the pipeline understands."""
+    refresh(artifact_dir)  # under a URI output_dir, the URI says what exists
     if not (artifact_dir / MANIFEST).is_file():
         return "no artifact yet"
     try:

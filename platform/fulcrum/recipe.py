@@ -19,6 +19,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from fulcrum.errors import RecipeError
+from fulcrum.storage import credentials_problem
 
 # Sections named in the design that later versions fill in. Naming one today is an error that
 # says so, rather than "unknown key", so a recipe written for a newer Fulcrum fails clearly.
@@ -255,6 +256,11 @@ class TrainSection(Section):
         "path or URI); default: <output_dir>/<name>/_ray.",
     )
     log_every_steps: int = Field(10, ge=1, description="Progress line every N optimizer steps.")
+
+    @field_validator("storage_path")
+    @classmethod
+    def _no_password(cls, location: str | None) -> str | None:
+        return _without_password(location)
 
     @property
     def resolved_precision(self) -> str:
@@ -717,7 +723,9 @@ class Recipe(Section):
     )
     seed: int = Field(0, ge=0, description="Seed for splits, initialisation and data order.")
     output_dir: str = Field(
-        "artifacts", description="Where artifacts are written, relative to the working directory."
+        "artifacts",
+        description="Where artifacts are written: a folder (relative to the working "
+        "directory) or a pyarrow filesystem URI (s3://bucket/prefix, gs://...).",
     )
     data: DataSection
     model: ModelSection = Field(default_factory=ModelSection)
@@ -740,6 +748,11 @@ class Recipe(Section):
         description="Compressed variants of the trained model (fulcrum compress); absent: "
         "fp32 and dynamic INT8.",
     )
+
+    @field_validator("output_dir")
+    @classmethod
+    def _no_password(cls, location: str) -> str:
+        return _without_password(location)
 
     @model_validator(mode="before")
     @classmethod
@@ -945,6 +958,13 @@ def _section_model(annotation: Any) -> type[BaseModel] | None:
         if isinstance(candidate, type) and issubclass(candidate, BaseModel):
             return candidate
     return None
+
+
+def _without_password(location: str | None) -> str | None:
+    problem = credentials_problem(location) if location else None
+    if problem:
+        raise ValueError(f"the URI {problem}")
+    return location
 
 
 def _resolve_data_paths(raw: dict[str, Any], base_dir: Path) -> None:

@@ -15,10 +15,18 @@ pytestmark = pytest.mark.integration
 FULCRUM = str(Path(sys.executable).parent / "fulcrum")
 
 
-def test_fulcrum_run_trains_exports_serves_answers_and_compress_follows(
-    ray_cluster, tiny_recipe_factory, tmp_path
+def test_fulcrum_run_on_s3_trains_exports_serves_answers_and_compress_follows(
+    ray_cluster, tiny_recipe_factory, s3_bucket, tmp_path
 ):
-    recipe = tiny_recipe_factory(tmp_path / "artifacts", train={"epochs": 1})
+    """Artifacts and checkpoints on S3 (a local S3 server): what a team without a shared
+    filesystem runs. `fulcrum compress` then starts from the S3 URI on a machine with an
+    empty cache."""
+    import pyarrow.fs
+
+    from fulcrum.storage import join
+
+    output_dir = join(s3_bucket, "cli")
+    recipe = tiny_recipe_factory(output_dir, train={"epochs": 1})
     recipe_file = tmp_path / "tiny.yaml"
     recipe_file.write_text(yaml.safe_dump(recipe.to_dict()))
     result = subprocess.run(
@@ -26,7 +34,7 @@ def test_fulcrum_run_trains_exports_serves_answers_and_compress_follows(
         capture_output=True,
         text=True,
         timeout=600,
-        env=os.environ.copy(),
+        env={**os.environ, "FULCRUM_CACHE": str(tmp_path / "cache-a")},
         cwd=tmp_path,
     )
     assert result.returncode == 0, result.stderr[-3000:]
@@ -34,6 +42,9 @@ def test_fulcrum_run_trains_exports_serves_answers_and_compress_follows(
     assert re.search(
         r"\[train\] step 6/6 \(100%\) epoch 1 loss \d\.\d{4} lr .* samples/s .* tokens/s ETA",
         output,
+    )
+    assert re.search(
+        r"checkpoints in s3://fulcrum/cli/tiny/_ray/tiny-[0-9a-f]{12}\?endpoint", output
     )
     assert re.search(r"validation: accuracy \d\.\d{4}  macro-F1 \d\.\d{4}  examples 18", output)
     assert "[export] parity on 18 validation texts" in output
@@ -43,25 +54,42 @@ def test_fulcrum_run_trains_exports_serves_answers_and_compress_follows(
     )
     assert [text for text, _, _ in answers] == ["apple pear", "car wheel"]
     assert "Serve shut down" in output
-    assert (tmp_path / "artifacts" / "tiny" / "export" / "model.onnx").is_file()
 
-    # `fulcrum compress` takes the training artifact itself; its outputs go beside it.
+    # `fulcrum compress` takes the training artifact itself, here by its URI, on a machine
+    # that has none of it yet; its outputs go beside it on S3.
     result = subprocess.run(
         [
             FULCRUM,
             "compress",
-            str(tmp_path / "artifacts" / "tiny" / "train"),
+            join(output_dir, "tiny/train"),
             "--set",
             "compress.latency_texts=8",
         ],
         capture_output=True,
         text=True,
         timeout=300,
+        env={**os.environ, "FULCRUM_CACHE": str(tmp_path / "cache-b")},
         cwd=tmp_path,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "| dynamic-int8 |" in result.stdout and "Recommended: **" in result.stdout
-    assert (tmp_path / "artifacts" / "tiny" / "compress" / "variants" / "dynamic-int8").is_dir()
+
+    filesystem, _ = pyarrow.fs.FileSystem.from_uri(s3_bucket)
+    stored = {
+        info.path.removeprefix("fulcrum/cli/tiny/")
+        for info in filesystem.get_file_info(pyarrow.fs.FileSelector("fulcrum/cli", recursive=True))
+        if info.type == pyarrow.fs.FileType.File
+    }
+    for expected in (
+        "train/manifest.json",
+        "train/merged/model.safetensors",
+        "export/model.onnx",
+        "compress/manifest.json",
+        "compress/variants/dynamic-int8/model.onnx",
+    ):
+        assert expected in stored, sorted(stored)
+    # Ray's checkpoints went to S3 during training, and were removed once the artifact was.
+    assert not [path for path in stored if path.startswith("_ray/") and "checkpoint" in path]
 
 
 def test_cli_reports_recipe_errors_without_traceback(tmp_path):

@@ -19,6 +19,7 @@ from fulcrum.errors import ArtifactError, ParityError
 from fulcrum.inference.predictor import MODEL_FILE, OnnxClassifier
 from fulcrum.models.classifier import load_tokenizer
 from fulcrum.recipe import Recipe
+from fulcrum.storage import output_root
 from fulcrum.train.merge import load_merged
 from fulcrum.train.stage import train_artifact_dir
 
@@ -26,7 +27,7 @@ KIND = "export"
 
 
 def export_artifact_dir(recipe: Recipe, output_dir: str | Path | None = None) -> Path:
-    return Path(output_dir or recipe.output_dir) / recipe.name / KIND
+    return output_root(output_dir or recipe.output_dir) / recipe.name / KIND
 
 
 def export(

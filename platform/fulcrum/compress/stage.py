@@ -32,6 +32,7 @@ from fulcrum.inference.predictor import MODEL_FILE
 from fulcrum.inference.session import open_session
 from fulcrum.models.classifier import load_tokenizer
 from fulcrum.recipe import CompressSection, CompressVariant, Recipe
+from fulcrum.storage import output_root
 from fulcrum.tasks import TASKS
 from fulcrum.train.merge import MERGED_DIR, TOKENIZER_DIR, load_merged
 from fulcrum.train.stage import train_artifact_dir
@@ -42,7 +43,7 @@ VARIANTS_DIR = "variants"
 
 
 def compress_artifact_dir(recipe: Recipe, output_dir: str | Path | None = None) -> Path:
-    return Path(output_dir or recipe.output_dir) / recipe.name / KIND
+    return output_root(output_dir or recipe.output_dir) / recipe.name / KIND
 
 
 def compress(

@@ -31,6 +31,7 @@ from fulcrum.models.methods import preflight
 from fulcrum.models.registry import resolve_model_dir
 from fulcrum.recipe import Recipe
 from fulcrum.runtime import beside_this_process, init_ray
+from fulcrum.storage import is_uri, join, output_root
 from fulcrum.tasks import TASKS
 from fulcrum.train.deepspeed_config import deepspeed_config
 from fulcrum.train.distill import open_teacher, with_teacher_logits
@@ -43,7 +44,7 @@ KIND = "train"
 
 
 def train_artifact_dir(recipe: Recipe, output_dir: str | Path | None = None) -> Path:
-    return Path(output_dir or recipe.output_dir) / recipe.name / KIND
+    return output_root(output_dir or recipe.output_dir) / recipe.name / KIND
 
 
 def run_name(recipe: Recipe) -> str:
@@ -70,7 +71,7 @@ def train(
     teacher = open_teacher(recipe, splits.label_names) if recipe.distill else None
     ds_config = deepspeed_config(recipe.train)
     artifact_dir = train_artifact_dir(recipe, output_dir)
-    storage = recipe.train.storage_path or str((artifact_dir.parent / "_ray").resolve())
+    storage = recipe.train.storage_path or _default_storage(recipe, output_dir, artifact_dir)
     _say(
         f"data: {splits.sizes()} rows, {len(splits.label_names)} labels; model: {recipe.model.base}"
         f"{f' cut to {recipe.model.num_layers} layers' if recipe.model.num_layers else ''} "
@@ -147,10 +148,19 @@ def train(
     # wherever they are (a local folder, or s3://... through the run's pyarrow filesystem).
     with contextlib.suppress(OSError):
         result.filesystem.delete_dir(result.path)
-    if recipe.train.storage_path is None:
+    if recipe.train.storage_path is None and not is_uri(storage):
         with contextlib.suppress(OSError):
             Path(storage).rmdir()  # our default folder, once no other run's checkpoints are there
     return artifact_dir
+
+
+def _default_storage(recipe: Recipe, output_dir: str | Path | None, artifact_dir: Path) -> str:
+    """Checkpoints go beside the artifact: under an output_dir that is a URI, to the URI
+    itself, so that every node reads them and a run resumes on another machine."""
+    location = str(output_dir or recipe.output_dir)
+    if is_uri(location):
+        return join(location.rstrip("/"), f"{recipe.name}/_ray")
+    return str((artifact_dir.parent / "_ray").resolve())
 
 
 def _training_table(
@@ -259,7 +269,7 @@ def _fit(
     _say(
         f"training: {cfg.workers} worker(s) x batch {plan.batch_size} x {plan.accumulation} "
         f"accumulated, {cfg.epochs} epoch(s) of {plan.steps_per_epoch} step(s), DeepSpeed "
-        f"ZeRO-{cfg.zero_stage}, checkpoints in {storage}/{run_name(recipe)}"
+        f"ZeRO-{cfg.zero_stage}, checkpoints in {join(storage, run_name(recipe))}"
     )
     try:
         result = run_with_progress(

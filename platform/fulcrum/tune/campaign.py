@@ -33,6 +33,7 @@ from fulcrum.artifacts import staged_artifact, write_manifest
 from fulcrum.errors import RecipeError
 from fulcrum.recipe import Recipe
 from fulcrum.runtime import init_ray
+from fulcrum.storage import output_root
 from fulcrum.train.progress import format_seconds
 from fulcrum.tune.population import check_population_fits, pbt_scheduler
 from fulcrum.tune.space import param_space
@@ -45,12 +46,12 @@ TRIAL_DRIVER_MEMORY = 256 * 2**20  # bytes of Ray's memory resource per trial dr
 
 
 def campaign_artifact_dir(recipe: Recipe, output_dir: str | Path | None = None) -> Path:
-    return Path(output_dir or recipe.output_dir) / recipe.name / KIND
+    return output_root(output_dir or recipe.output_dir) / recipe.name / KIND
 
 
 def campaign_work_dir(recipe: Recipe, output_dir: str | Path | None = None) -> Path:
     """Tune's state and the trials' artifacts while the campaign runs."""
-    root = Path(output_dir or recipe.output_dir) / recipe.name / "_tune"
+    root = output_root(output_dir or recipe.output_dir) / recipe.name / "_tune"
     return (root / f"{recipe.name}-{recipe.hash[:12]}").resolve()
 
 
