@@ -8,6 +8,7 @@ import os
 import shutil
 import socket
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -25,6 +26,8 @@ os.environ["AWS_ACCESS_KEY_ID"] = "fulcrum-test"
 os.environ["AWS_SECRET_ACCESS_KEY"] = "fulcrum-test"
 os.environ["AWS_DEFAULT_REGION"] = "us-east-1"
 os.environ["AWS_EC2_METADATA_DISABLED"] = "true"
+# Artifacts fetched from a URI are cached here, not in the user's ~/.cache/fulcrum.
+os.environ["FULCRUM_CACHE"] = tempfile.mkdtemp(prefix="fulcrum-test-cache-")
 
 REPOSITORY = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPOSITORY.parent / "shared" / "data"

@@ -22,10 +22,12 @@ TEXTS = ["my apple and pear", "the car engine", "tax invoice please"]
 
 
 @pytest.fixture(scope="module")
-def served(pipeline, compressed, tmp_path_factory):
+def served(pipeline, compressed, s3_bucket, tmp_path_factory):
     """The export artifact as `tiny` and its fp32 compressed variant as `tiny-fp32`, with
-    auth on and small limits, so every refusal is cheap to provoke."""
+    auth on and small limits, so every refusal is cheap to provoke. The variant is served
+    from S3 (a local S3 server), so its replica fetches it from there."""
     from fulcrum.recipe import validate_recipe
+    from fulcrum.storage import join, publish
 
     recipe, _, export_dir = pipeline
     _, compress_dir = compressed
@@ -42,7 +44,9 @@ def served(pipeline, compressed, tmp_path_factory):
         "auth_token_file": str(token_file),
     }
     recipe = validate_recipe({**recipe.to_dict(), "serve": serve})
-    models = {"tiny": export_dir, "tiny-fp32": compress_dir / "variants" / "fp32"}
+    variant_uri = join(s3_bucket, "serve/tiny-fp32")
+    publish(compress_dir / "variants" / "fp32", variant_uri)
+    models = {"tiny": export_dir, "tiny-fp32": variant_uri}
     launch = serve_launch()
     base_url = launch.start(models, recipe.serve)
     client = httpx.Client(
