@@ -105,6 +105,7 @@ def run_stages(
         from fulcrum.tune.campaign import campaign_artifact_dir, manifest_hash, tune
 
         target = campaign_artifact_dir(recipe, output_dir)
+        refresh(target)
         finished = (target / MANIFEST).is_file() and manifest_hash(target) == recipe.hash
         campaign = open_artifact(tune(recipe, output_dir), kind="tune")  # skips a finished one
         run.artifacts["tune"] = campaign.path

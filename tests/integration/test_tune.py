@@ -56,6 +56,24 @@ def test_best_recipe_is_the_best_finished_trial_and_trains_as_is(campaign):
     assert trained.metrics["validation"]["macro_f1"] == pytest.approx(best["val_macro_f1"])
 
 
+def test_fulcrum_run_of_a_recipe_with_a_tune_section_exports_the_best_trial(campaign):
+    """`fulcrum run` on the campaign's recipe: the finished campaign is not run again, its
+    best trial is what gets exported, and a second run finds everything up to date."""
+    from fulcrum.pipeline import run_stages
+
+    recipe, artifact, _, _ = campaign
+    best = artifact.path / artifact.metrics["best"]["artifact"]
+    run = run_stages(recipe)
+    assert run.actions == {"tune": "skipped", "train": "skipped", "export": "ran"}
+    assert run.artifacts["train"] == best
+    exported = open_artifact(run.artifacts["export"], kind="export")
+    assert exported.manifest["parent"]["path"] == str(best.resolve())
+    assert exported.labels == open_artifact(best, kind="train").labels
+    again = run_stages(recipe)
+    assert again.actions == {"tune": "skipped", "train": "skipped", "export": "skipped"}
+    assert again.served == run.artifacts["export"]
+
+
 def test_pareto_front_holds_no_dominated_trial_and_plots_are_written(campaign):
     _, artifact, _, _ = campaign
     rows = [

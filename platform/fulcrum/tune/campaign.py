@@ -33,7 +33,7 @@ from fulcrum.artifacts import staged_artifact, write_manifest
 from fulcrum.errors import RecipeError
 from fulcrum.recipe import Recipe
 from fulcrum.runtime import init_ray
-from fulcrum.storage import output_root
+from fulcrum.storage import output_root, refresh
 from fulcrum.train.progress import format_seconds
 from fulcrum.tune.population import check_population_fits, pbt_scheduler
 from fulcrum.tune.space import param_space
@@ -61,6 +61,7 @@ def tune(recipe: Recipe, output_dir: str | Path | None = None) -> Path:
     if recipe.tune is None:
         raise RecipeError(f"{recipe.name}: the recipe has no tune section to run a campaign from")
     target = campaign_artifact_dir(recipe, output_dir)
+    refresh(target)  # under a URI output_dir, the URI says whether it finished
     if (target / "manifest.json").is_file() and manifest_hash(target) == recipe.hash:
         say(f"this campaign finished already: {target} (delete it to run it again)")
         return target
