@@ -1,4 +1,4 @@
-"""Artifacts on a pyarrow filesystem URI (s3://, gs://, hdfs://, file://).
+"""Artifacts on a pyarrow filesystem URI (s3://, gs://, file://).
 
 Stages build artifacts on local disk, because what reads and writes them (PyTorch, ONNX
 Runtime, DeepSpeed, tokenizers) wants local files. An `output_dir` that is a URI therefore
