@@ -9,7 +9,9 @@
 A gateway deployment (FastAPI) checks every request at the edge and routes it to one
 deployment per model (serve/models.py), each with its own replicas, autoscaling and
 `@serve.batch`. Splitting them lets a busy model scale without copying the others, and keeps
-the model processes free of HTTP work.
+the model processes free of HTTP work. An application of one model can instead run it inside
+the gateway (`colocate: true`): one deployment, and one Ray process per request instead of
+two, which is what one-text requests on a few cores are limited by.
 
     serve run serve.app:build_app   # with args; or `serve run cluster/serve.yaml`
 """
@@ -55,6 +57,11 @@ def deployment_name(model_name: str) -> str:
 
 def build_app(args: AppArgs) -> Application:
     """Typed builder: `serve run`/`serve deploy` validate the config's `args:` against AppArgs."""
+    if args.colocate:
+        # One deployment: the gateway loads the model and scales as the model would.
+        (model,) = args.models
+        options = deployment_options(model) | {"name": "Gateway"}
+        return Gateway.options(**options).bind(args, {})
     models = {
         model.name: ModelServer.options(**deployment_options(model)).bind(model)
         for model in args.models

@@ -74,6 +74,11 @@ class AppArgs(BaseModel):
         0.0, ge=0, description="CPUs reserved for the gateway (routing and validation only)."
     )
     gateway_max_ongoing_requests: int = Field(256, ge=1)
+    colocate: bool = Field(
+        False,
+        description="Run the (single) model inside the gateway's replicas: one deployment, "
+        "scaled by the model's autoscaling settings; fewer hops per request.",
+    )
 
     @model_validator(mode="after")
     def _distinct_names(self) -> "AppArgs":
@@ -83,4 +88,9 @@ class AppArgs(BaseModel):
             raise ValueError(f"models: the name {repeated[0]!r} is given twice")
         if self.auth_token_env and self.auth_token_file:
             raise ValueError("auth_token_env and auth_token_file: give one token source")
+        if self.colocate and len(self.models) != 1:
+            raise ValueError(
+                f"colocate: runs one model inside the gateway, and {len(self.models)} are "
+                "served; serve them as separate deployments (colocate: false)"
+            )
         return self

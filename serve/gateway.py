@@ -25,7 +25,7 @@ from starlette.exceptions import HTTPException
 
 from serve.config import AppArgs
 from serve.limits import InFlight
-from serve.models import LATENCY_BOUNDARIES_MS
+from serve.models import LATENCY_BOUNDARIES_MS, InProcess, Model
 
 READY_TIMEOUT_S = 5.0
 
@@ -167,7 +167,8 @@ def read_token(args: AppArgs) -> str | None:
 class Gateway:
     def __init__(self, args: AppArgs, models: dict[str, Any]) -> None:
         self.args = args
-        self.models = models  # name -> DeploymentHandle of its ModelServer
+        # name -> DeploymentHandle of its ModelServer, or the model in this process
+        self.models = models or {model.name: InProcess(Model(model)) for model in args.models}
         self.token = read_token(args)
         self.info: dict[str, dict[str, Any]] = {}
         self.explaining = InFlight(args.max_explain_in_flight)

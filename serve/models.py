@@ -1,9 +1,13 @@
-"""The deployment behind one served model: an export artifact on ONNX Runtime.
+"""One served model: an export artifact on ONNX Runtime.
 
 Texts from concurrent requests are pooled by `@serve.batch` into one ONNX Runtime call (up
 to `max_batch_size` texts), which is where a CPU replica gets its throughput. The call runs
 in a worker thread (ONNX Runtime releases the GIL), so the replica keeps queueing the next
 batch while this one computes.
+
+`Model` runs as its own deployment (`ModelServer`, the default: each model scales on its
+own) or inside the gateway's process (`colocate: true`, one model: a request crosses one
+Ray process instead of two, see `InProcess`).
 """
 
 import asyncio
@@ -21,8 +25,7 @@ BATCH_BOUNDARIES = [1, 2, 4, 8, 16, 32, 64, 128]
 LATENCY_BOUNDARIES_MS = [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000]
 
 
-@serve.deployment
-class ModelServer:
+class Model:
     def __init__(self, model: ModelArgs) -> None:
         from fulcrum.inference import OnnxClassifier
 
@@ -121,6 +124,33 @@ class ModelServer:
 
     def ready(self) -> bool:
         return True
+
+
+ModelServer = serve.deployment(Model, name="ModelServer")
+
+
+class InProcess:
+    """A Model in the gateway's own process, called the way a DeploymentHandle is
+    (`await model.predict.remote(texts)`), so the gateway has one code path for both."""
+
+    def __init__(self, model: Model) -> None:
+        self.model = model
+
+    def __getattr__(self, method: str) -> "_Method":
+        return _Method(getattr(self.model, method))
+
+
+class _Method:
+    def __init__(self, function) -> None:
+        self.function = function
+
+    def remote(self, *args, **kwargs):
+        result = self.function(*args, **kwargs)
+        return result if asyncio.iscoroutine(result) else _ready(result)
+
+
+async def _ready(value):
+    return value
 
 
 def describe(name: str, predictor) -> dict[str, Any]:

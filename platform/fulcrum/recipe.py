@@ -501,6 +501,11 @@ class ServeSection(Section):
         None, description="As auth_token_env, the token read from this file instead."
     )
     autoscaling: AutoscalingSection = Field(default_factory=AutoscalingSection)
+    colocate: bool = Field(
+        False,
+        description="Run the model inside the HTTP gateway's replicas (one deployment) "
+        "rather than in its own deployment: one Ray process per request instead of two.",
+    )
 
     @model_validator(mode="after")
     def _one_token_source(self) -> ServeSection:
@@ -525,6 +530,7 @@ HASH_SKIPS_AT_DEFAULT = {
     "serve.autoscaling.upscale_delay_s": 30.0,
     "serve.autoscaling.downscale_delay_s": 600.0,
     "serve.autoscaling.look_back_period_s": 30.0,
+    "serve.colocate": False,
 }
 
 SEARCH_KINDS = ("choice", "grid", "uniform", "loguniform", "quniform", "integer")

@@ -290,6 +290,7 @@ def test_a_section_added_later_leaves_the_hash_of_recipes_without_it_unchanged()
         "max_explain_texts",
         "max_explain_in_flight",
         "max_explain_words",
+        "colocate",
     )
     added_to_autoscaling = ("upscale_delay_s", "downscale_delay_s", "look_back_period_s")
     for key in added_to_serve:
