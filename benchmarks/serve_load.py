@@ -9,7 +9,7 @@ each latency. Then an autoscaling phase: sustained load on a 1-2 replica deploym
 replica count sampled every half second while it runs and after it stops.
 
     python benchmarks/serve_load.py [--requests 600] [--concurrency 1 8 32] [--threads 2]
-        [--ray-env RAY_SERVE_THROUGHPUT_OPTIMIZED=1] [--results-name serve_load]
+        [--colocate] [--ray-env RAY_SERVE_THROUGHPUT_OPTIMIZED=1] [--results-name serve_load]
 
 The model is benchmarks/compression.py's FPB AllAgree model and its dynamic INT8
 per-channel variant (built here if missing). Run it on a quiet machine.
@@ -50,6 +50,9 @@ def main() -> None:
     parser.add_argument("--max-batch-size", type=int, default=16)
     parser.add_argument("--batch-wait-timeout-s", type=float, default=0.01)
     parser.add_argument("--skip-autoscaling", action="store_true")
+    parser.add_argument(
+        "--colocate", action="store_true", help="the model inside the gateway (serve.colocate)"
+    )
     parser.add_argument(
         "--ray-env",
         nargs="*",
@@ -159,6 +162,7 @@ def main() -> None:
             "threads": args.threads,
             "max_batch_size": args.max_batch_size,
             "ray_env": ray_env,
+            "colocate": args.colocate,
             "model": str(variant_dir),
             "in_process_texts_per_s": ceiling,
             "in_process_texts_per_s_by_batch": ceilings,
@@ -232,6 +236,7 @@ class fulcrum_endpoint:
             max_batch_size=self.args.max_batch_size,
             batch_wait_timeout_s=self.args.batch_wait_timeout_s,
             max_ongoing_requests=max(64, 2 * max(self.args.concurrency)),
+            colocate=self.args.colocate,
             autoscaling={"min_replicas": 1, "max_replicas": 1},
         )
         started = time.time()
