@@ -22,7 +22,9 @@ the URI's hash, with a marker file that holds the URI.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
+import json
 import os
 import re
 import shutil
@@ -153,14 +155,17 @@ def refresh(local_dir: Path) -> None:
         return
     if local_manifest.is_file() and local_manifest.read_bytes() == remote_manifest:
         return
-    _download(filesystem, root, remote_manifest, local_dir, uri)
+    # Replicas starting together on one node fetch it once: the others wait, then find it.
+    local_dir.parent.mkdir(parents=True, exist_ok=True)
+    with open(local_dir.parent / f".{local_dir.name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if local_manifest.is_file() and local_manifest.read_bytes() == remote_manifest:
+            return
+        _download(filesystem, root, remote_manifest, local_dir, uri)
 
 
 def _download(filesystem, root: str, manifest: bytes, local_dir: Path, uri: str) -> None:
-    import json
-
     listed = json.loads(manifest).get("files", {})
-    local_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = local_dir.parent / f".{local_dir.name}.download-{uuid.uuid4().hex[:8]}"
     try:
         for relative in listed:
