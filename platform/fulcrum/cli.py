@@ -325,7 +325,7 @@ def _runs(_, args) -> int:
 
 def _show(_, args) -> int:
     from fulcrum.catalog import find_artifacts, lineage
-    from fulcrum.storage import is_uri, read_manifest_bytes
+    from fulcrum.storage import MANIFEST, is_uri, join, read_manifest_bytes
 
     target = args.artifact if is_uri(args.artifact) else Path(args.artifact)
     if read_manifest_bytes(target) is None:
@@ -354,7 +354,7 @@ def _show(_, args) -> int:
         )
     metrics = {k: v for k, v in (manifest.get("metrics") or {}).items() if k != "history"}
     print(json.dumps(metrics, indent=2, default=str)[:4000])
-    print(f"{len(manifest.get('files', {}))} files, sha256 in {target / 'manifest.json'}")
+    print(f"{len(manifest.get('files', {}))} files, sha256 in {join(str(target), MANIFEST)}")
     return 0
 
 

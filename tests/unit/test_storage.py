@@ -86,6 +86,23 @@ def test_a_child_records_its_parent_by_uri_and_lineage_follows_it(bucket):
     assert chain[1]["path"] == f"{uri}/demo/train"
 
 
+def test_fulcrum_runs_and_show_read_a_uri(bucket, capsys):
+    from fulcrum.cli import main
+
+    uri = f"file://{bucket}/runs"
+    root = storage.output_root(uri)
+    parent = publish(root / "demo" / "train", {"w.bin": "weights"})
+    publish(root / "demo" / "export", {"m.onnx": "onnx"}, kind="export", parent=parent)
+    assert main(["runs", uri]) == 0
+    listed = capsys.readouterr().out
+    assert f"{uri}/demo/train" in listed and f"{uri}/demo/export" in listed
+    assert main(["show", "demo/export", "--output-dir", uri]) == 0
+    shown = capsys.readouterr().out.splitlines()
+    assert shown[0] == f"export artifact {uri}/demo/export"
+    assert shown[2].strip().startswith(f"<- train    {uri}/demo/train")
+    assert shown[-1] == f"1 files, sha256 in {uri}/demo/export/manifest.json"
+
+
 def test_a_failed_upload_publishes_nothing_and_the_local_copy_is_dropped(bucket, monkeypatch):
     uri = f"file://{bucket}/runs"
     target = storage.output_root(uri) / "demo" / "train"
