@@ -18,7 +18,7 @@ Every run's result is kept in benchmarks/results/ablation.json as it finishes, s
 interrupted benchmark resumes from that file, even on a fresh checkout.
 
     python benchmarks/ablation.py [--datasets fpb50 banking77] [--seeds 3] [--train-rows 1000]
-        [--techniques baseline fgm ...] [--skip-distill] [--skip-ablation]
+        [--techniques baseline fgm ...] [--skip-distill] [--skip-ablation] [--report]
 """
 
 from __future__ import annotations
@@ -359,6 +359,49 @@ def plot(rows: list[dict], target: Path) -> None:
     figure.savefig(target, dpi=120)
 
 
+def paired_change(row: dict, base: dict) -> str:
+    """The technique's macro-F1 minus the baseline's with the same seed, mean ± std over
+    seeds: the seeds move both alike (same initialisation and data order), so the paired
+    change is far less noisy than the difference of the two means' spreads suggests."""
+    seeds = min(len(row["macro_f1"]), len(base["macro_f1"]))
+    changes = [row["macro_f1"][i] - base["macro_f1"][i] for i in range(seeds)]
+    spread = f" ± {statistics.stdev(changes):.3f}" if seeds > 1 else ""
+    return f"{statistics.mean(changes):+.3f}{spread}"
+
+
+def report(rows: list[dict]) -> str:
+    """The README's table: per technique, each dataset's test macro-F1 as mean ± std over
+    seeds, its paired change against the baseline, robustness and train time."""
+    datasets = sorted({row["dataset"] for row in rows}, key=["fpb50", "banking77"].index)
+    by = {(row["dataset"], row["technique"]): row for row in rows}
+    header = ["technique"]
+    for dataset in datasets:
+        header += [
+            f"{dataset} macro-F1",
+            "change vs baseline (paired)",
+            "acc. under PGD",
+            "acc. with typos",
+            "train s",
+        ]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for technique in TECHNIQUES:
+        cells = [technique.replace("_", " ")]
+        for dataset in datasets:
+            row, base = by.get((dataset, technique)), by.get((dataset, "baseline"))
+            if row is None:
+                cells += [""] * 5
+                continue
+            cells += [
+                f"{row['macro_f1_mean']:.3f} ± {row['macro_f1_std']:.3f} (n={row['seeds']})",
+                "" if technique == "baseline" or base is None else paired_change(row, base),
+                f"{row['pgd_accuracy_mean']:.3f}" if "pgd_accuracy_mean" in row else "",
+                f"{row['typo_accuracy_mean']:.3f}" if "typo_accuracy_mean" in row else "",
+                f"{row['train_s_mean']:.0f}",
+            ]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--datasets", nargs="+", default=["fpb50", "banking77"])
@@ -369,7 +412,18 @@ def main() -> None:
     parser.add_argument("--distill-train-rows", type=int, default=100_000)
     parser.add_argument("--skip-ablation", action="store_true")
     parser.add_argument("--skip-distill", action="store_true")
+    parser.add_argument(
+        "--report",
+        action="store_true",
+        help="print the README table and redraw the plot from the results file",
+    )
     args = parser.parse_args()
+    if args.report:
+        name = results_name(args.train_rows)
+        rows = json.loads((RESULTS / f"{name}.json").read_text())["rows"]
+        print(report(rows))
+        plot(rows, RESULTS / f"{name}.png")
+        return
 
     if not args.skip_distill:
         rows = distillation(args.distill_dataset, args.distill_train_rows)
