@@ -49,12 +49,11 @@ def stale_reason(
 ) -> str | None:
     """None when the artifact at `artifact_dir` was made from these inputs; otherwise why
     the stage has to run, in words a person running the pipeline understands."""
-    refresh(artifact_dir)  # under a URI output_dir, the URI says what exists
-    if not (artifact_dir / MANIFEST).is_file():
-        return "no artifact yet"
     try:
-        artifact = open_artifact(artifact_dir, kind=kind)
+        artifact = open_artifact(artifact_dir, kind=kind)  # under a URI, fetched from it first
     except ArtifactError as error:
+        if not (artifact_dir / MANIFEST).is_file():
+            return "no artifact yet"
         return f"the artifact there is unusable ({error})"
     try:
         made_with = Recipe.model_validate(artifact.manifest["recipe"])
