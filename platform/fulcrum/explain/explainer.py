@@ -140,7 +140,7 @@ class OnnxModel(_Model):
 
         self.predictor = predictor or OnnxClassifier(artifact.path)
         self.labels, self.task = self.predictor.labels, self.predictor.task
-        # A copy: the predictor's own pads its batches, one text at a time needs none.
+        # A copy, so that explaining never changes how the predictor tokenises.
         self.tokenizer = Tokenizer.from_str(self.predictor.tokenizer.to_str())
         self.tokenizer.no_padding()
         self.mask_id = _mask_id(self.tokenizer)

@@ -15,6 +15,7 @@ import numpy as np
 
 from fulcrum.artifacts import open_artifact
 from fulcrum.errors import ArtifactError
+from fulcrum.inference.buckets import length_groups
 from fulcrum.inference.session import open_session
 from fulcrum.metrics import bio_spans
 
@@ -40,17 +41,26 @@ class OnnxClassifier:
         self.tokenizer = Tokenizer.from_file(str(artifact.file(TOKENIZER_FILE)))
         _check_tokenizer_fits(self.tokenizer, artifact)
         self.tokenizer.enable_truncation(max_length=self.max_length)
-        pad = _pad_token(artifact.path)
-        self.tokenizer.enable_padding(pad_id=self.tokenizer.token_to_id(pad), pad_token=pad)
+        self.tokenizer.no_padding()  # each length group is padded to its own longest text
+        self.pad_id = self.tokenizer.token_to_id(_pad_token(artifact.path)) or 0
 
         self.session = open_session(artifact.file(MODEL_FILE), threads, spin=spin)
         self.input_names = [item.name for item in self.session.get_inputs()]
 
-    def encode(self, texts: list[str]) -> dict[str, np.ndarray]:
-        return self._arrays(self.tokenizer.encode_batch(texts))
-
     def logits(self, texts: list[str]) -> np.ndarray:
-        return self.session.run(["logits"], self.encode(texts))[0]
+        """[texts, labels] for a sequence classifier; one call per group of texts of
+        similar length (fulcrum.inference.buckets), rows back in the texts' order."""
+        return np.stack(self._run(self.tokenizer.encode_batch(texts)))
+
+    def _run(self, encodings) -> list[np.ndarray]:
+        """The model's logits for each encoding, in order, each as long as its own group's
+        padding (a tagger's rows past the text's tokens are padding)."""
+        rows: list[np.ndarray] = [np.empty(0)] * len(encodings)
+        for group in length_groups([len(encoding.ids) for encoding in encodings]):
+            arrays = self._arrays([encodings[index] for index in group])
+            for index, row in zip(group, self.session.run(["logits"], arrays)[0], strict=True):
+                rows[index] = row
+        return rows
 
     def predict(self, texts: list[str]) -> list[dict[str, Any]]:
         if self.task == "token_classification":
@@ -67,18 +77,25 @@ class OnnxClassifier:
 
     def tag(self, texts: list[str]) -> list[dict[str, Any]]:
         encodings = self.tokenizer.encode_batch(texts)
-        probabilities = softmax(self.session.run(["logits"], self._arrays(encodings))[0])
         return [
-            {"entities": entity_spans(text, encoding, rows, self.labels)}
-            for text, encoding, rows in zip(texts, encodings, probabilities, strict=True)
+            {"entities": entity_spans(text, encoding, softmax(logits), self.labels)}
+            for text, encoding, logits in zip(texts, encodings, self._run(encodings), strict=True)
         ]
 
     def _arrays(self, encodings) -> dict[str, np.ndarray]:
+        """The model's inputs for encodings of one length group, right-padded."""
+        length = max(len(encoding.ids) for encoding in encodings)
+        shape = (len(encodings), length)
         arrays = {
-            "input_ids": np.array([e.ids for e in encodings], dtype=np.int64),
-            "attention_mask": np.array([e.attention_mask for e in encodings], dtype=np.int64),
-            "token_type_ids": np.array([e.type_ids for e in encodings], dtype=np.int64),
+            "input_ids": np.full(shape, self.pad_id, dtype=np.int64),
+            "attention_mask": np.zeros(shape, dtype=np.int64),
+            "token_type_ids": np.zeros(shape, dtype=np.int64),
         }
+        for row, encoding in enumerate(encodings):
+            size = len(encoding.ids)
+            arrays["input_ids"][row, :size] = encoding.ids
+            arrays["attention_mask"][row, :size] = 1
+            arrays["token_type_ids"][row, :size] = encoding.type_ids
         return {name: arrays[name] for name in self.input_names}
 
 
