@@ -26,6 +26,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from common import REPOSITORY, RESULTS, table, train_or_reuse, write_results
@@ -84,26 +85,21 @@ def main() -> None:
 
     rows = []
     levels = [(size, c) for size in args.texts_per_request for c in args.concurrency]
-    with fulcrum_endpoint(variant_dir, args) as url:
+    with fulcrum_endpoint(variant_dir, args) as endpoint:
         for size, concurrency in levels:
+            count = args.requests // size * 2 if size > 1 else args.requests
             rows.append(
                 {"server": "fulcrum", "texts_per_request": size, "concurrency": concurrency}
-                | run_load(
-                    url,
-                    texts,
-                    args.requests // size * 2 if size > 1 else args.requests,
-                    concurrency,
-                    size,
-                )
+                | run_load(endpoint.url, texts, count, concurrency, size, endpoint.processes())
             )
             print(f"[benchmark] {describe(rows[-1])}", flush=True)
-    with baseline_endpoint(train_dir, args.threads) as url:
+    with baseline_endpoint(train_dir, args.threads) as endpoint:
         for size, concurrency in levels:
             # The baseline is slow: fewer requests keep the run bounded, enough for a p99.
             count = max(100, args.requests // 3 // size * 2 if size > 1 else args.requests // 3)
             rows.append(
                 {"server": "pipeline", "texts_per_request": size, "concurrency": concurrency}
-                | run_load(url, texts, count, concurrency, size)
+                | run_load(endpoint.url, texts, count, concurrency, size, endpoint.processes())
             )
             print(f"[benchmark] {describe(rows[-1])}", flush=True)
 
@@ -127,6 +123,8 @@ def main() -> None:
             ],
         )
     )
+    print()
+    print(cpu_table(rows))
     checks = {}
     for size in sorted({row["texts_per_request"] for row in comparison}):
         shape = [row for row in comparison if row["texts_per_request"] == size]
@@ -223,7 +221,7 @@ class fulcrum_endpoint:
     def __init__(self, variant_dir: Path, args) -> None:
         self.variant_dir, self.args = variant_dir, args
 
-    def __enter__(self) -> str:
+    def __enter__(self) -> fulcrum_endpoint:
         from fulcrum.recipe import ServeSection
 
         sys.path.insert(0, str(REPOSITORY))
@@ -242,7 +240,22 @@ class fulcrum_endpoint:
         started = time.time()
         base = launch.start({"fpb": self.variant_dir}, self.section)
         print(f"[benchmark] Fulcrum endpoint up in {time.time() - started:.0f}s", flush=True)
-        return f"{base}/v1/models/fpb/predict"
+        self.url = f"{base}/v1/models/fpb/predict"
+        return self
+
+    def processes(self) -> dict[str, list]:
+        """Serve's HTTP proxy and the application's replicas (the gateway's and the
+        model's), by the titles Ray gives its worker processes."""
+        import psutil
+
+        found: dict[str, list] = {"proxy": [], "replicas": []}
+        for process in psutil.process_iter(["cmdline"]):
+            title = " ".join(process.info["cmdline"] or [])
+            if title.startswith("ray::ProxyActor"):
+                found["proxy"].append(process)
+            elif title.startswith(f"ray::ServeReplica:{self.section.app_name}:"):
+                found["replicas"].append(process)
+        return found
 
     def __exit__(self, *exc) -> None:
         self.launch.stop(self.section)
@@ -252,7 +265,7 @@ class baseline_endpoint:
     def __init__(self, train_dir: Path, threads: int) -> None:
         self.train_dir, self.threads = train_dir, threads
 
-    def __enter__(self) -> str:
+    def __enter__(self) -> baseline_endpoint:
         port = free_port()
         env = os.environ | {
             "MODEL_DIR": str(self.train_dir.resolve() / "merged"),
@@ -274,7 +287,13 @@ class baseline_endpoint:
             env=env,
         )
         wait_for(f"http://127.0.0.1:{port}/healthz", self.process)
-        return f"http://127.0.0.1:{port}/predict"
+        self.url = f"http://127.0.0.1:{port}/predict"
+        return self
+
+    def processes(self) -> dict[str, list]:
+        import psutil
+
+        return {"uvicorn": [psutil.Process(self.process.pid)]}
 
     def __exit__(self, *exc) -> None:
         self.process.terminate()
@@ -282,10 +301,16 @@ class baseline_endpoint:
 
 
 def run_load(
-    url: str, texts: list[str], requests: int, concurrency: int, size: int = 1
-) -> dict[str, float]:
+    url: str,
+    texts: list[str],
+    requests: int,
+    concurrency: int,
+    size: int = 1,
+    processes: dict[str, list] | None = None,
+) -> dict[str, Any]:
     """`requests` POSTs of `size` texts each, `concurrency` in flight at once, over
-    keep-alive connections. aiohttp rather than httpx: the load generator shares the
+    keep-alive connections; and the CPU each of the server's `processes` and the load
+    generator spent per request. aiohttp rather than httpx: the load generator shares the
     server's 2 cores, and httpx spent 2.1 ms of CPU per request where aiohttp spends 0.5."""
     import aiohttp
 
@@ -319,7 +344,10 @@ def run_load(
             await asyncio.gather(*(worker(session, queue) for _ in range(concurrency)))
             return time.perf_counter() - started
 
+    processes = {"client": [None], **(processes or {})}
+    before = cpu_seconds(processes)
     wall = asyncio.run(run())
+    spent = cpu_seconds(processes)
     values = np.asarray(latencies)
     return {
         "requests": requests,
@@ -329,7 +357,30 @@ def run_load(
         "p50_ms": float(np.percentile(values, 50)),
         "p95_ms": float(np.percentile(values, 95)),
         "p99_ms": float(np.percentile(values, 99)),
+        # Includes the warm-up requests: a handful against hundreds.
+        "cpu_ms_per_request": {
+            part: 1000 * (spent[part] - before[part]) / requests for part in processes
+        },
     }
+
+
+def cpu_seconds(processes: dict[str, list]) -> dict[str, float]:
+    """User + system CPU seconds so far of each group of processes (None: this one, the
+    load generator). On a 2-core machine server and client share one budget; this says
+    who spent it."""
+    import psutil
+
+    totals = {}
+    for part, group in processes.items():
+        total = 0.0
+        for process in group:
+            try:
+                times = (process or psutil.Process()).cpu_times()
+            except psutil.NoSuchProcess:  # a replica replaced mid-run: its share is lost
+                continue
+            total += times.user + times.system
+        totals[part] = total
+    return totals
 
 
 def compare(rows: list[dict], ceilings: dict[int, float], server_batch: int) -> list[dict]:
@@ -483,10 +534,38 @@ def plot_autoscaling(scaling: dict, target: Path) -> None:
 
 
 def describe(row: dict) -> str:
+    cpu = ", ".join(f"{part} {ms:.1f}" for part, ms in row["cpu_ms_per_request"].items())
     return (
         f"{row['server']} {row['texts_per_request']} text(s)/request c={row['concurrency']}: "
         f"{row['requests_per_s']:.1f} req/s ({row['texts_per_s']:.0f} texts/s), "
-        f"p50 {row['p50_ms']:.1f} ms, p99 {row['p99_ms']:.1f} ms, failures {row['failures']}"
+        f"p50 {row['p50_ms']:.1f} ms, p99 {row['p99_ms']:.1f} ms, failures {row['failures']}; "
+        f"CPU ms/request: {cpu}"
+    )
+
+
+def cpu_table(rows: list[dict]) -> str:
+    """Where each request's CPU went, by process: what bounds requests/s on a machine
+    whose cores the client, the HTTP layer and the model share."""
+    parts = sorted({part for row in rows for part in row["cpu_ms_per_request"]})
+    lines = [
+        {
+            "server": row["server"],
+            "texts_per_request": row["texts_per_request"],
+            "concurrency": row["concurrency"],
+            **row["cpu_ms_per_request"],
+            "total": sum(row["cpu_ms_per_request"].values()),
+        }
+        for row in rows
+    ]
+    return table(
+        lines,
+        [
+            ("server", "server"),
+            ("texts_per_request", "texts/request"),
+            ("concurrency", "concurrency"),
+            *[(part, f"{part} CPU ms/request") for part in parts],
+            ("total", "total CPU ms/request"),
+        ],
     )
 
 
