@@ -9,7 +9,7 @@ each latency. Then an autoscaling phase: sustained load on a 1-2 replica deploym
 replica count sampled every half second while it runs and after it stops.
 
     python benchmarks/serve_load.py [--requests 600] [--concurrency 1 8 32] [--threads 2]
-        [--colocate] [--ray-env RAY_SERVE_THROUGHPUT_OPTIMIZED=1] [--results-name serve_load]
+        [--two-deployments] [--ray-env RAY_SERVE_THROUGHPUT_OPTIMIZED=1] [--results-name NAME]
 
 The model is benchmarks/compression.py's FPB AllAgree model and its dynamic INT8
 per-channel variant (built here if missing). Run it on a quiet machine.
@@ -52,7 +52,10 @@ def main() -> None:
     parser.add_argument("--batch-wait-timeout-s", type=float, default=0.01)
     parser.add_argument("--skip-autoscaling", action="store_true")
     parser.add_argument(
-        "--colocate", action="store_true", help="the model inside the gateway (serve.colocate)"
+        "--two-deployments",
+        action="store_true",
+        help="the model in its own deployment behind the gateway (serve.colocate: false) rather "
+        "than inside it (the default for one model)",
     )
     parser.add_argument(
         "--ray-env",
@@ -160,7 +163,7 @@ def main() -> None:
             "threads": args.threads,
             "max_batch_size": args.max_batch_size,
             "ray_env": ray_env,
-            "colocate": args.colocate,
+            "colocate": not args.two_deployments,
             "model": str(variant_dir),
             "in_process_texts_per_s": ceiling,
             "in_process_texts_per_s_by_batch": ceilings,
@@ -234,7 +237,7 @@ class fulcrum_endpoint:
             max_batch_size=self.args.max_batch_size,
             batch_wait_timeout_s=self.args.batch_wait_timeout_s,
             max_ongoing_requests=max(64, 2 * max(self.args.concurrency)),
-            colocate=self.args.colocate,
+            colocate=False if self.args.two_deployments else None,
             autoscaling={"min_replicas": 1, "max_replicas": 1},
         )
         started = time.time()

@@ -9,9 +9,9 @@
 A gateway deployment (FastAPI) checks every request at the edge and routes it to one
 deployment per model (serve/models.py), each with its own replicas, autoscaling and
 `@serve.batch`. Splitting them lets a busy model scale without copying the others, and keeps
-the model processes free of HTTP work. An application of one model can instead run it inside
-the gateway (`colocate: true`): one deployment, and one Ray process per request instead of
-two, which is what one-text requests on a few cores are limited by.
+the model processes free of HTTP work. An application of one model runs it inside the
+gateway instead (`colocate`, unset or true): one deployment, and one Ray process per request
+instead of two, which is what one-text requests on a few cores are limited by.
 
     serve run serve.app:build_app   # with args; or `serve run cluster/serve.yaml`
 """
@@ -51,17 +51,18 @@ def deployment_options(model: ModelArgs) -> dict[str, Any]:
 
 
 def deployment_name(model_name: str) -> str:
-    """The Serve deployment behind /v1/models/{model_name}, as `serve status` lists it."""
+    """The Serve deployment behind /v1/models/{model_name}, as `serve status` lists it
+    (colocated, the gateway's own)."""
     return "model-" + re.sub(r"[^a-z0-9-]", "-", model_name)
 
 
 def build_app(args: AppArgs) -> Application:
     """Typed builder: `serve run`/`serve deploy` validate the config's `args:` against AppArgs."""
-    if args.colocate:
-        # One deployment: the gateway loads the model and scales as the model would.
+    if args.colocated:
+        # One deployment, named as the model's would be: the gateway loads the model and
+        # scales as the model would.
         (model,) = args.models
-        options = deployment_options(model) | {"name": "Gateway"}
-        return Gateway.options(**options).bind(args, {})
+        return Gateway.options(**deployment_options(model)).bind(args, {})
     models = {
         model.name: ModelServer.options(**deployment_options(model)).bind(model)
         for model in args.models

@@ -74,10 +74,11 @@ class AppArgs(BaseModel):
         0.0, ge=0, description="CPUs reserved for the gateway (routing and validation only)."
     )
     gateway_max_ongoing_requests: int = Field(256, ge=1)
-    colocate: bool = Field(
-        False,
+    colocate: bool | None = Field(
+        None,
         description="Run the (single) model inside the gateway's replicas: one deployment, "
-        "scaled by the model's autoscaling settings; fewer hops per request.",
+        "scaled by the model's autoscaling settings; one Ray process per request instead of "
+        "two. Unset: yes when one model is served.",
     )
 
     @model_validator(mode="after")
@@ -94,3 +95,7 @@ class AppArgs(BaseModel):
                 "served; serve them as separate deployments (colocate: false)"
             )
         return self
+
+    @property
+    def colocated(self) -> bool:
+        return self.colocate if self.colocate is not None else len(self.models) == 1

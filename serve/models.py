@@ -6,8 +6,8 @@ in a worker thread (ONNX Runtime releases the GIL), so the replica keeps queuein
 batch while this one computes.
 
 `Model` runs as its own deployment (`ModelServer`, the default: each model scales on its
-own) or inside the gateway's process (`colocate: true`, one model: a request crosses one
-Ray process instead of two, see `InProcess`).
+own, the default for several models) or inside the gateway's process (one model, `colocate`:
+a request crosses one Ray process instead of two, see `InProcess`).
 """
 
 import asyncio

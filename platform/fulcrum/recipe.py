@@ -501,10 +501,11 @@ class ServeSection(Section):
         None, description="As auth_token_env, the token read from this file instead."
     )
     autoscaling: AutoscalingSection = Field(default_factory=AutoscalingSection)
-    colocate: bool = Field(
-        False,
+    colocate: bool | None = Field(
+        None,
         description="Run the model inside the HTTP gateway's replicas (one deployment) "
-        "rather than in its own deployment: one Ray process per request instead of two.",
+        "rather than in its own deployment: one Ray process per request instead of two. "
+        "Unset: yes when one model is served.",
     )
 
     @model_validator(mode="after")
@@ -519,7 +520,7 @@ class ServeSection(Section):
 # and reuses its finished artifacts.
 HASH_SKIPS_WHEN_ABSENT = ("tune", "compress")
 # Fields added after artifacts were first written, left out of the hash at their default
-# for the same reason.
+# for the same reason (a tuple: at any of these values).
 HASH_SKIPS_AT_DEFAULT = {
     "serve.max_body_bytes": 1_000_000,
     "serve.max_explain_texts": 4,
@@ -530,7 +531,7 @@ HASH_SKIPS_AT_DEFAULT = {
     "serve.autoscaling.upscale_delay_s": 30.0,
     "serve.autoscaling.downscale_delay_s": 600.0,
     "serve.autoscaling.look_back_period_s": 30.0,
-    "serve.colocate": False,
+    "serve.colocate": (None, False),  # False was its default before unset meant "one model"
 }
 
 SEARCH_KINDS = ("choice", "grid", "uniform", "loguniform", "quniform", "integer")
@@ -861,7 +862,8 @@ class Recipe(Section):
                 holder = content
                 for parent in parents:
                     holder = holder.get(parent) or {}
-                if key in holder and holder[key] == default:
+                skipped = default if isinstance(default, tuple) else (default,)
+                if key in holder and holder[key] in skipped:
                     del holder[key]
         return _stable_hash(content)
 

@@ -26,8 +26,8 @@ def test_fulcrum_run_on_s3_trains_exports_serves_answers_and_compress_follows(
     from fulcrum.storage import join
 
     output_dir = join(s3_bucket, "cli")
-    # Served with the model inside the gateway (one deployment), as a one-model app can be.
-    recipe = tiny_recipe_factory(output_dir, train={"epochs": 1}, serve={"colocate": True})
+    # Served as a one-model app is by default: the model inside the gateway (one deployment).
+    recipe = tiny_recipe_factory(output_dir, train={"epochs": 1})
     recipe_file = tmp_path / "tiny.yaml"
     recipe_file.write_text(yaml.safe_dump(recipe.to_dict()))
     result = subprocess.run(

@@ -40,6 +40,7 @@ def served(pipeline, tmp_path_factory):
         "max_texts_per_request": 8,
         "max_body_bytes": 4000,
         "auth_token_file": str(token_file),
+        "colocate": False,  # the model in its own deployment: its replica dies alone
     }
     recipe = validate_recipe({**recipe.to_dict(), "serve": serve})
     launch = serve_launch()

@@ -1,5 +1,5 @@
-"""A model run inside the gateway (`colocate: true`): one model only, and called the way a
-DeploymentHandle is, so the gateway's code is the same either way."""
+"""A model run inside the gateway (`colocate`, the default for one model): one model only,
+and called the way a DeploymentHandle is, so the gateway's code is the same either way."""
 
 import asyncio
 import sys
@@ -43,3 +43,24 @@ def test_in_process_model_answers_like_a_handle():
 
     assert asyncio.run(use()) == (["A", "B"], True)
     assert fake.calls == [["a", "b"]]
+
+
+def test_one_model_is_colocated_unless_told_otherwise():
+    one = {"name": "a", "artifact": "/x/export"}
+    two = [one, {**one, "name": "b"}]
+    assert AppArgs(models=[one]).colocated
+    assert not AppArgs(models=[one], colocate=False).colocated
+    assert not AppArgs(models=two).colocated
+
+
+def test_a_recipe_written_when_colocate_defaulted_to_false_keeps_its_hash():
+    from fulcrum.recipe import validate_recipe
+
+    from .test_recipe import MINIMAL
+
+    unset = validate_recipe(MINIMAL)
+    assert unset.serve.colocate is None
+    old = validate_recipe({**MINIMAL, "serve": {**MINIMAL.get("serve", {}), "colocate": False}})
+    assert old.hash == unset.hash
+    chosen = validate_recipe({**MINIMAL, "serve": {**MINIMAL.get("serve", {}), "colocate": True}})
+    assert chosen.hash != unset.hash
