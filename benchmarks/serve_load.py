@@ -5,8 +5,10 @@ in-process on batches as large as the requests' (and as the server's batches).
 
 A bounded load generator on 127.0.0.1 sends a fixed number of requests at each concurrency
 level (asyncio + aiohttp; 1 text per request, as online traffic comes, and 16) and records
-each latency. Then an autoscaling phase: sustained load on a 1-2 replica deployment, the
-replica count sampled every half second while it runs and after it stops.
+each latency, and the CPU each process spent per request (client, Serve's proxy, the
+replicas; the baseline's uvicorn): on 2 cores they share one budget. Then an autoscaling
+phase: sustained load on a 1-2 replica deployment, the replica count sampled every half
+second while it runs and after it stops.
 
     python benchmarks/serve_load.py [--requests 600] [--concurrency 1 8 32] [--threads 2]
         [--two-deployments] [--ray-env RAY_SERVE_THROUGHPUT_OPTIMIZED=1] [--results-name NAME]
@@ -85,6 +87,8 @@ def main() -> None:
         print(
             f"[benchmark] in-process ONNX Runtime, batch {batch}: {value:.0f} texts/s", flush=True
         )
+    model_cpu_ms = model_cpu_ms_per_text(variant_dir, texts, args.threads)
+    print(f"[benchmark] the model's own CPU: {model_cpu_ms:.1f} ms per text", flush=True)
 
     rows = []
     levels = [(size, c) for size in args.texts_per_request for c in args.concurrency]
@@ -128,6 +132,7 @@ def main() -> None:
     )
     print()
     print(cpu_table(rows))
+    print(f"(the model's own CPU per text, in-process: {model_cpu_ms:.1f} ms)")
     checks = {}
     for size in sorted({row["texts_per_request"] for row in comparison}):
         shape = [row for row in comparison if row["texts_per_request"] == size]
@@ -167,6 +172,7 @@ def main() -> None:
             "model": str(variant_dir),
             "in_process_texts_per_s": ceiling,
             "in_process_texts_per_s_by_batch": ceilings,
+            "model_cpu_ms_per_text": model_cpu_ms,
             "rows": rows,
             "comparison": comparison,
             "targets": TARGETS,
@@ -216,6 +222,21 @@ def in_process_throughput(variant_dir: Path, texts: list[str], batch: int, threa
             predictor.predict(chunk)
             done += len(chunk)
     return done / (time.perf_counter() - started)
+
+
+def model_cpu_ms_per_text(variant_dir: Path, texts: list[str], threads: int) -> float:
+    """CPU milliseconds one text costs the model itself (tokenising and ONNX Runtime, one
+    text per call, threads not spinning, as in a replica): what a request must cost at
+    least, against which the CPU table's totals show the serving stack's own share."""
+    from fulcrum.inference import OnnxClassifier
+
+    predictor = OnnxClassifier(variant_dir, threads=threads, spin=False)
+    for text in texts[:3]:
+        predictor.predict([text])
+    started = time.process_time()
+    for text in texts:
+        predictor.predict([text])
+    return 1000 * (time.process_time() - started) / len(texts)
 
 
 class fulcrum_endpoint:

@@ -5,9 +5,9 @@ to `max_batch_size` texts), which is where a CPU replica gets its throughput. Th
 in a worker thread (ONNX Runtime releases the GIL), so the replica keeps queueing the next
 batch while this one computes.
 
-`Model` runs as its own deployment (`ModelServer`, the default: each model scales on its
-own, the default for several models) or inside the gateway's process (one model, `colocate`:
-a request crosses one Ray process instead of two, see `InProcess`).
+`Model` runs as its own deployment (`ModelServer`, when several models are served: each
+scales on its own) or inside the gateway's process (one model, `colocate`: a request crosses
+one Ray process instead of two, see `InProcess`).
 """
 
 import asyncio
