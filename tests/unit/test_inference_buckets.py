@@ -1,6 +1,6 @@
 import random
 
-from fulcrum.inference.buckets import length_groups
+from fulcrum.inference.buckets import MAX_GROUP_ROWS, length_groups
 
 
 def work(lengths, groups, call_cost):
@@ -35,6 +35,14 @@ def test_cut_is_the_cheapest_of_every_contiguous_cut():
             for cuts in [tuple(i + 1 for i in range(len(order) - 1) if mask >> i & 1)]
         )
         assert work(lengths, length_groups(lengths, call_cost=16), 16) == best
+
+
+def test_many_texts_are_cut_into_calls_of_bounded_size():
+    lengths = [20] * 1000 + [21] * 30
+    groups = length_groups(lengths, call_cost=16)
+    assert max(len(group) for group in groups) == MAX_GROUP_ROWS
+    assert sorted(i for group in groups for i in group) == list(range(len(lengths)))
+    assert len(groups) == -(-len(lengths) // MAX_GROUP_ROWS)  # no call more than needed
 
 
 def test_nothing_in_nothing_out():

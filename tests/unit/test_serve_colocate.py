@@ -60,7 +60,7 @@ def test_a_recipe_written_when_colocate_defaulted_to_false_keeps_its_hash():
 
     unset = validate_recipe(MINIMAL)
     assert unset.serve.colocate is None
-    old = validate_recipe({**MINIMAL, "serve": {**MINIMAL.get("serve", {}), "colocate": False}})
+    old = validate_recipe({**MINIMAL, "serve": {"colocate": False}})
     assert old.hash == unset.hash
-    chosen = validate_recipe({**MINIMAL, "serve": {**MINIMAL.get("serve", {}), "colocate": True}})
+    chosen = validate_recipe({**MINIMAL, "serve": {"colocate": True}})
     assert chosen.hash != unset.hash
