@@ -30,12 +30,15 @@ def main() -> int:
         "--set", dest="overrides", action="append", default=[], metavar="KEY.PATH=VALUE"
     )
     parser.add_argument("--rerun", action="append", default=[], choices=list(STAGE_SECTIONS))
+    parser.add_argument(
+        "--force", action="store_true", help="export a model that has not learned (training warned)"
+    )
     args = parser.parse_args()
     try:
         recipe = load_recipe(_recipe_file(args.recipe), args.overrides)
         from fulcrum.pipeline import run_stages
 
-        run = run_stages(recipe, args.output_dir, rerun=tuple(args.rerun))
+        run = run_stages(recipe, args.output_dir, rerun=tuple(args.rerun), force=args.force)
         for stage, path in run.artifacts.items():
             print(f"{stage} artifact: {path.resolve()} ({run.actions[stage]})", flush=True)
         print(f"to serve: {run.served.resolve()}", flush=True)

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from fulcrum.artifacts import open_artifact
+from fulcrum.diagnosis import blocking
 from fulcrum.errors import ArtifactError, FulcrumError
 from fulcrum.recipe import ServeSection
 from fulcrum.runtime import init_ray
@@ -44,10 +45,16 @@ def app_args(models: dict[str, str | Path], section: ServeSection, force: bool =
 def check_deployable(args: AppArgs) -> None:
     """Refuse here, where the error reaches the user as one line, rather than in a replica,
     where it would surface as a failed deployment after retries: a missing or corrupted
-    artifact, a compressed variant that failed its parity gate (unless forced), and a
-    bearer token that is configured but absent."""
+    artifact, a model that has not learned or a compressed variant that failed its parity
+    gate (unless forced), and a bearer token that is configured but absent."""
     for model in args.models:
         artifact = open_artifact(model.artifact, kind="export")
+        not_learned = blocking(artifact.manifest.get("warnings"))
+        if not_learned and not model.force:
+            raise ArtifactError(
+                f"{model.artifact}: not served: {not_learned[0]['text']}. Retrain (see the "
+                "training output for what to try), or force it (--force)"
+            )
         if artifact.manifest.get("deployable") is False and not model.force:
             reasons = "; ".join(
                 artifact.manifest.get("not_deployable_because") or ["no reason given"]

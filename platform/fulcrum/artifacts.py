@@ -64,6 +64,12 @@ class Artifact:
     def labels(self) -> list[str]:
         return list(self.manifest["labels"])
 
+    @property
+    def settled_recipe(self) -> dict[str, Any]:
+        """The recipe a training artifact was trained with, every value concrete (what the
+        run settled from the data included); `recipe` is the recipe as written."""
+        return self.manifest.get("settled_recipe") or self.manifest["recipe"]
+
     def file(self, relative: str) -> Path:
         return self.path / relative
 

@@ -121,7 +121,8 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--force",
         action="store_true",
-        help="serve a compressed variant that failed its parity gate (not deployable)",
+        help="serve a model that has not learned (training warned), or a compressed variant "
+        "that failed its parity gate (not deployable)",
     )
     explain = commands.add_parser(
         "explain",
@@ -169,6 +170,12 @@ def _parser() -> argparse.ArgumentParser:
         default=[],
         choices=list(STAGE_SECTIONS),
         help="run this stage even when its artifact is up to date (repeatable)",
+    )
+    run.add_argument(
+        "--force",
+        action="store_true",
+        help="export and serve a model that has not learned (training warned) or a "
+        "variant that failed its parity gate",
     )
     run.add_argument(
         "--probe",
@@ -241,13 +248,13 @@ def _run(recipe: Recipe, args) -> int:
     started = time.time()
     launch = _serve_launcher()
     launch.init_ray(py_modules=[str(launch.SERVE_PACKAGE)])  # one Ray job for all stages
-    run = run_stages(recipe, args.output_dir, rerun=tuple(args.rerun))
+    run = run_stages(recipe, args.output_dir, rerun=tuple(args.rerun), force=args.force)
     if run.actions.get("train") == "ran":
         _print_training_summary(run.artifacts["train"])
     served = run.served
     # One URL name whichever variant serves, so clients do not change when compression does.
     route = f"/v1/models/{recipe.name}/predict"
-    base_url = launch.start({recipe.name: served}, recipe.serve)
+    base_url = launch.start({recipe.name: served}, recipe.serve, force=args.force)
     print(f"[serve] {base_url}{route} is up ({time.time() - started:.0f}s since start)", flush=True)
     if not args.probe:
         print("serving until Ctrl-C", flush=True)
@@ -455,6 +462,7 @@ def _print_training_summary(artifact: Path) -> None:
                 for key, label in SUMMARY_FIELDS[opened.manifest["task"]]
             ]
             print(f"{split}: " + "  ".join(parts))
+    _print_per_label(metrics.get("per_label") or {}, artifact)
     stopped = metrics.get("stopped_early")
     print(
         f"training artifact: {artifact} (best: epoch {metrics['best_epoch']}, step "
@@ -462,6 +470,32 @@ def _print_training_summary(artifact: Path) -> None:
         + (f"; stopped early at step {stopped['step']}" if stopped else "")
         + ")"
     )
+
+
+PER_LABEL_SHOWN = 20  # more labels than this: the weakest ones, and where the rest are
+
+
+def _print_per_label(report: dict[str, list[dict]], artifact: Path) -> None:
+    split = "test" if report.get("test") else "validation"
+    rows = report.get(split)
+    if not rows:
+        return
+    shown = rows
+    heading = f"per label ({split}):"
+    if len(rows) > PER_LABEL_SHOWN:
+        shown = sorted(rows, key=lambda row: (row["f1"], -row["support"]))[:10]
+        heading = (
+            f"per label ({split}), the 10 weakest of {len(rows)} "
+            f"(all in {Path(artifact) / 'per_label.csv'}):"
+        )
+    width = max(len("label"), *(len(str(row["label"])) for row in shown))
+    print(heading)
+    print(f"  {'label':<{width}}  precision  recall     f1  support")
+    for row in shown:
+        print(
+            f"  {row['label']:<{width}}  {row['precision']:9.3f}  {row['recall']:6.3f}  "
+            f"{row['f1']:5.3f}  {row['support']:7d}"
+        )
 
 
 if __name__ == "__main__":

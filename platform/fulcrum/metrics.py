@@ -40,6 +40,30 @@ def classification_metrics(confusion: np.ndarray) -> dict[str, float]:
     }
 
 
+def per_label(confusion: np.ndarray, names: list[str]) -> list[dict[str, object]]:
+    """Precision, recall, F1 and support of each label (the per-class report)."""
+    confusion = np.asarray(confusion, dtype=np.float64)
+    true_positive = np.diag(confusion)
+    predicted, actual = confusion.sum(axis=0), confusion.sum(axis=1)
+    rows = []
+    for index, name in enumerate(names):
+        rows.append(
+            {
+                "label": name,
+                **_prf(true_positive[index], predicted[index], actual[index]),
+                "support": int(actual[index]),
+            }
+        )
+    return rows
+
+
+def _prf(true_positive: float, predicted: float, gold: float) -> dict[str, float]:
+    precision = float(true_positive / predicted) if predicted else 0.0
+    recall = float(true_positive / gold) if gold else 0.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    return {"precision": precision, "recall": recall, "f1": f1}
+
+
 def metrics_from_predictions(label_ids, predicted_ids, num_labels: int) -> dict[str, float]:
     return classification_metrics(confusion_matrix(label_ids, predicted_ids, num_labels))
 
@@ -89,22 +113,15 @@ def entity_counts(
 
 def entity_metrics(counts: np.ndarray, types: list[str]) -> dict[str, object]:
     """Micro precision/recall/F1 over entities (exact type and span), and per type."""
-
-    def prf(true_positive: float, predicted: float, gold: float) -> dict[str, float]:
-        precision = true_positive / predicted if predicted else 0.0
-        recall = true_positive / gold if gold else 0.0
-        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-        return {"precision": precision, "recall": recall, "f1": f1}
-
     entity_rows = counts[:-1]
     totals = entity_rows.sum(axis=0)
     correct_tokens, tokens = counts[-1, 0], counts[-1, 1]
     return {
-        **prf(*totals.tolist()),
+        **_prf(*totals.tolist()),
         "token_accuracy": float(correct_tokens / tokens) if tokens else 0.0,
         "entities": int(totals[2]),
         "per_type": {
-            kind: {**prf(*entity_rows[index].tolist()), "support": int(entity_rows[index, 2])}
+            kind: {**_prf(*entity_rows[index].tolist()), "support": int(entity_rows[index, 2])}
             for index, kind in enumerate(types)
         },
     }

@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from fulcrum.artifacts import MANIFEST, open_artifact, sha256_file
-from fulcrum.errors import ArtifactError
+from fulcrum.diagnosis import blocking
+from fulcrum.errors import ArtifactError, TrainingError
 from fulcrum.recipe import Recipe
 from fulcrum.storage import refresh
 
@@ -77,10 +78,15 @@ def stale_reason(
 
 
 def run_stages(
-    recipe: Recipe, output_dir: str | Path | None = None, rerun: tuple[str, ...] = ()
+    recipe: Recipe,
+    output_dir: str | Path | None = None,
+    rerun: tuple[str, ...] = (),
+    force: bool = False,
 ) -> PipelineRun:
     """Tune (when the recipe has a tune section), train, export and compress, skipping what
-    is up to date; `rerun` names stages to run regardless. Returns the artifact to serve."""
+    is up to date; `rerun` names stages to run regardless. A model that has not learned
+    (its training artifact says so) stops the run before export unless `force`. Returns
+    the artifact to serve."""
     from fulcrum.compress.export import export, export_artifact_dir
     from fulcrum.compress.stage import compress, compress_artifact_dir, variant_dir
     from fulcrum.data import load_splits
@@ -126,6 +132,16 @@ def run_stages(
         )
         train_dir = stage("train", target, reason, lambda: train(recipe, output_dir))
     run.artifacts["train"] = train_dir
+    not_learned = blocking(
+        open_artifact(train_dir, kind="train", verify=False).manifest.get("warnings")
+    )
+    if not_learned and not force:
+        tips = "; ".join(not_learned[0].get("try") or [])
+        raise TrainingError(
+            f"{train_dir}: not exported or served: {not_learned[0]['text']}"
+            + (f". Try: {tips}" if tips else "")
+            + ". To go on with this model anyway: fulcrum run --force"
+        )
 
     def after_train(name: str, target: Path, kind: str) -> str | None:
         return stale_reason(target, kind, recipe, STAGE_SECTIONS[name], parent=train_dir)

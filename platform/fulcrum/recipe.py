@@ -18,8 +18,11 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from fulcrum.defaults import describe_rules
 from fulcrum.errors import RecipeError
 from fulcrum.storage import credentials_problem
+
+SETTLED = describe_rules()  # how each field left null is settled from the method and data
 
 # Sections named in the design that later versions fill in. Naming one today is an error that
 # says so, rather than "unknown key", so a recipe written for a newer Fulcrum fails clearly.
@@ -102,7 +105,12 @@ class ModelSection(Section):
         "builtin:minilm",
         description="`builtin:minilm`, or a local Hugging Face model directory.",
     )
-    max_length: int = Field(128, ge=8, le=512, description="Tokens per text after truncation.")
+    max_length: int | None = Field(
+        None,
+        ge=8,
+        le=512,
+        description="Tokens per text after truncation; " + SETTLED["model.max_length"] + ".",
+    )
     num_layers: int | None = Field(
         None,
         ge=1,
@@ -199,18 +207,28 @@ class TrainSection(Section):
     workers: int = Field(2, ge=1, description="Ray Train workers (data-parallel ranks).")
     use_gpu: bool = Field(False, description="One GPU per worker; NCCL and bf16 when true.")
     cpus_per_worker: float = Field(1.0, gt=0, description="CPUs reserved for each worker.")
-    epochs: int = Field(3, ge=1, description="Passes over the training split.")
+    epochs: int | None = Field(
+        None, ge=1, description="Passes over the training split; " + SETTLED["train.epochs"] + "."
+    )
     batch_size: int = Field(16, ge=1, description="Examples per worker per micro-batch.")
     gradient_accumulation_steps: int = Field(
         1, ge=1, description="Micro-batches summed into one optimizer step."
     )
-    lr: float = Field(5e-4, gt=0, description="Peak learning rate.")
+    lr: float | None = Field(
+        None, gt=0, description="Peak learning rate; " + SETTLED["train.lr"] + "."
+    )
     weight_decay: float = Field(0.0, ge=0, description="Decoupled (AdamW) weight decay.")
     l1: float = Field(
         0.0, ge=0, description="L1 penalty on the trainable parameters (sum of |w|, times this)."
     )
     label_smoothing: float = Field(
         0.0, ge=0, lt=1, description="Share of each target's probability spread over all labels."
+    )
+    class_weights: Literal["balanced"] | dict[str, float] | None = Field(
+        None,
+        description="Weights of the labels (tags) in the loss: `balanced` weighs each by "
+        "rows / (labels x its rows), so rare labels count as much as common ones; a mapping "
+        "from label to weight sets them (unnamed labels weigh 1); null: all weigh 1.",
     )
     early_stopping_patience: int | None = Field(
         None,
@@ -225,7 +243,12 @@ class TrainSection(Section):
     scheduler: Literal["linear", "cosine"] = Field(
         "linear", description="Decay after warmup: linear or cosine, to zero."
     )
-    warmup_ratio: float = Field(0.1, ge=0, lt=1, description="Share of steps with linear warmup.")
+    warmup_ratio: float | None = Field(
+        None,
+        ge=0,
+        lt=1,
+        description="Share of steps with linear warmup; " + SETTLED["train.warmup_ratio"] + ".",
+    )
     grad_clip: float = Field(1.0, ge=0, description="Max gradient norm; 0 disables clipping.")
     precision: Literal["auto", "fp32", "bf16", "fp16"] = Field(
         "auto", description="auto: bf16 on GPU, fp32 on CPU."
@@ -261,6 +284,15 @@ class TrainSection(Section):
     @classmethod
     def _no_password(cls, location: str | None) -> str | None:
         return _without_password(location)
+
+    @field_validator("class_weights")
+    @classmethod
+    def _positive_weights(cls, weights: Any) -> Any:
+        if isinstance(weights, dict):
+            for label, weight in weights.items():
+                if not weight > 0 or weight == float("inf"):
+                    raise ValueError(f"{label}: a weight must be a positive number (got {weight})")
+        return weights
 
     @property
     def resolved_precision(self) -> str:
@@ -532,6 +564,7 @@ HASH_SKIPS_AT_DEFAULT = {
     "serve.autoscaling.downscale_delay_s": 600.0,
     "serve.autoscaling.look_back_period_s": 30.0,
     "serve.colocate": (None, False),  # False was its default before unset meant "one model"
+    "train.class_weights": None,
 }
 
 SEARCH_KINDS = ("choice", "grid", "uniform", "loguniform", "quniform", "integer")
@@ -770,6 +803,28 @@ class Recipe(Section):
                     raise ValueError(
                         f"{name}: this section is planned but not supported by this version"
                     )
+        return raw
+
+    @model_validator(mode="before")
+    @classmethod
+    def _task_from_data(cls, raw: Any) -> Any:
+        """CoNLL files hold one tag per word: a recipe that reads them and names no task
+        is token classification. Decided from the recipe alone, so the hash is the same
+        whether the task was written or inferred."""
+        if not isinstance(raw, dict) or not isinstance(raw.get("data"), dict):
+            return raw
+        task = raw.get("task")
+        if task is not None and (not isinstance(task, dict) or "type" in task):
+            return raw
+        data = raw["data"]
+        first = data.get("path") or data.get("train")
+        conll = data.get("format") == "conll" or (
+            data.get("format", "auto") == "auto"
+            and isinstance(first, str)
+            and first.lower().endswith(".conll")
+        )
+        if conll:
+            raw = {**raw, "task": {**(task or {}), "type": "token_classification"}}
         return raw
 
     @model_validator(mode="after")

@@ -15,12 +15,14 @@ from typing import Any
 import numpy as np
 import torch
 
+from fulcrum.diagnosis import Finding, entity_findings, sequence_findings
 from fulcrum.metrics import (
     classification_metrics,
     confusion_matrix,
     entity_counts,
     entity_metrics,
     entity_types,
+    per_label,
 )
 
 IGNORE_INDEX = -100  # the label transformers' losses skip: padding and non-first subwords
@@ -36,6 +38,12 @@ class Task:
     empty_counts: Callable[[list[str]], np.ndarray]
     count: Callable[[np.ndarray, Batch, list[str]], np.ndarray]
     metrics: Callable[[np.ndarray, list[str]], dict[str, Any]]
+    # Whether the model has learned, from the counts (fulcrum/diagnosis.py).
+    findings: Callable[[np.ndarray, list[str]], list[Finding]]
+    # Precision, recall, F1 and support per label (per entity type), from the counts.
+    report: Callable[[np.ndarray, list[str]], list[dict[str, Any]]]
+    # Gold x predicted label (per word for tags), for the confusion-matrix plot.
+    confusion: Callable[[np.ndarray, Batch, list[str]], np.ndarray]
 
     def model_class(self):
         import transformers
@@ -58,15 +66,36 @@ def evaluate_counts(
 ) -> np.ndarray:
     """Additive prediction counts of `forward` over labelled batches (caller sets eval mode)."""
     total = task.empty_counts(label_names)
+    for logits, batch in _logits(forward, batches, device):
+        total += task.count(logits, batch, label_names)
+    return total
+
+
+@torch.no_grad()
+def evaluate_with_confusion(
+    forward: Callable[..., Any],
+    batches: Iterable[Batch],
+    task: Task,
+    label_names: list[str],
+    device="cpu",
+) -> tuple[np.ndarray, np.ndarray]:
+    """(counts, gold x predicted confusion) in one pass: what an artifact reports."""
+    total = task.empty_counts(label_names)
+    confusion = np.zeros((len(label_names), len(label_names)), dtype=np.int64)
+    for logits, batch in _logits(forward, batches, device):
+        total += task.count(logits, batch, label_names)
+        confusion += task.confusion(logits, batch, label_names)
+    return total, confusion
+
+
+def _logits(forward, batches: Iterable[Batch], device):
     for batch in batches:
         inputs = {
             name: tensor.to(device)
             for name, tensor in model_inputs(batch).items()
             if name != "labels"
         }
-        logits = forward(**inputs).logits.float().cpu().numpy()
-        total += task.count(logits, batch, label_names)
-    return total
+        yield forward(**inputs).logits.float().cpu().numpy(), batch
 
 
 # --------------------------------------------------------------------------- sequences
@@ -104,6 +133,9 @@ SEQUENCE_CLASSIFICATION = Task(
     empty_counts=lambda names: np.zeros((len(names), len(names)), dtype=np.int64),
     count=_sequence_count,
     metrics=lambda counts, names: classification_metrics(counts),
+    findings=sequence_findings,
+    report=per_label,
+    confusion=_sequence_count,
 )
 
 
@@ -142,16 +174,35 @@ def _token_collate(tokenizer, max_length: int) -> Callable[[Batch], Batch]:
     return collate
 
 
-def _token_count(logits: np.ndarray, batch: Batch, label_names: list[str]) -> np.ndarray:
+def _word_tags(logits: np.ndarray, batch: Batch, label_names: list[str]):
+    """(gold, predicted) tag ids per sentence, one per word: a word's prediction is its
+    first subword's, and words cut off by truncation are predicted O."""
     labels = batch["labels"].numpy()
     predicted_ids = logits.argmax(-1)
-    gold_sequences, predicted_sequences = [], []
+    outside = label_names.index("O") if "O" in label_names else 0
     for row, gold in enumerate(batch["_gold"]):
         kept = predicted_ids[row][labels[row] != IGNORE_INDEX].tolist()
-        kept += [label_names.index("O") if "O" in label_names else 0] * (len(gold) - len(kept))
+        yield gold, kept + [outside] * (len(gold) - len(kept))
+
+
+def _token_count(logits: np.ndarray, batch: Batch, label_names: list[str]) -> np.ndarray:
+    gold_sequences, predicted_sequences = [], []
+    for gold, predicted in _word_tags(logits, batch, label_names):
         gold_sequences.append([label_names[i] for i in gold])
-        predicted_sequences.append([label_names[i] for i in kept])
+        predicted_sequences.append([label_names[i] for i in predicted])
     return entity_counts(gold_sequences, predicted_sequences, entity_types(label_names))
+
+
+def _token_confusion(logits: np.ndarray, batch: Batch, label_names: list[str]) -> np.ndarray:
+    pairs = list(_word_tags(logits, batch, label_names))
+    gold = [tag for sentence, _ in pairs for tag in sentence]
+    predicted = [tag for _, sentence in pairs for tag in sentence]
+    return confusion_matrix(np.asarray(gold), np.asarray(predicted), len(label_names))
+
+
+def _entity_report(counts: np.ndarray, label_names: list[str]) -> list[dict[str, Any]]:
+    per_type = entity_metrics(counts, entity_types(label_names))["per_type"]
+    return [{"label": kind, **values} for kind, values in per_type.items()]
 
 
 TOKEN_CLASSIFICATION = Task(
@@ -162,6 +213,9 @@ TOKEN_CLASSIFICATION = Task(
     empty_counts=lambda names: np.zeros((len(entity_types(names)) + 1, 3), dtype=np.int64),
     count=_token_count,
     metrics=lambda counts, names: entity_metrics(counts, entity_types(names)),
+    findings=lambda counts, names: entity_findings(counts, entity_types(names)),
+    report=_entity_report,
+    confusion=_token_confusion,
 )
 
 TASKS: dict[str, Task] = {

@@ -34,7 +34,7 @@ def export(
     recipe: Recipe, train_dir: str | Path | None = None, output_dir: str | Path | None = None
 ) -> Path:
     parent = open_artifact(train_dir or train_artifact_dir(recipe, output_dir), kind="train")
-    trained_with = Recipe.model_validate(parent.manifest["recipe"])
+    trained_with = Recipe.model_validate(parent.settled_recipe)
     if trained_with.task.type != "sequence_classification":
         raise ArtifactError(
             f"{parent.path}: ONNX export of {trained_with.task.type} models is not supported by "
@@ -59,6 +59,8 @@ def export(
             "task": parent.manifest["task"],
             "max_length": trained_with.model.max_length,
             "vocab_size": int(model.config.vocab_size),
+            # What training found about whether the model learned travels with it.
+            "warnings": parent.manifest.get("warnings") or [],
             "onnx": {
                 "opset": tolerance.opset,
                 "inputs": input_names,

@@ -51,7 +51,7 @@ def compress(
 ) -> Path:
     started = time.time()
     parent = open_artifact(train_dir or train_artifact_dir(recipe, output_dir), kind="train")
-    trained_with = Recipe.model_validate(parent.manifest["recipe"])
+    trained_with = Recipe.model_validate(parent.settled_recipe)
     settings = recipe.compress or CompressSection()
     task = TASKS[trained_with.task.type]
     splits = load_splits(trained_with.data, trained_with.seed, task.name)
@@ -157,6 +157,7 @@ def compress(
                     "deployable": deployable,
                     "not_deployable_because": reasons,
                     "vocab_size": int(model_config["vocab_size"]),
+                    "warnings": parent.manifest.get("warnings") or [],
                 },
             )
         summary = write_report(staging, rows, recipe.name, metric, threads)

@@ -167,7 +167,7 @@ class TorchModel(_Model):
         self.labels = artifact.labels
         self.model = load_merged(artifact.path, self.task).eval()
         self.tokenizer = Tokenizer.from_file(str(artifact.file(f"{TOKENIZER_DIR}/tokenizer.json")))
-        max_length = int(artifact.manifest["recipe"]["model"]["max_length"])
+        max_length = int(artifact.settled_recipe["model"]["max_length"])
         self.tokenizer.enable_truncation(max_length=max_length)
         self.tokenizer.no_padding()
         self.mask_id = _mask_id(self.tokenizer)

@@ -98,3 +98,21 @@ def load_tokenizer(model_dir: Path):
 
     quiet_transformers()
     return AutoTokenizer.from_pretrained(model_dir)
+
+
+# Families whose position ids start after the padding index, so two positions are not usable.
+POSITION_OFFSET = {"roberta": 2, "xlm-roberta": 2, "camembert": 2, "longformer": 2}
+
+
+def model_limit(model_dir: Path, tokenizer) -> int:
+    """The longest input the model takes: its position embeddings (less any offset), or the
+    tokenizer's own limit where that is lower (tokenizers without one say ~1e30)."""
+    from transformers import AutoConfig
+
+    config = AutoConfig.from_pretrained(model_dir)
+    positions = getattr(config, "max_position_embeddings", None) or 512
+    limit = positions - POSITION_OFFSET.get(config.model_type, 0)
+    declared = getattr(tokenizer, "model_max_length", None)
+    if isinstance(declared, int) and 0 < declared < 100_000:
+        limit = min(limit, declared)
+    return int(limit)

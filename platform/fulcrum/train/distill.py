@@ -91,14 +91,14 @@ def with_teacher_logits(table: pa.Table, recipe, teacher: Artifact, directory: P
     import ray.data
 
     cfg = recipe.distill
-    teacher_recipe = teacher.manifest.get("recipe", {})
+    teacher_recipe = teacher.settled_recipe
     indexed = table.append_column(ROW, pa.array(np.arange(table.num_rows), type=pa.int64()))
     dataset = ray.data.from_arrow(indexed).map_batches(
         TeacherLogits,
         fn_constructor_kwargs={
             "teacher_dir": str(teacher.path),
             "task": recipe.task.type,
-            "max_length": teacher_recipe.get("model", {}).get("max_length", 128),
+            "max_length": teacher_recipe["model"]["max_length"] or 128,
             "threads": 1,
         },
         batch_size=cfg.batch_size,

@@ -3,9 +3,11 @@ model as saved (so an artifact's metrics describe its files, not the training pr
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 
 from fulcrum.models.classifier import (
@@ -16,7 +18,7 @@ from fulcrum.models.classifier import (
 from fulcrum.models.methods import restore_model
 from fulcrum.models.prefix import prefix_tokens
 from fulcrum.recipe import Recipe
-from fulcrum.tasks import TASKS, evaluate_counts
+from fulcrum.tasks import TASKS, evaluate_with_confusion
 
 MERGED_DIR = "merged"
 TOKENIZER_DIR = "tokenizer"
@@ -61,13 +63,21 @@ def table_batches(table: pa.Table, batch_size: int):
         yield {name: chunk.column(name).to_pylist() for name in chunk.column_names}
 
 
+@dataclass(frozen=True)
+class Evaluation:
+    metrics: dict[str, Any]
+    counts: np.ndarray  # the task's additive counts the metrics come from
+    confusion: np.ndarray  # gold x predicted label (per word for tags)
+
+
 def evaluate_merged(
     artifact_dir: Path, table: pa.Table, label_names: list[str], recipe: Recipe
-) -> dict[str, Any]:
+) -> Evaluation:
     task = TASKS[recipe.task.type]
     model = load_merged(artifact_dir, task.name)
     collate = task.make_collate(
         load_tokenizer(artifact_dir / TOKENIZER_DIR), recipe.model.max_length
     )
     batches = (collate(batch) for batch in table_batches(table, 64))
-    return task.metrics(evaluate_counts(model, batches, task, label_names), label_names)
+    counts, confusion = evaluate_with_confusion(model, batches, task, label_names)
+    return Evaluation(task.metrics(counts, label_names), counts, confusion)

@@ -1,6 +1,6 @@
-"""The training loss, assembled from the recipe: cross-entropy (label-smoothed), the
-teacher's soft targets when distilling, an L1 penalty on what trains, and AdaLoRA's
-orthogonality penalty.
+"""The training loss, assembled from the recipe: cross-entropy (label-smoothed, each label
+weighted as train.class_weights says), the teacher's soft targets when distilling, an L1
+penalty on what trains, and AdaLoRA's orthogonality penalty.
 
 Fulcrum computes the loss from the logits rather than letting the model do it, so every
 term works the same with every method and task. The one term a model used to add on its
@@ -11,10 +11,13 @@ is computed here instead, with PEFT's formula.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
+from fulcrum.errors import RecipeError
 from fulcrum.recipe import Recipe
 from fulcrum.tasks import IGNORE_INDEX
 
@@ -26,9 +29,15 @@ class Objective:
     distill_alpha: float | None = None  # None: no teacher
     temperature: float = 1.0
     adalora_weight: float = 0.0
+    class_weights: tuple[float, ...] | None = None  # one per label, in label order
 
     @classmethod
-    def from_recipe(cls, recipe: Recipe, adalora_weight: float = 0.0) -> Objective:
+    def from_recipe(
+        cls,
+        recipe: Recipe,
+        adalora_weight: float = 0.0,
+        class_weights: list[float] | None = None,
+    ) -> Objective:
         distill = recipe.distill
         return cls(
             label_smoothing=recipe.train.label_smoothing,
@@ -36,6 +45,7 @@ class Objective:
             distill_alpha=distill.alpha if distill else None,
             temperature=distill.temperature if distill else 1.0,
             adalora_weight=adalora_weight,
+            class_weights=tuple(class_weights) if class_weights else None,
         )
 
     def task_loss(
@@ -46,9 +56,17 @@ class Objective:
         classes = logits.shape[-1]
         flat_logits = logits.reshape(-1, classes).float()
         flat_labels = labels.reshape(-1)
+        weight = (
+            torch.tensor(self.class_weights, dtype=flat_logits.dtype, device=flat_logits.device)
+            if self.class_weights
+            else None
+        )
+        # With weights, the mean is over the weights of the targets (PyTorch's definition),
+        # so the loss keeps its scale whatever the weights' own scale.
         hard = F.cross_entropy(
             flat_logits,
             flat_labels,
+            weight=weight,
             ignore_index=IGNORE_INDEX,
             label_smoothing=self.label_smoothing,
         )
@@ -96,3 +114,26 @@ def adalora_orthogonality(model: torch.nn.Module) -> torch.Tensor | float:
         total = total + torch.norm(covariance - identity, p="fro")
         count += 1
     return total / count if count else 0.0
+
+
+def class_weight_vector(
+    setting: str | dict[str, float] | None, label_ids: Any, label_names: list[str]
+) -> list[float] | None:
+    """train.class_weights as one weight per label. `balanced`: rows / (labels x rows of the
+    label), counted over the training labels (every word's tag for token tasks); a label
+    the training split never holds weighs 1. A mapping names labels; the rest weigh 1."""
+    if setting is None:
+        return None
+    if isinstance(setting, dict):
+        unknown = sorted(set(setting) - set(label_names))
+        if unknown:
+            raise RecipeError(
+                f"train.class_weights.{unknown[0]}: no such label (labels: "
+                f"{', '.join(label_names)})"
+            )
+        return [float(setting.get(name, 1.0)) for name in label_names]
+    counts = np.bincount(np.asarray(label_ids, dtype=np.int64), minlength=len(label_names))
+    present = counts > 0
+    weights = np.ones(len(label_names))
+    weights[present] = counts.sum() / (present.sum() * counts[present])
+    return [round(float(weight), 6) for weight in weights]

@@ -1,10 +1,14 @@
-"""Learning curves as a PNG in the training artifact: easier to read than a history table."""
+"""Learning curves and confusion matrices as PNGs in the training artifact: easier to read
+than a history table or a matrix of numbers."""
 
 from __future__ import annotations
 
 import csv
 from pathlib import Path
 from typing import Any
+
+MAX_TICK_LABELS = 40  # confusion matrix: label names on the axes up to this many labels
+MAX_ANNOTATED = 15  # ... and counts in the cells up to this many
 
 
 def plot_learning_curve(
@@ -39,6 +43,49 @@ def plot_learning_curve(
     for axis in (loss_axis, metric_axis):
         axis.grid(alpha=0.3)
     figure.suptitle(title)
+    figure.tight_layout()
+    figure.savefig(target, dpi=110)
+    plt.close(figure)
+
+
+def plot_confusion(confusion, names: list[str], target: Path, title: str) -> None:
+    """Gold (rows) against predicted (columns), each row as shares of its gold count so a
+    rare label reads as clearly as a common one; counts are written in the cells while
+    they fit, label names on the axes up to MAX_TICK_LABELS labels."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    matrix = np.asarray(confusion, dtype=np.float64)
+    shares = np.divide(
+        matrix,
+        matrix.sum(axis=1, keepdims=True),
+        out=np.zeros_like(matrix),
+        where=matrix.sum(axis=1, keepdims=True) > 0,
+    )
+    size = min(4 + 0.32 * len(names), 16)
+    figure, axis = plt.subplots(figsize=(size + 1.2, size))
+    image = axis.imshow(shares, cmap="Blues", vmin=0, vmax=1)
+    figure.colorbar(image, ax=axis, fraction=0.046, pad=0.04, label="share of the gold label")
+    if len(names) <= MAX_TICK_LABELS:
+        axis.set_xticks(range(len(names)), names, rotation=90, fontsize=8)
+        axis.set_yticks(range(len(names)), names, fontsize=8)
+    if len(names) <= MAX_ANNOTATED:
+        for row in range(len(names)):
+            for column in range(len(names)):
+                if matrix[row, column]:
+                    axis.text(
+                        column,
+                        row,
+                        f"{int(matrix[row, column])}",
+                        ha="center",
+                        va="center",
+                        fontsize=8,
+                        color="white" if shares[row, column] > 0.5 else "black",
+                    )
+    axis.set(xlabel="predicted", ylabel="gold", title=title)
     figure.tight_layout()
     figure.savefig(target, dpi=110)
     plt.close(figure)

@@ -53,6 +53,8 @@ class ProgressPrinter:
             )
             at = f" step {event['step']}" if "step" in event else ""
             self._line(f"epoch {event['epoch']}/{event['epochs']}{at}: {metrics}")
+        elif kind == "warning":
+            self._line(f"warning: {event['text']}")
         elif kind == "message":
             if event.get("clock_start"):
                 self.clock_start = event["time"]

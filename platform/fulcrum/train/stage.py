@@ -14,19 +14,23 @@ artifact is written.
 from __future__ import annotations
 
 import contextlib
+import csv
 import json
 import shutil
 import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from fulcrum.artifacts import staged_artifact, write_json_atomic, write_manifest
 from fulcrum.data import LabelledSplits, load_splits
 from fulcrum.data.augment import augment_split
+from fulcrum.diagnosis import advice
 from fulcrum.errors import TrainingError
-from fulcrum.models.classifier import config_overrides, load_tokenizer
+from fulcrum.models.classifier import config_overrides, load_tokenizer, model_limit
 from fulcrum.models.methods import preflight
 from fulcrum.models.registry import resolve_model_dir
 from fulcrum.recipe import Recipe
@@ -35,8 +39,16 @@ from fulcrum.storage import is_uri, join, output_root
 from fulcrum.tasks import TASKS
 from fulcrum.train.deepspeed_config import deepspeed_config
 from fulcrum.train.distill import open_teacher, with_teacher_logits
-from fulcrum.train.merge import MERGED_DIR, TOKENIZER_DIR, evaluate_merged, merge_adapter
-from fulcrum.train.plots import plot_learning_curve
+from fulcrum.train.merge import (
+    MERGED_DIR,
+    TOKENIZER_DIR,
+    Evaluation,
+    evaluate_merged,
+    merge_adapter,
+)
+from fulcrum.train.objective import class_weight_vector
+from fulcrum.train.plots import plot_confusion, plot_learning_curve
+from fulcrum.train.settle import settle
 from fulcrum.train.steps import EpochPlan
 from fulcrum.train.worker import ADAPTER_DIR, LOGS_DIR, STATE_FILE, train_worker
 
@@ -66,10 +78,17 @@ def train(
     task = TASKS[recipe.task.type]
     splits = load_splits(recipe.data, recipe.seed, task.name)
     model_dir = resolve_model_dir(recipe.model.base)
+    tokenizer = load_tokenizer(model_dir)
+    settled = settle(recipe, splits.train, tokenizer, model_limit(model_dir, tokenizer))
+    # The recipe as written names the run and the artifact; the settled one trains.
+    written, recipe = recipe, settled.recipe
     overrides = config_overrides(model_dir, recipe.model.architecture())
     counts = preflight(model_dir, splits.label_names, recipe.peft, task, overrides)
     teacher = open_teacher(recipe, splits.label_names) if recipe.distill else None
     ds_config = deepspeed_config(recipe.train)
+    class_weights = class_weight_vector(
+        recipe.train.class_weights, _label_ids(splits.train), splits.label_names
+    )
     artifact_dir = train_artifact_dir(recipe, output_dir)
     storage = recipe.train.storage_path or _default_storage(recipe, output_dir, artifact_dir)
     _say(
@@ -77,10 +96,21 @@ def train(
         f"{f' cut to {recipe.model.num_layers} layers' if recipe.model.num_layers else ''} "
         f"({counts['trainable']:,} of {counts['total']:,} parameters train with {recipe.peft.method})"
     )
+    if settled.choices:
+        _say("settled from the method and data: " + settled.describe())
+    if class_weights:
+        _say(
+            f"class weights ({_show_setting(recipe.train.class_weights)}): "
+            + ", ".join(
+                f"{name} {weight:.3g}"
+                for name, weight in zip(splits.label_names, class_weights, strict=True)
+            )
+        )
 
     train_rows = _training_table(recipe, splits, model_dir, teacher, artifact_dir.parent / "data")
     result = _fit(
         recipe,
+        run_name(written),
         splits,
         train_rows,
         model_dir,
@@ -89,6 +119,7 @@ def train(
         storage,
         callbacks or [],
         initial_checkpoint,
+        class_weights,
     )
     best_checkpoint, best_metrics = _best(result, recipe.metric)
     with result.checkpoint.as_directory() as latest_dir:
@@ -96,14 +127,18 @@ def train(
         final_state = json.loads((latest / STATE_FILE).read_text())
         history = final_state["history"]
         with best_checkpoint.as_directory() as best_dir, staged_artifact(artifact_dir) as staging:
-            evaluation = _assemble(staging, Path(best_dir), model_dir, splits, recipe, overrides)
+            evaluations = _assemble(staging, Path(best_dir), model_dir, splits, recipe, overrides)
             if (latest / LOGS_DIR).is_dir():
                 shutil.copytree(latest / LOGS_DIR, staging / LOGS_DIR)
+            warnings = _findings(
+                task, evaluations["validation"], splits.label_names, recipe, history
+            )
+            report = _write_report(staging, task, evaluations, splits.label_names, recipe.name)
             metrics = {
                 "metric": recipe.metric,
                 "best_epoch": best_metrics["epoch"],
                 "best_step": best_metrics["step"],
-                **evaluation,
+                **{split: item.metrics if item else None for split, item in evaluations.items()},
                 # What the workers measured at training time; `validation` above is
                 # re-measured from the merged weights as saved, and the two must agree.
                 "training_validation": {
@@ -111,8 +146,12 @@ def train(
                     for key, value in best_metrics.items()
                     if key.startswith("val_")
                 },
+                "per_label": report,
                 "parameters": counts,
                 "training_rows": train_rows.num_rows,
+                "class_weights": dict(zip(splits.label_names, class_weights, strict=True))
+                if class_weights
+                else None,
                 "stopped_early": final_state.get("stopped_early"),
                 "workers": final_state.get("workers", []),
                 "history": history,
@@ -129,8 +168,8 @@ def train(
             write_manifest(
                 staging,
                 kind=KIND,
-                recipe=recipe.to_dict(),
-                recipe_hash=recipe.hash,
+                recipe=written.to_dict(),
+                recipe_hash=written.hash,
                 labels=splits.label_names,
                 metrics=metrics,
                 parent=teacher.path if teacher else None,
@@ -139,11 +178,16 @@ def train(
                     "task": task.name,
                     "base_model": recipe.model.base,
                     "method": recipe.peft.method,
+                    "settled_recipe": recipe.to_dict(),
+                    "settled": settled.record(),
+                    "warnings": warnings,
                     "model_overrides": overrides,
                     "split_sizes": splits.sizes(),
                     "deepspeed": ds_config,
                 },
             )
+    for warning in warnings:
+        _say(f"warning: {warning['text']}" + _tips(warning))
     # The artifact holds everything worth keeping; Ray's copies of the checkpoints go,
     # wherever they are (a local folder, or s3://... through the run's pyarrow filesystem).
     with contextlib.suppress(OSError):
@@ -152,6 +196,73 @@ def train(
         with contextlib.suppress(OSError):
             Path(storage).rmdir()  # our default folder, once no other run's checkpoints are there
     return artifact_dir
+
+
+def _label_ids(table: pa.Table) -> np.ndarray:
+    """Every training label id: one per row, or one per word for tags."""
+    column = table.column("label")
+    if pa.types.is_list(column.type):
+        column = pc.list_flatten(column)
+    return column.to_numpy()
+
+
+def _show_setting(value: Any) -> str:
+    return value if isinstance(value, str) else "as given"
+
+
+def _findings(task, validation, label_names, recipe: Recipe, history) -> list[dict[str, Any]]:
+    """What the artifact's own validation evaluation says about whether the model learned,
+    with what to try where it did not (recorded in the manifest as `warnings`)."""
+    found = task.findings(validation.counts, label_names)
+    tips = advice(recipe, history, recipe.metric) if any(f.blocking for f in found) else []
+    return [
+        {**finding.as_dict(), **({"try": tips} if finding.blocking else {})} for finding in found
+    ]
+
+
+def _tips(warning: dict[str, Any]) -> str:
+    return "; try: " + "; ".join(warning["try"]) if warning.get("try") else ""
+
+
+def _write_report(
+    staging: Path, task, evaluations: dict[str, Any], label_names: list[str], name: str
+) -> dict[str, list[dict[str, Any]]]:
+    """Per label precision, recall, F1 and support for each split (per_label.csv for the
+    test split, else validation), the confusion matrices (confusion.json) and the
+    confusion-matrix PNG of that split."""
+    report = {
+        split: task.report(item.counts, label_names)
+        for split, item in evaluations.items()
+        if item is not None
+    }
+    shown = "test" if evaluations.get("test") is not None else "validation"
+    with open(staging / "per_label.csv", "w", newline="") as handle:
+        writer = csv.DictWriter(
+            handle, fieldnames=["label", "precision", "recall", "f1", "support"]
+        )
+        writer.writeheader()
+        writer.writerows(report[shown])
+    write_json_atomic(
+        staging / "confusion.json",
+        {
+            "labels": label_names,
+            "rows": "gold",
+            "columns": "predicted",
+            **{
+                split: item.confusion.tolist()
+                for split, item in evaluations.items()
+                if item is not None
+            },
+        },
+    )
+    unit = " (per word)" if task.name == "token_classification" else ""
+    plot_confusion(
+        evaluations[shown].confusion,
+        label_names,
+        staging / "confusion_matrix.png",
+        f"{name}: {shown} confusion{unit}",
+    )
+    return report
 
 
 def _default_storage(recipe: Recipe, output_dir: str | Path | None, artifact_dir: Path) -> str:
@@ -189,6 +300,7 @@ def _training_table(
 
 def _fit(
     recipe: Recipe,
+    name: str,
     splits: LabelledSplits,
     train_rows: pa.Table,
     model_dir: Path,
@@ -197,6 +309,7 @@ def _fit(
     storage: str,
     callbacks: list,
     initial_checkpoint: str | None = None,
+    class_weights: list[float] | None = None,
 ):
     init_ray()
     import ray.data
@@ -239,6 +352,7 @@ def _fit(
             "eval_batch_size": max(32, plan.batch_size),
             "progress_queue": queue,
             "initial_checkpoint": initial_checkpoint,
+            "class_weights": class_weights,
         },
         scaling_config=ScalingConfig(
             num_workers=cfg.workers,
@@ -246,7 +360,7 @@ def _fit(
             resources_per_worker={"CPU": cfg.cpus_per_worker},  # use_gpu adds 1 GPU each
         ),
         run_config=RunConfig(
-            name=run_name(recipe),
+            name=name,
             storage_path=storage,
             checkpoint_config=CheckpointConfig(
                 num_to_keep=cfg.keep_checkpoints,
@@ -269,7 +383,7 @@ def _fit(
     _say(
         f"training: {cfg.workers} worker(s) x batch {plan.batch_size} x {plan.accumulation} "
         f"accumulated, {cfg.epochs} epoch(s) of {plan.steps_per_epoch} step(s), DeepSpeed "
-        f"ZeRO-{cfg.zero_stage}, checkpoints in {join(storage, run_name(recipe))}"
+        f"ZeRO-{cfg.zero_stage}, checkpoints in {join(storage, name)}"
     )
     try:
         result = run_with_progress(
@@ -298,7 +412,7 @@ def _assemble(
     splits: LabelledSplits,
     recipe: Recipe,
     overrides: dict[str, Any],
-) -> dict[str, Any]:
+) -> dict[str, Evaluation | None]:
     """Write adapter, merged weights, tokenizer and labels; evaluate the merged weights as
     saved, so the artifact's metrics describe its files rather than the training process."""
     shutil.copytree(checkpoint_dir / ADAPTER_DIR, staging / "adapter")

@@ -26,6 +26,7 @@ import numpy as np
 import pyarrow as pa
 import torch
 
+from fulcrum.diagnosis import advice
 from fulcrum.models.classifier import load_tokenizer, name_deepspeed_accelerator
 from fulcrum.models.methods import (
     METHODS,
@@ -99,7 +100,11 @@ def train_worker(config: dict[str, Any]) -> None:
     )
     collate = task.make_collate(load_tokenizer(model_dir), recipe.model.max_length)
     counts = parameter_counts(model)
-    objective = Objective.from_recipe(recipe, adalora_weight=_orthogonality_weight(model))
+    objective = Objective.from_recipe(
+        recipe,
+        adalora_weight=_orthogonality_weight(model),
+        class_weights=config.get("class_weights"),
+    )
     attack = Attack.from_recipe(train_cfg.adversarial)
 
     # A user DeepSpeed JSON with its own optimizer/scheduler takes precedence over ours.
@@ -109,7 +114,7 @@ def train_worker(config: dict[str, Any]) -> None:
             trainable_parameters(model), lr=train_cfg.lr, weight_decay=train_cfg.weight_decay
         )
         if "scheduler" not in ds_config:
-            warmup = int(train_cfg.warmup_ratio * total_steps)
+            warmup = round(train_cfg.warmup_ratio * total_steps)
             scheduler = make_scheduler(optimizer, warmup, total_steps, train_cfg.scheduler)
     for lock in clear_stale_build_locks():
         progress.emit(type="message", text=f"removed a stale DeepSpeed build lock: {lock}")
@@ -184,11 +189,19 @@ def train_worker(config: dict[str, Any]) -> None:
 
     def checkpoint(epoch: int, train_loss: float) -> bool:
         """Evaluate, report a checkpoint; True when early stopping says to stop."""
-        metrics = _evaluate(engine, config, collate, task, label_names, rank, world)
+        metrics, counts = _evaluate(engine, config, collate, task, label_names, rank, world)
         record = {"epoch": epoch, "step": int(engine.global_steps), "train_loss": train_loss}
         record |= {f"val_{key}": value for key, value in metrics.items()}
         record |= _peak_memory(engine, dist)
         state["history"].append(record)
+        for finding in task.findings(counts, label_names):
+            if finding.blocking:
+                tips = advice(recipe, state["history"], recipe.metric)
+                progress.emit(
+                    type="warning",
+                    text=f"epoch {epoch} step {record['step']}: {finding.text}; try: "
+                    + "; ".join(tips),
+                )
         state["global_step"] = int(engine.global_steps)
         patience = train_cfg.early_stopping_patience
         stale = evaluations_without_improvement(
@@ -408,8 +421,11 @@ def _current_lr(scheduler, engine) -> float:
     return float(engine.get_lr()[0])
 
 
-def _evaluate(engine, config, collate, task, label_names, rank, world) -> dict[str, Any]:
-    """Each rank evaluates every world-th batch and the counts are summed. Under ZeRO-3
+def _evaluate(
+    engine, config, collate, task, label_names, rank, world
+) -> tuple[dict[str, Any], np.ndarray]:
+    """(metrics, the summed counts they come from). Each rank evaluates every world-th
+    batch and the counts are summed. Under ZeRO-3
     each forward gathers parameters collectively, so there all ranks run every batch and
     rank 0's counts are used."""
     import ray.train
@@ -431,7 +447,7 @@ def _evaluate(engine, config, collate, task, label_names, rank, world) -> dict[s
         dist.all_reduce(summed)
         counts = summed.cpu().numpy().astype(np.int64)
     engine.train()
-    return task.metrics(counts, label_names)
+    return task.metrics(counts, label_names), counts
 
 
 def _report(

@@ -210,8 +210,16 @@ def _scheduler(recipe: Recipe):
 
 
 def max_epochs(recipe: Recipe) -> int:
+    """The most epochs a trial runs: the searched maximum, else the recipe's epochs (settled
+    from the data when the recipe leaves them unset, as each trial will)."""
     dimension = recipe.tune.space.get("train.epochs")
-    return int(max(dimension.extremes)) if dimension else recipe.train.epochs
+    if dimension:
+        return int(max(dimension.extremes))
+    if recipe.train.epochs is not None:
+        return recipe.train.epochs
+    from fulcrum.train.settle import settle_from_files
+
+    return settle_from_files(recipe).recipe.train.epochs
 
 
 def trial_budget(recipe: Recipe) -> int:

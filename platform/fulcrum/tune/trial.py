@@ -91,7 +91,7 @@ def run_trial(
             artifact.path,
             texts_of(splits.validation, COST_TEXTS),
             settings.cost_batch_size,
-            recipe.model.max_length,
+            validate_recipe(artifact.settled_recipe).model.max_length,
             recipe.task.type,
             threads=max(1, int(trial_resources(recipe)["CPU"])),
         )
@@ -150,6 +150,7 @@ def _train_handing_checkpoints_to_tune(recipe, trial_id: str, start) -> Path:
     from ray.util.queue import Queue
 
     from fulcrum.train.progress import run_with_progress
+    from fulcrum.train.settle import settle_from_files
     from fulcrum.train.stage import train
 
     reports = Queue(maxsize=1, actor_options=beside_this_process())
@@ -162,7 +163,7 @@ def _train_handing_checkpoints_to_tune(recipe, trial_id: str, start) -> Path:
                 initial_checkpoint=start.path if start is not None else None,
             ),
             reports,
-            _ReportsToTune(taken, recipe.train.epochs),
+            _ReportsToTune(taken, settle_from_files(recipe).recipe.train.epochs),
         )
     finally:
         reports.shutdown()

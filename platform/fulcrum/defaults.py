@@ -1,0 +1,128 @@
+"""Defaults that depend on the fine-tuning method or on the data, and the rules that settle
+them for one run.
+
+A recipe may leave `train.lr`, `train.epochs`, `train.warmup_ratio` and `model.max_length`
+unset (null). The train stage then settles each from the method and the training split, prints
+what it chose and why, and records the settled recipe in the training artifact, so every later
+stage (export, compress, explain, serve) reads concrete values. The numbers below were chosen
+from benchmarks/defaults.py, which runs the minimal recipe (name and data, nothing else) on
+every labelled set in ../shared/data beside a tuned reference; docs/defaults.md has its table.
+
+This module is a foundation (the recipe's field descriptions quote it): no Ray, no torch.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+# Peak learning rate per `peft.method`. Methods that train a few parameters from scratch
+# (IA3's scaling vectors, prefixes, a head alone) need rates 10-100x those that nudge
+# pretrained weights (full fine-tuning); LoRA sits between.
+METHOD_LR = {
+    "lora": 1e-3,
+    "adalora": 2e-3,
+    "ia3": 1e-2,
+    "prefix": 1e-2,
+    "head_only": 1e-2,
+    "full": 5e-5,
+}
+
+# Epochs: enough passes to see about this many training examples, within [1, MAX_EPOCHS].
+# A few hundred rows need many passes; fifty thousand need one.
+EXAMPLES_TARGET = 40_000
+MAX_EPOCHS = 10
+# Warm-up: this share of the run's optimizer steps, never fewer than MIN_WARMUP_STEPS
+# (unless the run is shorter than that).
+WARMUP_SHARE = 0.1
+MIN_WARMUP_STEPS = 10
+# max_length: a high percentile of the training texts' token lengths, rounded up to a
+# multiple of 8. Token classification uses a higher one: a truncated word counts as missed.
+LENGTH_PERCENTILE = {"sequence_classification": 99.0, "token_classification": 99.9}
+LENGTH_SAMPLE_ROWS = 20_000  # texts tokenised to find the percentile
+MIN_MAX_LENGTH = 16
+MAX_MAX_LENGTH = 512  # the recipe's own bound
+
+
+@dataclass(frozen=True)
+class Choice:
+    """One value the run settled on by itself, and why (printed and recorded)."""
+
+    key: str
+    value: Any
+    reason: str
+
+    def describe(self) -> str:
+        return f"{self.key} {_show(self.value)} ({self.reason})"
+
+
+def default_lr(method: str) -> float:
+    return METHOD_LR[method]
+
+
+def default_epochs(rows: int) -> int:
+    """Passes over `rows` training rows that see about EXAMPLES_TARGET examples."""
+    return max(1, min(MAX_EPOCHS, math.ceil(EXAMPLES_TARGET / max(rows, 1))))
+
+
+def default_warmup_ratio(total_steps: int) -> float:
+    """The share of `total_steps` spent warming up: WARMUP_SHARE, or MIN_WARMUP_STEPS when
+    that is more (a short run still ramps over a few steps rather than one)."""
+    if total_steps <= 0:
+        return WARMUP_SHARE
+    steps = max(round(WARMUP_SHARE * total_steps), min(MIN_WARMUP_STEPS, total_steps // 2))
+    return min(steps / total_steps, 0.5)
+
+
+def default_max_length(lengths: Sequence[int], model_limit: int, task: str) -> int:
+    """A high percentile of the token lengths (special tokens included), rounded up to a
+    multiple of 8, within [MIN_MAX_LENGTH, model_limit]."""
+    limit = min(model_limit, MAX_MAX_LENGTH)
+    if len(lengths) == 0:
+        return limit
+    high = float(np.percentile(np.asarray(lengths), LENGTH_PERCENTILE[task]))
+    return int(min(limit, max(MIN_MAX_LENGTH, 8 * math.ceil(high / 8))))
+
+
+def token_lengths(
+    texts: Sequence[Any], tokenize: Callable[[list[Any]], list[list[int]]], seed: int
+) -> list[int]:
+    """Token counts of the texts (a seeded sample of LENGTH_SAMPLE_ROWS when there are more)."""
+    if len(texts) > LENGTH_SAMPLE_ROWS:
+        keep = np.random.default_rng(seed).choice(len(texts), LENGTH_SAMPLE_ROWS, replace=False)
+        texts = [texts[index] for index in sorted(keep)]
+    return [len(ids) for ids in tokenize(list(texts))]
+
+
+def steps_per_epoch(rows: int, workers: int, batch_size: int, accumulation: int) -> int:
+    """Optimizer steps in one epoch, as train/steps.py's EpochPlan counts them."""
+    return math.ceil((rows // workers) / batch_size) // accumulation
+
+
+def describe_rules() -> dict[str, str]:
+    """One line per settled key, for field descriptions and docs."""
+    rates = ", ".join(f"{method} {rate:g}" for method, rate in METHOD_LR.items())
+    return {
+        "train.lr": f"null: the method's default ({rates})",
+        "train.epochs": (
+            f"null: enough passes to see about {EXAMPLES_TARGET:,} training examples, "
+            f"at least 1 and at most {MAX_EPOCHS}"
+        ),
+        "train.warmup_ratio": (
+            f"null: {WARMUP_SHARE:.0%} of the optimizer steps, at least {MIN_WARMUP_STEPS}"
+        ),
+        "model.max_length": (
+            "null: the training texts' token lengths at the "
+            f"{LENGTH_PERCENTILE['sequence_classification']:g}th percentile "
+            f"({LENGTH_PERCENTILE['token_classification']:g}th for token classification), "
+            "rounded up to a multiple of 8, at most the model's limit"
+        ),
+    }
+
+
+def _show(value: Any) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)

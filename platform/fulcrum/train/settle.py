@@ -1,0 +1,134 @@
+"""Settle what a recipe left to the method and the data, before any worker starts.
+
+`train.lr` comes from the method, `train.epochs` and `train.warmup_ratio` from the number
+of training rows, `model.max_length` from the training texts' token lengths (fulcrum/
+defaults.py holds the rules). The settled recipe is what the workers, the artifact's own
+evaluation and every later stage use; the recipe as written keeps naming the run, so the
+same recipe on the same data finds its run and its artifact again.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+
+from fulcrum.defaults import (
+    EXAMPLES_TARGET,
+    LENGTH_PERCENTILE,
+    Choice,
+    default_epochs,
+    default_lr,
+    default_max_length,
+    default_warmup_ratio,
+    steps_per_epoch,
+    token_lengths,
+)
+from fulcrum.recipe import Recipe, set_key_path
+from fulcrum.train.deepspeed_config import deepspeed_config
+
+
+@dataclass(frozen=True)
+class Settled:
+    recipe: Recipe  # every value concrete
+    choices: tuple[Choice, ...]  # what was settled here, and why
+
+    def describe(self) -> str:
+        return "; ".join(choice.describe() for choice in self.choices)
+
+    def record(self) -> list[dict[str, Any]]:
+        return [
+            {"key": choice.key, "value": choice.value, "reason": choice.reason}
+            for choice in self.choices
+        ]
+
+
+def settle(recipe: Recipe, train_table: pa.Table, tokenizer, model_limit: int) -> Settled:
+    """`train_table`: the training split before augmentation (augmented copies are counted
+    as rows, not read: they have the originals' lengths)."""
+    choices: list[Choice] = []
+    train = recipe.train
+    if train.lr is None:
+        choices.append(
+            Choice("train.lr", default_lr(recipe.peft.method), f"{recipe.peft.method}'s default")
+        )
+    multiplier = recipe.augment.multiplier if recipe.augment_operations else 1
+    rows = train_table.num_rows * multiplier
+    epochs = train.epochs
+    if epochs is None:
+        epochs = default_epochs(rows)
+        choices.append(
+            Choice(
+                "train.epochs",
+                epochs,
+                f"{rows:,} training rows; about {EXAMPLES_TARGET:,} examples seen",
+            )
+        )
+    if train.warmup_ratio is None:
+        ds_config = deepspeed_config(train)
+        total = epochs * steps_per_epoch(
+            rows,
+            train.workers,
+            ds_config["train_micro_batch_size_per_gpu"],
+            ds_config["gradient_accumulation_steps"],
+        )
+        ratio = default_warmup_ratio(total)
+        choices.append(
+            Choice(
+                "train.warmup_ratio",
+                round(ratio, 4),
+                f"{int(ratio * total)} of {total} optimizer steps",
+            )
+        )
+    if recipe.model.max_length is None:
+        task = recipe.task.type
+        lengths = token_lengths(
+            _inputs(train_table, task), _tokenize_function(tokenizer, task), recipe.seed
+        )
+        chosen = default_max_length(lengths, model_limit, task)
+        choices.append(
+            Choice(
+                "model.max_length",
+                chosen,
+                f"{LENGTH_PERCENTILE[task]:g}th percentile of {len(lengths):,} training texts' "
+                f"token lengths; the longest has {max(lengths, default=0)}, the model takes "
+                f"{model_limit}",
+            )
+        )
+    raw = recipe.to_dict()
+    for choice in choices:
+        set_key_path(raw, choice.key, choice.value)
+    return Settled(Recipe.model_validate(raw), tuple(choices))
+
+
+def settle_from_files(recipe: Recipe) -> Settled:
+    """The settled recipe, read from the recipe's own data and model (what a campaign needs
+    before its trials run: the epochs its scheduler counts to)."""
+    from fulcrum.data import load_splits
+    from fulcrum.models.classifier import load_tokenizer, model_limit
+    from fulcrum.models.registry import resolve_model_dir
+
+    splits = load_splits(recipe.data, recipe.seed, recipe.task.type)
+    model_dir: Path = resolve_model_dir(recipe.model.base)
+    tokenizer = load_tokenizer(model_dir)
+    return settle(recipe, splits.train, tokenizer, model_limit(model_dir, tokenizer))
+
+
+def _inputs(table: pa.Table, task: str) -> list[Any]:
+    column = "tokens" if task == "token_classification" else "text"
+    return table.column(column).to_pylist()
+
+
+def _tokenize_function(tokenizer, task: str):
+    split_words = task == "token_classification"
+
+    def tokenize(inputs: list[Any]) -> list[list[int]]:
+        if split_words:
+            inputs = [[str(word) for word in words] for words in inputs]
+        else:
+            inputs = [str(text) for text in inputs]
+        return tokenizer(inputs, is_split_into_words=split_words, truncation=False)["input_ids"]
+
+    return tokenize
