@@ -2,7 +2,8 @@
 
 fulcrum validate RECIPE          check a recipe and print it with defaults filled in
 fulcrum train    RECIPE          Ray Train + DeepSpeed + PEFT -> training artifact
-fulcrum tune     RECIPE          Ray Tune campaign over the recipe's tune: space -> best recipe
+fulcrum tune     RECIPE          Ray Tune campaign over the recipe's tune: space (or, with --auto
+                                 --budget 30m, a built-in one) -> best recipe
 fulcrum export   RECIPE          training artifact -> ONNX artifact (parity-checked)
 fulcrum compress RECIPE|ARTIFACT training artifact -> fp32 / INT8 / fp16 ONNX variants, each
                                  gated against its PyTorch parent, and a report
@@ -43,6 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     warnings.filterwarnings("ignore", category=FutureWarning)
     warnings.filterwarnings("ignore", category=DeprecationWarning)
     try:
+        args.overrides = [*getattr(args, "overrides", []), *_auto_overrides(args)]
         recipe = _recipe(args) if hasattr(args, "recipe") else None
         return args.command(recipe, args)
     except FulcrumError as error:
@@ -101,7 +103,17 @@ def _parser() -> argparse.ArgumentParser:
 
     command("validate", _validate, "check a recipe and print it with every default filled in")
     command("train", _train, "fine-tune on Ray Train (DeepSpeed + PEFT) into a training artifact")
-    command("tune", _tune, "search the recipe's tune: space on Ray Tune; each trial trains")
+    tune = command("tune", _tune, "search the recipe's tune: space on Ray Tune; each trial trains")
+    tune.add_argument(
+        "--auto",
+        action="store_true",
+        help="search Fulcrum's built-in space for the recipe's method and task (tune.auto)",
+    )
+    tune.add_argument(
+        "--budget",
+        metavar="DURATION",
+        help="wall-clock budget of the campaign: 30m, 2h, 1h30m, 90s (tune.time_budget_s)",
+    )
     export = command("export", _export, "export a training artifact to ONNX and check parity")
     export.add_argument(
         "--from", dest="train_dir", help="training artifact (default: the recipe's)"
@@ -185,6 +197,18 @@ def _parser() -> argparse.ArgumentParser:
         help="after serving, send TEXT to the endpoint, print the answer, then shut down",
     )
     return parser
+
+
+def _auto_overrides(args) -> list[str]:
+    """`fulcrum tune --auto --budget 30m` as the recipe keys it stands for."""
+    overrides = []
+    if getattr(args, "auto", False):
+        overrides.append("tune.auto=true")
+    if getattr(args, "budget", None):
+        from fulcrum.tune.auto import parse_budget
+
+        overrides.append(f"tune.time_budget_s={parse_budget(args.budget)}")
+    return overrides
 
 
 def _validate(recipe: Recipe, args) -> int:

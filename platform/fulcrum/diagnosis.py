@@ -60,7 +60,11 @@ def sequence_findings(confusion: np.ndarray, names: list[str]) -> list[Finding]:
                 f"validation predictions; it is {actual[top] / total:.0%} of the labels)"
             )
         else:
-            cause = "predictions barely beat trivial answers"
+            cause = "predictions are " + (
+                "no better than trivial answers"
+                if macro_f1 <= trivial
+                else "barely better than trivial answers"
+            )
         how = (
             f"always answering {names[majority]!r}"
             if majority_f1 >= 1 / present
@@ -147,7 +151,7 @@ def advice(recipe: Recipe, history: list[dict[str, Any]], metric: str) -> list[s
             f"raise train.lr (now {train.lr:g}; {recipe.peft.method}'s default is {default:g})"
         )
     elif train.lr is not None:
-        tips.append(f"try train.lr {train.lr / 3:.2g} (now {train.lr:g})")
+        tips.append(f"train.lr {train.lr / 3:.2g} (now {train.lr:g})")
     if train.class_weights is None and recipe.task.type == "sequence_classification":
         tips.append("set train.class_weights: balanced")
     scores = [record.get(f"val_{metric}") for record in history]

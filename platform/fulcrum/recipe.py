@@ -159,8 +159,10 @@ class PeftSection(Section):
     r: int = Field(8, ge=1, le=512, description="LoRA rank; AdaLoRA's average target rank.")
     alpha: float = Field(16.0, gt=0, description="LoRA scaling numerator (scale = alpha / r).")
     dropout: float = Field(0.05, ge=0, lt=1, description="Dropout on the LoRA input.")
-    target_modules: list[str] | None = Field(
-        None, description="Module names to adapt; PEFT's default for the architecture when null."
+    target_modules: list[str] | Literal["all-linear"] | None = Field(
+        None,
+        description="Module names to adapt, or `all-linear` (every linear layer but the "
+        "head); null: PEFT's default for the architecture (BERT: query, value).",
     )
     adalora_init_r: int = Field(12, ge=1, description="AdaLoRA: rank each matrix starts with.")
     adalora_warmup: float = Field(
@@ -565,6 +567,7 @@ HASH_SKIPS_AT_DEFAULT = {
     "serve.autoscaling.look_back_period_s": 30.0,
     "serve.colocate": (None, False),  # False was its default before unset meant "one model"
     "train.class_weights": None,
+    "tune.auto": False,
 }
 
 SEARCH_KINDS = ("choice", "grid", "uniform", "loguniform", "quniform", "integer")
@@ -647,11 +650,16 @@ class SearchDimension(Section):
 
 
 class TuneSection(Section):
+    auto: bool = Field(
+        False,
+        description="Search Fulcrum's built-in space for the recipe's method and task (keys "
+        "in `space` add to it or replace its dimensions) with ASHA, as many trials as "
+        "time_budget_s and the cluster allow, the settled defaults tried first.",
+    )
     space: dict[str, SearchDimension] = Field(
-        ...,
-        min_length=1,
+        default_factory=dict,
         description="What to search: dotted recipe keys (`train.lr`, `peft.r`, "
-        "`train.adversarial.epsilon`) mapped to a dimension.",
+        "`train.adversarial.epsilon`) mapped to a dimension (required unless auto).",
     )
     metric: str = Field(
         "auto", description="Validation metric to maximise; auto: the task's (train.metric)."
@@ -721,6 +729,16 @@ class TuneSection(Section):
 
     @model_validator(mode="after")
     def _search_fits_space(self) -> TuneSection:
+        if self.auto:
+            if self.time_budget_s is None:
+                raise ValueError(
+                    "auto needs time_budget_s: the campaign is sized to it "
+                    "(fulcrum tune RECIPE --auto --budget 30m)"
+                )
+            if self.scheduler != "asha":
+                raise ValueError(f"auto runs ASHA (got scheduler: {self.scheduler})")
+        elif not self.space:
+            raise ValueError("space: give the keys to search, or auto: true")
         grids = [key for key, dimension in self.space.items() if dimension.kind == "grid"]
         if grids and self.searcher == "optuna":
             raise ValueError(

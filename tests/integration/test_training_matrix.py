@@ -1,6 +1,7 @@
 """The train stage across DeepSpeed ZeRO stages, PEFT methods and tasks, on a tiny BERT."""
 
 import csv
+import json
 
 import pytest
 
@@ -48,6 +49,18 @@ def test_step_logs_tensorboard_and_plot_are_in_the_artifact(
         peft={"method": "head_only"},
     )
     artifact = open_artifact(train(recipe), kind="train")
+    # The per-label report and the confusion matrix come with every training artifact.
+    test = artifact.metrics["test"]
+    report = {row["label"]: row for row in artifact.metrics["per_label"]["test"]}
+    assert set(report) == {"apple", "car", "tax"}
+    assert sum(row["support"] for row in report.values()) == test["examples"] == 18
+    confusion = json.loads(artifact.file("confusion.json").read_text())
+    assert confusion["labels"] == artifact.labels
+    assert sum(map(sum, confusion["test"])) == 18
+    assert sum(confusion["test"][i][i] for i in range(3)) == round(test["accuracy"] * 18)
+    assert artifact.file("confusion_matrix.png").stat().st_size > 5_000
+    with open(artifact.file("per_label.csv"), newline="") as handle:
+        assert [row["label"] for row in csv.DictReader(handle)] == ["apple", "car", "tax"]
     with open(artifact.file("logs/steps.csv"), newline="") as handle:
         rows = list(csv.DictReader(handle))
     # 42 rows per rank, micro-batches of 4 -> 11, two per step -> 5 steps per epoch.
@@ -109,3 +122,37 @@ def test_bad_method_for_model_fails_before_workers_start(
     ):
         train(recipe)
     assert not (tmp_path / "tiny").exists()
+
+
+def test_a_run_that_cannot_learn_says_so_and_is_neither_exported_nor_served_unless_forced(
+    ray_cluster, tiny_recipe_factory, tmp_path, capsys
+):
+    """Deliberately broken (lr 1e-6): the run warns at its evaluation, with what to try, the
+    artifact records the warning, `fulcrum run` stops before export, and a forced export
+    carries the warning to Serve, which refuses it unless forced too."""
+    from fulcrum.errors import ArtifactError, TrainingError
+    from fulcrum.pipeline import run_stages
+
+    from ..conftest import serve_launch
+
+    recipe = tiny_recipe_factory(
+        tmp_path, train={"lr": 1e-6, "epochs": 1, "class_weights": "balanced"}
+    )
+    artifact = open_artifact(train(recipe), kind="train")
+    said = capsys.readouterr().err
+    assert "warning: epoch 1 step 5: the model has not learned" in said
+    assert "try: raise train.lr (now 1e-06; lora's default is 0.001)" in said
+    (warning,) = [item for item in artifact.manifest["warnings"] if item["blocking"]]
+    assert warning["kind"] == "not_learned" and warning["try"][0].startswith("raise train.lr")
+    assert artifact.metrics["class_weights"] == {"apple": 1.0, "car": 1.0, "tax": 1.0}
+
+    with pytest.raises(TrainingError, match="not exported or served: the model has not learned"):
+        run_stages(recipe)
+    assert not (tmp_path / "tiny" / "export").exists()
+    forced = run_stages(recipe, force=True)
+    assert forced.actions["train"] == "skipped"  # the same recipe: trained once
+    launch = serve_launch()
+    arguments = launch.app_args({"tiny": forced.served}, recipe.serve)
+    with pytest.raises(ArtifactError, match="not served: the model has not learned"):
+        launch.check_deployable(arguments)
+    launch.check_deployable(launch.app_args({"tiny": forced.served}, recipe.serve, force=True))

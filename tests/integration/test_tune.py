@@ -160,3 +160,46 @@ def test_pbt_trailing_trial_continues_the_leaders_weights_with_its_own_values(
 
 def _lines(path) -> int:
     return len(path.read_text().splitlines()) if path.is_file() else 0
+
+
+def test_auto_campaign_sizes_itself_to_its_budget_and_starts_from_the_defaults(
+    ray_cluster, tiny_recipe_factory, tmp_path, capsys
+):
+    """`fulcrum tune --auto --budget`: the built-in space, the settled defaults first, and the
+    whole command (probe, trials, report) within the budget."""
+    import time
+
+    import yaml
+
+    from fulcrum.cli import main
+
+    recipe = tiny_recipe_factory(tmp_path, name="auto", train={"epochs": 2, "workers": 1})
+    recipe_file = tmp_path / "auto.yaml"
+    raw = recipe.to_dict()
+    del raw["train"]["lr"]  # left to the method's default, as a minimal recipe does
+    recipe_file.write_text(yaml.safe_dump(raw))
+    budget = 100
+    started = time.time()
+    assert main(["tune", str(recipe_file), "--auto", "--budget", f"{budget}s"]) == 0
+    elapsed = time.time() - started
+    said = capsys.readouterr().out
+    assert "auto: 1m40s budget; probe:" in said
+    assert elapsed < budget + 15, f"{elapsed:.0f}s for a {budget}s budget"
+
+    artifact = open_artifact(tmp_path / "auto" / "tune", kind="tune")
+    with open(artifact.file("results.csv"), newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert len(rows) >= 2
+    first = rows[0]
+    assert float(first["config/train.lr"]) == pytest.approx(1e-3)  # lora's default
+    assert float(first["config/train.epochs"]) == 2 and float(first["config/peft.r"]) == 4
+    assert first["config/peft.target_modules"] == ""  # null: PEFT's default
+    assert {key.removeprefix("config/") for key in first if key.startswith("config/")} == {
+        "train.lr",
+        "train.epochs",
+        "peft.r",
+        "peft.target_modules",
+    }
+    best = artifact.metrics["best"]
+    assert best["status"] == "finished" and (artifact.path / best["artifact"]).is_dir()
+    assert artifact.manifest["recipe"]["tune"]["auto"] is True

@@ -6,8 +6,14 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from fulcrum.errors import RecipeError
 from fulcrum.tasks import IGNORE_INDEX
-from fulcrum.train.objective import Objective, adalora_orthogonality, distillation_kl
+from fulcrum.train.objective import (
+    Objective,
+    adalora_orthogonality,
+    class_weight_vector,
+    distillation_kl,
+)
 
 
 def test_label_smoothing_is_cross_entropy_against_smoothed_targets():
@@ -96,3 +102,56 @@ def test_adalora_orthogonality_matches_what_peft_adds_to_its_own_loss(tiny_bert_
     penalty = adalora_orthogonality(model)
     assert penalty.item() > 0.1
     assert (outputs.loss - plain).item() == pytest.approx(weight * penalty.item(), rel=1e-5)
+
+
+# --------------------------------------------------------------------------- class weights
+
+
+def test_class_weights_scale_each_rows_loss_and_average_over_the_weights():
+    torch.manual_seed(3)
+    logits, labels = torch.randn(5, 3), torch.tensor([0, 0, 0, 1, 2])
+    weights = (0.5, 2.0, 4.0)
+    per_row = F.cross_entropy(logits, labels, reduction="none")
+    row_weights = torch.tensor(weights)[labels]
+    expected = (row_weights * per_row).sum() / row_weights.sum()
+    loss = Objective(class_weights=weights).task_loss(logits, labels)
+    assert loss.item() == pytest.approx(expected.item(), rel=1e-6)
+
+
+def test_upweighting_a_label_makes_its_mistakes_cost_more():
+    logits = torch.tensor([[2.0, 0.0], [2.0, 0.0]])  # both rows predict label 0
+    labels = torch.tensor([0, 1])  # the second is wrong
+    plain = Objective().task_loss(logits, labels)
+    rare_counts = Objective(class_weights=(1.0, 5.0)).task_loss(logits, labels)
+    assert rare_counts.item() > plain.item()
+    # Equal weights of any scale leave the loss as it was.
+    same = Objective(class_weights=(3.0, 3.0)).task_loss(logits, labels)
+    assert same.item() == pytest.approx(plain.item(), rel=1e-6)
+
+
+def test_token_class_weights_skip_ignored_positions():
+    torch.manual_seed(4)
+    logits = torch.randn(1, 4, 3)
+    labels = torch.tensor([[IGNORE_INDEX, 2, 0, 2]])
+    kept = labels != IGNORE_INDEX
+    weights = torch.tensor([1.0, 1.0, 3.0])
+    expected = F.cross_entropy(logits[kept], labels[kept], weight=weights)
+    loss = Objective(class_weights=(1.0, 1.0, 3.0)).task_loss(logits, labels)
+    assert loss.item() == pytest.approx(expected.item(), rel=1e-6)
+
+
+def test_balanced_weights_make_every_label_weigh_the_same_in_total():
+    labels = [0] * 6 + [1] * 3 + [2] * 1
+    weights = class_weight_vector("balanced", labels, ["a", "b", "c"])
+    assert weights == pytest.approx([10 / 18, 10 / 9, 10 / 3])
+    totals = [weights[label] * labels.count(label) for label in range(3)]
+    assert totals == pytest.approx([totals[0]] * 3)
+    # A declared label the training split never holds weighs 1.
+    assert class_weight_vector("balanced", [0, 0, 1], ["a", "b", "c"])[2] == 1.0
+
+
+def test_explicit_weights_name_labels_and_unnamed_ones_weigh_one():
+    assert class_weight_vector({"c": 2.5}, [0, 1], ["a", "b", "c"]) == [1.0, 1.0, 2.5]
+    assert class_weight_vector(None, [0, 1], ["a", "b"]) is None
+    with pytest.raises(RecipeError, match=r"train.class_weights.z: no such label \(labels: a, b\)"):
+        class_weight_vector({"z": 2.0}, [0, 1], ["a", "b"])

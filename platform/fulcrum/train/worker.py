@@ -196,11 +196,17 @@ def train_worker(config: dict[str, Any]) -> None:
         state["history"].append(record)
         for finding in task.findings(counts, label_names):
             if finding.blocking:
-                tips = advice(recipe, state["history"], recipe.metric)
+                # What to try goes with the first warning; later ones say it is still so.
+                said = any(earlier.get("not_learned") for earlier in state["history"])
+                record["not_learned"] = True
+                tips = (
+                    ""
+                    if said
+                    else "; try: " + "; ".join(advice(recipe, state["history"], recipe.metric))
+                )
                 progress.emit(
                     type="warning",
-                    text=f"epoch {epoch} step {record['step']}: {finding.text}; try: "
-                    + "; ".join(tips),
+                    text=f"epoch {epoch} step {record['step']}: {finding.text}{tips}",
                 )
         state["global_step"] = int(engine.global_steps)
         patience = train_cfg.early_stopping_patience

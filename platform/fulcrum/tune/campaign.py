@@ -72,8 +72,17 @@ def tune(recipe: Recipe, output_dir: str | Path | None = None) -> Path:
     init_ray()
     if recipe.tune.scheduler == "pbt":
         check_population_fits(recipe, _concurrency(recipe))
+    # The recipe as written names the campaign; an --auto plan (sized by a timing probe,
+    # so not the same twice) is what runs.
     work = campaign_work_dir(recipe, output_dir)
-    tuner, resumed = _tuner(recipe, work)
+    written, first_trial = recipe, None
+    if recipe.tune.auto:
+        from fulcrum.tune.auto import plan_auto
+
+        plan = plan_auto(recipe, _concurrency(recipe))
+        recipe, first_trial = plan.recipe, plan.first_trial
+        say(plan.description)
+    tuner, resumed = _tuner(recipe, work, first_trial)
     settings = recipe.tune
     say(
         ("resuming" if resumed else "starting")
@@ -91,13 +100,17 @@ def tune(recipe: Recipe, output_dir: str | Path | None = None) -> Path:
         write_manifest(
             staging,
             kind=KIND,
-            recipe=recipe.to_dict(),
-            recipe_hash=recipe.hash,
+            recipe=written.to_dict(),
+            recipe_hash=written.hash,
             labels=summary["labels"],
             metrics=summary["metrics"],
             parent=None,
             data_fingerprint=summary["data_fingerprint"],
-            extra={"best_recipe": "best_recipe.yaml", "search_space": list(recipe.tune.space)},
+            extra={
+                "best_recipe": "best_recipe.yaml",
+                "search_space": list(recipe.tune.space),
+                "searched": recipe.tune.model_dump(mode="json"),
+            },
         )
     # The artifact holds the kept trials and every result; Tune's own state goes.
     shutil.rmtree(work, ignore_errors=True)
@@ -126,7 +139,7 @@ def _fit_noting_interrupt(tuner):
 # --------------------------------------------------------------------------- Tune set-up
 
 
-def _tuner(recipe: Recipe, work: Path):
+def _tuner(recipe: Recipe, work: Path, first_trial: dict[str, Any] | None = None):
     from ray import tune
 
     trainable = tune.with_resources(
@@ -155,7 +168,7 @@ def _tuner(recipe: Recipe, work: Path):
         tune_config=tune.TuneConfig(
             metric=metric,
             mode=settings.mode,
-            search_alg=_search_algorithm(recipe),
+            search_alg=_search_algorithm(recipe, first_trial),
             scheduler=_scheduler(recipe),
             num_samples=settings.num_samples,
             max_concurrent_trials=_concurrency(recipe) if settings.searcher == "optuna" else None,
@@ -173,21 +186,25 @@ def _tuner(recipe: Recipe, work: Path):
     return tuner, False
 
 
-def _search_algorithm(recipe: Recipe):
+def _search_algorithm(recipe: Recipe, first_trial: dict[str, Any] | None = None):
+    """`first_trial`: values tried before any sampled ones (an --auto campaign's defaults)."""
     settings = recipe.tune
     seed = recipe.seed if settings.seed is None else settings.seed
+    points = [first_trial] if first_trial else None
     if settings.searcher == "optuna":
         from optuna.samplers import TPESampler
         from ray.tune.search.optuna import OptunaSearch
 
         # A few random trials first, then TPE: what Optuna recommends for small budgets.
         startup = max(2, min(10, settings.num_samples // 4))
-        return OptunaSearch(sampler=TPESampler(seed=seed, n_startup_trials=startup))
+        return OptunaSearch(
+            sampler=TPESampler(seed=seed, n_startup_trials=startup), points_to_evaluate=points
+        )
     from ray.tune.search import BasicVariantGenerator
 
     # PBT compares the trials alive at once: the whole population starts together.
     limit = 0 if settings.scheduler == "pbt" else _concurrency(recipe)
-    return BasicVariantGenerator(random_state=seed, max_concurrent=limit)
+    return BasicVariantGenerator(random_state=seed, max_concurrent=limit, points_to_evaluate=points)
 
 
 def _scheduler(recipe: Recipe):
