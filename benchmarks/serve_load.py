@@ -215,7 +215,7 @@ def validation_texts(train_dir: Path) -> list[str]:
     from fulcrum.recipe import validate_recipe
     from fulcrum.tune.cost import texts_of
 
-    recipe = validate_recipe(open_artifact(train_dir, kind="train").manifest["recipe"])
+    recipe = validate_recipe(open_artifact(train_dir, kind="train").settled_recipe)
     splits = load_splits(recipe.data, recipe.seed, recipe.task.type)
     return texts_of(splits.validation, 10_000)
 

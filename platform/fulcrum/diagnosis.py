@@ -24,13 +24,14 @@ if TYPE_CHECKING:
     from fulcrum.recipe import Recipe
 
 MIN_SKILL = 0.15  # below: "has not learned" (blocks serving)
+WEAK_SKILL = 0.35  # below: "has barely learned" (said, recorded, not blocking)
 COLLAPSE_SHARE = 0.8  # one label taking this share of the predictions is named as the cause
 MAX_NAMED = 5
 
 
 @dataclass(frozen=True)
 class Finding:
-    kind: str  # "not_learned" | "unpredicted"
+    kind: str  # "not_learned" | "weak" | "unpredicted"
     blocking: bool  # not served without --force
     text: str
 
@@ -51,7 +52,10 @@ def sequence_findings(confusion: np.ndarray, names: list[str]) -> list[Finding]:
     share = actual[majority] / total
     majority_f1 = 2 * share / (1 + share) / present  # F1 of that label, 0 for the others
     trivial = max(majority_f1, 1 / present)
-    if skill(macro_f1, trivial) < MIN_SKILL:
+    learned = skill(macro_f1, trivial)
+    if MIN_SKILL <= learned < WEAK_SKILL:
+        findings.append(_weak(f"macro-F1 {macro_f1:.3f}", learned, f"{trivial:.3f}"))
+    if learned < MIN_SKILL:
         top = int(predicted.argmax())
         top_share = predicted[top] / total
         if top_share >= COLLAPSE_SHARE:
@@ -108,6 +112,8 @@ def entity_findings(counts: np.ndarray, types: list[str]) -> list[Finding]:
                 f"{int(gold):,} in validation",
             )
         )
+    elif skill(f1, 0.0) < WEAK_SKILL and skill(f1, 0.0) >= MIN_SKILL:
+        findings.append(_weak(f"entity F1 {f1:.3f}", f1, "0 (every word O)"))
     elif skill(f1, 0.0) < MIN_SKILL:
         findings.append(
             Finding(
@@ -128,6 +134,15 @@ def entity_findings(counts: np.ndarray, types: list[str]) -> list[Finding]:
             )
         )
     return findings
+
+
+def _weak(score: str, learned: float, trivial: str) -> Finding:
+    return Finding(
+        "weak",
+        False,
+        f"the model has barely learned: {score} is {learned:.0%} of the way from what trivial "
+        f"answers score ({trivial}) to perfect",
+    )
 
 
 def skill(score: float, trivial: float) -> float:

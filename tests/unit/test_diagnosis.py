@@ -80,3 +80,16 @@ def test_advice_follows_the_settings_and_the_history():
     tips = advice(cold, [{"val_macro_f1": 0.3}, {"val_macro_f1": 0.2}], "macro_f1")
     assert tips[0] == "raise train.lr (now 1e-06; lora's default is 0.001)"
     assert not any("class_weights" in tip or "longer" in tip for tip in tips)
+
+
+def test_a_model_that_learned_little_is_told_so_without_being_blocked():
+    predicted = GOLD.copy()
+    predicted[65:80] = 2  # most bullish and nearly all bearish posts called neutral
+    predicted[90:99] = 2
+    predicted[0:10] = 1
+    (finding,) = findings_for(predicted)
+    assert finding.kind == "weak" and not finding.blocking
+    assert finding.text == (
+        "the model has barely learned: macro-F1 0.463 is 20% of the way from what trivial "
+        "answers score (0.333) to perfect"
+    )

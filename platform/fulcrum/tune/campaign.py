@@ -112,6 +112,11 @@ def tune(recipe: Recipe, output_dir: str | Path | None = None) -> Path:
                 "searched": recipe.tune.model_dump(mode="json"),
             },
         )
+    if not summary["metrics"]["finished"]:
+        say(
+            "no trial finished, so there is no model to deploy"
+            + (": the budget was too small for this cluster" if written.tune.auto else "")
+        )
     # The artifact holds the kept trials and every result; Tune's own state goes.
     shutil.rmtree(work, ignore_errors=True)
     return target
