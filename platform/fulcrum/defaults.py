@@ -26,16 +26,23 @@ import numpy as np
 METHOD_LR = {
     "lora": 1e-3,
     "adalora": 2e-3,
-    "ia3": 1e-2,
+    "ia3": 2e-2,
     "prefix": 1e-2,
     "head_only": 1e-2,
-    "full": 5e-5,
+    "full": 1e-4,
 }
 
-# Epochs: enough passes to see about this many training examples, within [1, MAX_EPOCHS].
-# A few hundred rows need many passes; fifty thousand need one.
+# Where PEFT adapters go when peft.target_modules is null: LoRA on every linear layer
+# (attention and feed-forward) rather than PEFT's query/value for BERT; IA3 keeps PEFT's
+# default (keys, values and the feed-forward output, which it must name together).
+METHOD_TARGETS = {"lora": "all-linear", "adalora": "all-linear", "ia3": "peft-default"}
+
+# Epochs: enough passes to see about EXAMPLES_TARGET training examples, or EXAMPLES_PER_LABEL
+# of each label where there are so many labels that this is more, within [1, MAX_EPOCHS]. A
+# few hundred rows need many passes, fifty thousand one; 150 intents need more than 3 moods.
 EXAMPLES_TARGET = 40_000
-MAX_EPOCHS = 10
+EXAMPLES_PER_LABEL = 400
+MAX_EPOCHS = 8
 # Warm-up: this share of the run's optimizer steps, never fewer than MIN_WARMUP_STEPS
 # (unless the run is shorter than that).
 WARMUP_SHARE = 0.1
@@ -64,9 +71,13 @@ def default_lr(method: str) -> float:
     return METHOD_LR[method]
 
 
-def default_epochs(rows: int) -> int:
-    """Passes over `rows` training rows that see about EXAMPLES_TARGET examples."""
-    return max(1, min(MAX_EPOCHS, math.ceil(EXAMPLES_TARGET / max(rows, 1))))
+def examples_target(labels: int) -> int:
+    return max(EXAMPLES_TARGET, EXAMPLES_PER_LABEL * labels)
+
+
+def default_epochs(rows: int, labels: int = 2) -> int:
+    """Passes over `rows` training rows that see about examples_target(labels) examples."""
+    return max(1, min(MAX_EPOCHS, math.ceil(examples_target(labels) / max(rows, 1))))
 
 
 def default_warmup_ratio(total_steps: int) -> float:
@@ -106,11 +117,14 @@ def steps_per_epoch(rows: int, workers: int, batch_size: int, accumulation: int)
 def describe_rules() -> dict[str, str]:
     """One line per settled key, for field descriptions and docs."""
     rates = ", ".join(f"{method} {rate:g}" for method, rate in METHOD_LR.items())
+    targets = ", ".join(f"{method} {where}" for method, where in METHOD_TARGETS.items())
     return {
+        "peft.target_modules": f"null: the method's default ({targets})",
         "train.lr": f"null: the method's default ({rates})",
         "train.epochs": (
-            f"null: enough passes to see about {EXAMPLES_TARGET:,} training examples, "
-            f"at least 1 and at most {MAX_EPOCHS}"
+            f"null: enough passes to see about {EXAMPLES_TARGET:,} training examples (or "
+            f"{EXAMPLES_PER_LABEL} per label, where that is more), at least 1 and at most "
+            f"{MAX_EPOCHS}"
         ),
         "train.warmup_ratio": (
             f"null: {WARMUP_SHARE:.0%} of the optimizer steps, at least {MIN_WARMUP_STEPS}"

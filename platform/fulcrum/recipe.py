@@ -156,13 +156,15 @@ class PeftSection(Section):
         description="lora/adalora/ia3 (PEFT), prefix (key/value prefixes per layer), "
         "head_only (frozen encoder), or full fine-tuning.",
     )
-    r: int = Field(8, ge=1, le=512, description="LoRA rank; AdaLoRA's average target rank.")
-    alpha: float = Field(16.0, gt=0, description="LoRA scaling numerator (scale = alpha / r).")
+    r: int = Field(16, ge=1, le=512, description="LoRA rank; AdaLoRA's average target rank.")
+    alpha: float = Field(32.0, gt=0, description="LoRA scaling numerator (scale = alpha / r).")
     dropout: float = Field(0.05, ge=0, lt=1, description="Dropout on the LoRA input.")
-    target_modules: list[str] | Literal["all-linear"] | None = Field(
+    target_modules: list[str] | Literal["all-linear", "peft-default"] | None = Field(
         None,
-        description="Module names to adapt, or `all-linear` (every linear layer but the "
-        "head); null: PEFT's default for the architecture (BERT: query, value).",
+        description="Module names to adapt; `all-linear`: every linear layer but the task "
+        "head; `peft-default`: PEFT's default for the architecture (BERT: query, value); "
+        + SETTLED["peft.target_modules"]
+        + ".",
     )
     adalora_init_r: int = Field(12, ge=1, description="AdaLoRA: rank each matrix starts with.")
     adalora_warmup: float = Field(

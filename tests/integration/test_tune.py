@@ -194,7 +194,7 @@ def test_auto_campaign_sizes_itself_to_its_budget_and_starts_from_the_defaults(
     # Two trials start at once; one of the first two is the settled defaults.
     (first,) = [row for row in rows[:2] if float(row["config/train.lr"]) == pytest.approx(1e-3)]
     assert float(first["config/train.epochs"]) == 2 and float(first["config/peft.r"]) == 4
-    assert first["config/peft.target_modules"] == ""  # null: PEFT's default
+    assert first["config/peft.target_modules"] == "all-linear"  # lora's default
     assert {key.removeprefix("config/") for key in first if key.startswith("config/")} == {
         "train.lr",
         "train.epochs",

@@ -6,12 +6,14 @@ import pyarrow as pa
 import pytest
 
 from fulcrum.defaults import (
+    EXAMPLES_PER_LABEL,
     EXAMPLES_TARGET,
     MAX_EPOCHS,
     METHOD_LR,
     default_epochs,
     default_max_length,
     default_warmup_ratio,
+    examples_target,
     steps_per_epoch,
     token_lengths,
 )
@@ -28,9 +30,15 @@ def test_few_rows_get_more_passes_than_many_and_passes_stay_bounded():
     counts = [default_epochs(rows) for rows in (200, 2_000, 5_000, 20_000, 60_000)]
     assert counts == sorted(counts, reverse=True)
     # Between the bounds, the examples seen are at least the target and less than one more pass.
-    for rows in (4_100, 9_000, 13_333):
+    for rows in (5_100, 9_000, 13_333):
         epochs = default_epochs(rows)
         assert rows * epochs >= EXAMPLES_TARGET > rows * (epochs - 1)
+
+
+def test_many_labels_get_enough_examples_of_each():
+    assert default_epochs(15_000, labels=3) == 3
+    assert default_epochs(15_000, labels=150) == 4  # 400 of each of 150 intents
+    assert examples_target(150) == 150 * EXAMPLES_PER_LABEL > examples_target(3) == EXAMPLES_TARGET
 
 
 def test_warmup_is_a_tenth_of_the_steps_but_at_least_a_few():
@@ -86,16 +94,23 @@ class WordTokenizer:
 def test_a_minimal_recipe_settles_every_unset_value_and_says_why():
     recipe = validate_recipe({"name": "m", "data": {"path": "x.csv"}})
     table = pa.table({"text": ["one two three"] * 90 + ["a " * 40] * 10, "label": [0] * 100})
-    settled = settle(recipe, table, WordTokenizer(), model_limit=512)
+    settled = settle(recipe, table, 3, WordTokenizer(), model_limit=512)
     chosen = {choice.key: choice for choice in settled.choices}
-    assert set(chosen) == {"train.lr", "train.epochs", "train.warmup_ratio", "model.max_length"}
+    assert set(chosen) == {
+        "train.lr",
+        "train.epochs",
+        "train.warmup_ratio",
+        "model.max_length",
+        "peft.target_modules",
+    }
     assert settled.recipe.train.lr == METHOD_LR["lora"]
     assert settled.recipe.train.epochs == MAX_EPOCHS
     assert settled.recipe.model.max_length == 48  # 42 tokens at the 99th percentile
-    # 100 rows over 2 workers x 16 = 4 steps an epoch, 40 in all: warm-up of 10.
-    assert round(settled.recipe.train.warmup_ratio * 40) == 10
-    assert "100 training rows" in chosen["train.epochs"].reason
-    assert "of 40 optimizer steps" in chosen["train.warmup_ratio"].reason
+    # 100 rows over 2 workers x 16 = 4 steps an epoch, 32 in all: warm-up of 10.
+    assert round(settled.recipe.train.warmup_ratio * 32) == 10
+    assert "100 training rows, 3 labels" in chosen["train.epochs"].reason
+    assert "of 32 optimizer steps" in chosen["train.warmup_ratio"].reason
+    assert settled.recipe.peft.target_modules == "all-linear"
     assert "the longest has 42" in chosen["model.max_length"].reason
 
 
@@ -111,7 +126,7 @@ def test_values_the_recipe_gives_are_kept_and_augmented_rows_count():
         }
     )
     table = pa.table({"text": ["a b"] * 5_000, "label": [0] * 5_000})
-    settled = settle(recipe, table, WordTokenizer(), model_limit=512)
+    settled = settle(recipe, table, 3, WordTokenizer(), model_limit=512)
     assert [choice.key for choice in settled.choices] == ["train.lr", "train.epochs"]
     assert settled.recipe.train.lr == METHOD_LR["full"]
     assert settled.recipe.train.epochs == default_epochs(20_000)  # 5,000 rows x 4
@@ -124,7 +139,7 @@ def test_token_tasks_measure_words_and_conll_data_means_token_classification():
     recipe = validate_recipe({"name": "m", "data": {"train": "eng.conll"}})
     assert recipe.task.type == "token_classification"
     table = pa.table({"tokens": [["a", "b", "c"]] * 20, "label": [[0, 0, 0]] * 20})
-    settled = settle(recipe, table, WordTokenizer(), model_limit=512)
+    settled = settle(recipe, table, 3, WordTokenizer(), model_limit=512)
     assert settled.recipe.model.max_length == 16
     explicit = validate_recipe({"name": "m", "data": {"train": "eng.conll"}, "task": {}})
     assert explicit.task.type == "token_classification"

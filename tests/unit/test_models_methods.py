@@ -68,3 +68,28 @@ def test_saved_adapter_restores_the_same_predictions(tiny_bert_dir, tmp_path, me
     with torch.no_grad():
         expected, got = model(**inputs).logits, restored(**inputs).logits
     assert torch.allclose(expected, got, atol=1e-5), (expected, got)
+
+
+@pytest.mark.parametrize(
+    "task", [SEQUENCE_CLASSIFICATION, TOKEN_CLASSIFICATION], ids=lambda t: t.name
+)
+def test_lora_by_default_adapts_every_linear_layer_but_the_head(tiny_bert_dir, task):
+    model = build_trainable_model(tiny_bert_dir, LABELS, PeftSection(r=2), task, 10)
+    adapted = {name.split(".lora_A")[0] for name, _ in model.named_parameters() if "lora_A" in name}
+    kinds = {name.rsplit(".", 1)[-1] for name in adapted}
+    assert kinds == {"query", "key", "value", "dense"}
+    # 2 layers x (query, key, value, attention output, intermediate, output), plus the pooler
+    # where the model has one.
+    assert len(adapted) == 2 * 6 + (task is SEQUENCE_CLASSIFICATION)
+    assert not any("classifier" in name for name in adapted)
+    trained_head = [n for n, p in model.named_parameters() if "classifier" in n and p.requires_grad]
+    assert trained_head, "the head trains whole"
+    attention_only = build_trainable_model(
+        tiny_bert_dir, LABELS, PeftSection(r=2, target_modules="peft-default"), task, 10
+    )
+    names = {
+        n.split(".lora_A")[0].rsplit(".", 1)[-1]
+        for n, _ in attention_only.named_parameters()
+        if "lora_A" in n
+    }
+    assert names == {"query", "value"}

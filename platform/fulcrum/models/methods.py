@@ -20,6 +20,7 @@ from typing import Any
 
 from torch import nn
 
+from fulcrum.defaults import METHOD_TARGETS
 from fulcrum.errors import ModelError
 from fulcrum.models.prefix import add_prefix
 from fulcrum.recipe import PeftSection
@@ -53,7 +54,7 @@ def parameter_counts(model: nn.Module) -> dict[str, int]:
 # --------------------------------------------------------------------------- PEFT adapters
 
 
-def _lora(section: PeftSection, task_type, total_steps: int):
+def _lora(section: PeftSection, targets, task_type, total_steps: int):
     from peft import LoraConfig
 
     return LoraConfig(
@@ -61,11 +62,11 @@ def _lora(section: PeftSection, task_type, total_steps: int):
         r=section.r,
         lora_alpha=section.alpha,
         lora_dropout=section.dropout,
-        target_modules=section.target_modules,
+        target_modules=targets,
     )
 
 
-def _adalora(section: PeftSection, task_type, total_steps: int):
+def _adalora(section: PeftSection, targets, task_type, total_steps: int):
     from peft import AdaLoraConfig
 
     # The rank schedule is in steps in PEFT, in shares of the run in the recipe.
@@ -75,7 +76,7 @@ def _adalora(section: PeftSection, task_type, total_steps: int):
         target_r=section.r,
         lora_alpha=section.alpha,
         lora_dropout=section.dropout,
-        target_modules=section.target_modules,
+        target_modules=targets,
         total_step=max(total_steps, 1),
         tinit=int(section.adalora_warmup * total_steps),
         tfinal=int(section.adalora_final * total_steps),
@@ -83,10 +84,10 @@ def _adalora(section: PeftSection, task_type, total_steps: int):
     )
 
 
-def _ia3(section: PeftSection, task_type, total_steps: int):
+def _ia3(section: PeftSection, targets, task_type, total_steps: int):
     from peft import IA3Config
 
-    return IA3Config(task_type=task_type, target_modules=section.target_modules)
+    return IA3Config(task_type=task_type, target_modules=targets)
 
 
 PEFT_CONFIGS = {"lora": _lora, "adalora": _adalora, "ia3": _ia3}
@@ -98,14 +99,33 @@ def _peft_wrap(model, head, section, task, total_steps):
     # SEQ_CLS/TOKEN_CLS make PEFT train and save the new head (modules_to_save) beside the
     # adapter; without it the head would stay at its random initialisation.
     task_type = getattr(peft.TaskType, task.peft_task_type)
+    targets = adapter_targets(model, head, section)
     try:
         return peft.get_peft_model(
-            model, PEFT_CONFIGS[section.method](section, task_type, total_steps)
+            model, PEFT_CONFIGS[section.method](section, targets, task_type, total_steps)
         )
     except Exception as error:  # PEFT's own error types vary by version; say which pair failed
         raise ModelError(
             f"peft.method {section.method} cannot wrap {type(model).__name__}: {error}"
         ) from None
+
+
+def adapter_targets(model: nn.Module, head: list[str], section: PeftSection) -> list[str] | None:
+    """The modules a PEFT adapter goes on. `all-linear`: every linear layer outside the new
+    task head, by full name, so a head layer that shares an encoder layer's name (RoBERTa's
+    `classifier.dense`) stays out (PEFT's own `all-linear` would wrap a token head, which
+    it also trains whole); `peft-default`: PEFT's default for the architecture (None)."""
+    wanted = section.target_modules or METHOD_TARGETS.get(section.method, "peft-default")
+    if wanted == "peft-default":
+        return None
+    if wanted == "all-linear":
+        head_modules = {name.rsplit(".", 1)[0] for name in head}
+        return [
+            name
+            for name, module in model.named_modules()
+            if isinstance(module, nn.Linear) and name not in head_modules
+        ]
+    return list(wanted)
 
 
 def _peft_save(model, directory: Path) -> None:

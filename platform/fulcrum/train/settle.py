@@ -16,13 +16,14 @@ from typing import Any
 import pyarrow as pa
 
 from fulcrum.defaults import (
-    EXAMPLES_TARGET,
     LENGTH_PERCENTILE,
+    METHOD_TARGETS,
     Choice,
     default_epochs,
     default_lr,
     default_max_length,
     default_warmup_ratio,
+    examples_target,
     steps_per_epoch,
     token_lengths,
 )
@@ -45,25 +46,32 @@ class Settled:
         ]
 
 
-def settle(recipe: Recipe, train_table: pa.Table, tokenizer, model_limit: int) -> Settled:
+def settle(
+    recipe: Recipe, train_table: pa.Table, labels: int, tokenizer, model_limit: int
+) -> Settled:
     """`train_table`: the training split before augmentation (augmented copies are counted
-    as rows, not read: they have the originals' lengths)."""
+    as rows, not read: they have the originals' lengths); `labels`: how many the task has
+    (tags, for token classification)."""
     choices: list[Choice] = []
     train = recipe.train
     if train.lr is None:
         choices.append(
             Choice("train.lr", default_lr(recipe.peft.method), f"{recipe.peft.method}'s default")
         )
+    method = recipe.peft.method
+    if recipe.peft.target_modules is None and method in METHOD_TARGETS:
+        choices.append(Choice("peft.target_modules", METHOD_TARGETS[method], f"{method}'s default"))
     multiplier = recipe.augment.multiplier if recipe.augment_operations else 1
     rows = train_table.num_rows * multiplier
     epochs = train.epochs
     if epochs is None:
-        epochs = default_epochs(rows)
+        epochs = default_epochs(rows, labels)
         choices.append(
             Choice(
                 "train.epochs",
                 epochs,
-                f"{rows:,} training rows; about {EXAMPLES_TARGET:,} examples seen",
+                f"{rows:,} training rows, {labels} labels; about {examples_target(labels):,} "
+                "examples seen",
             )
         )
     if train.warmup_ratio is None:
@@ -113,7 +121,9 @@ def settle_from_files(recipe: Recipe) -> Settled:
     splits = load_splits(recipe.data, recipe.seed, recipe.task.type)
     model_dir: Path = resolve_model_dir(recipe.model.base)
     tokenizer = load_tokenizer(model_dir)
-    return settle(recipe, splits.train, tokenizer, model_limit(model_dir, tokenizer))
+    return settle(
+        recipe, splits.train, len(splits.label_names), tokenizer, model_limit(model_dir, tokenizer)
+    )
 
 
 def _inputs(table: pa.Table, task: str) -> list[Any]:

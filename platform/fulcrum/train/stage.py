@@ -79,7 +79,13 @@ def train(
     splits = load_splits(recipe.data, recipe.seed, task.name)
     model_dir = resolve_model_dir(recipe.model.base)
     tokenizer = load_tokenizer(model_dir)
-    settled = settle(recipe, splits.train, tokenizer, model_limit(model_dir, tokenizer))
+    settled = settle(
+        recipe,
+        splits.train,
+        len(splits.label_names),
+        tokenizer,
+        model_limit(model_dir, tokenizer),
+    )
     # The recipe as written names the run and the artifact; the settled one trains.
     written, recipe = recipe, settled.recipe
     overrides = config_overrides(model_dir, recipe.model.architecture())

@@ -37,7 +37,7 @@ LR_SPREAD = 4.0  # the learning rate is searched in [default / 4, default x 4]
 METHOD_SPACES: dict[str, dict[str, dict[str, Any]]] = {
     "lora": {
         "peft.r": {"choice": [8, 16, 32]},
-        "peft.target_modules": {"choice": [None, "all-linear"]},
+        "peft.target_modules": {"choice": ["all-linear", "peft-default"]},
     },
     "adalora": {"peft.r": {"choice": [4, 8, 16]}},
     "ia3": {},
