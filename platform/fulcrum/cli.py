@@ -212,9 +212,24 @@ def _auto_overrides(args) -> list[str]:
 
 
 def _validate(recipe: Recipe, args) -> int:
-    print(json.dumps(recipe.to_dict(), indent=2))
+    from fulcrum.recipe import SETTLED
+
+    raw = recipe.to_dict()
+    print(json.dumps(raw, indent=2))
+    left = [key for key in SETTLED if _at(raw, key) is None]
+    if left:
+        print(
+            f"left to the method and data, settled when training starts: {', '.join(left)}",
+            file=sys.stderr,
+        )
     print(f"recipe ok (hash {recipe.hash[:12]})", file=sys.stderr)
     return 0
+
+
+def _at(raw: dict, key_path: str):
+    for key in key_path.split("."):
+        raw = raw.get(key) if isinstance(raw, dict) else None
+    return raw
 
 
 def _train(recipe: Recipe, args) -> int:

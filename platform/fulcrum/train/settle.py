@@ -66,13 +66,14 @@ def settle(
     epochs = train.epochs
     if epochs is None:
         epochs = default_epochs(rows, labels)
+        target = examples_target(labels)
+        seen = (
+            f"about {target:,} examples seen"
+            if rows * epochs >= target
+            else f"{rows * epochs:,} examples seen ({epochs} is the most; the target is {target:,})"
+        )
         choices.append(
-            Choice(
-                "train.epochs",
-                epochs,
-                f"{rows:,} training rows, {labels} labels; about {examples_target(labels):,} "
-                "examples seen",
-            )
+            Choice("train.epochs", epochs, f"{rows:,} training rows, {labels} labels; {seen}")
         )
     if train.warmup_ratio is None:
         ds_config = deepspeed_config(train)
