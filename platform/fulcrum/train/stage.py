@@ -14,10 +14,10 @@ artifact is written.
 from __future__ import annotations
 
 import contextlib
-import csv
 import json
 import shutil
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +28,6 @@ import pyarrow.compute as pc
 from fulcrum.artifacts import staged_artifact, write_json_atomic, write_manifest
 from fulcrum.data import LabelledSplits, load_splits
 from fulcrum.data.augment import augment_split
-from fulcrum.diagnosis import advice
 from fulcrum.errors import TrainingError
 from fulcrum.models.classifier import config_overrides, load_tokenizer, model_limit
 from fulcrum.models.methods import preflight
@@ -36,7 +35,7 @@ from fulcrum.models.registry import resolve_model_dir
 from fulcrum.recipe import Recipe
 from fulcrum.runtime import beside_this_process, init_ray
 from fulcrum.storage import is_uri, join, output_root
-from fulcrum.tasks import TASKS
+from fulcrum.tasks import TASKS, Task
 from fulcrum.train.deepspeed_config import deepspeed_config
 from fulcrum.train.distill import open_teacher, with_teacher_logits
 from fulcrum.train.merge import (
@@ -47,8 +46,9 @@ from fulcrum.train.merge import (
     merge_adapter,
 )
 from fulcrum.train.objective import class_weight_vector
-from fulcrum.train.plots import plot_confusion, plot_learning_curve
-from fulcrum.train.settle import settle
+from fulcrum.train.plots import plot_learning_curve
+from fulcrum.train.report import describe_warning, learning_warnings, write_report
+from fulcrum.train.settle import Settled, settle
 from fulcrum.train.steps import EpochPlan
 from fulcrum.train.worker import ADAPTER_DIR, LOGS_DIR, STATE_FILE, train_worker
 
@@ -64,6 +64,25 @@ def run_name(recipe: Recipe) -> str:
     return f"{recipe.name}-{recipe.hash[:12]}"
 
 
+@dataclass(frozen=True)
+class _Plan:
+    """Everything a run needs, settled and checked on the driver before a worker starts."""
+
+    written: Recipe  # as the user wrote it: names the run and the artifact
+    recipe: Recipe  # settled: every value concrete
+    settled: Settled
+    task: Task
+    splits: LabelledSplits
+    model_dir: Path
+    overrides: dict[str, Any]
+    counts: dict[str, int]
+    teacher: Any
+    ds_config: dict[str, Any]
+    class_weights: list[float] | None
+    artifact_dir: Path
+    storage: str
+
+
 def train(
     recipe: Recipe,
     output_dir: str | Path | None = None,
@@ -75,71 +94,95 @@ def train(
     every worker) to start from when the run has none of its own, as a PBT trial that
     clones another does; the recipe's learning rate and weight decay replace its own."""
     started = time.time()
+    plan = _plan(recipe, output_dir)
+    _describe(plan)
+    train_rows = _training_table(
+        plan.recipe, plan.splits, plan.model_dir, plan.teacher, plan.artifact_dir.parent / "data"
+    )
+    result = _fit(plan, train_rows, callbacks or [], initial_checkpoint)
+    warnings = _publish(plan, result, train_rows, started)
+    for warning in warnings:
+        _say(describe_warning(warning))
+    # The artifact holds everything worth keeping; Ray's copies of the checkpoints go,
+    # wherever they are (a local folder, or s3://... through the run's pyarrow filesystem).
+    with contextlib.suppress(OSError):
+        result.filesystem.delete_dir(result.path)
+    if plan.recipe.train.storage_path is None and not is_uri(plan.storage):
+        with contextlib.suppress(OSError):
+            Path(plan.storage).rmdir()  # our default folder, once no other run's are there
+    return plan.artifact_dir
+
+
+def _plan(recipe: Recipe, output_dir: str | Path | None) -> _Plan:
+    """Read the data, settle what the recipe leaves to it, and check the method can wrap the
+    model (on the meta device), all before any worker starts."""
     task = TASKS[recipe.task.type]
     splits = load_splits(recipe.data, recipe.seed, task.name)
     model_dir = resolve_model_dir(recipe.model.base)
     tokenizer = load_tokenizer(model_dir)
     settled = settle(
-        recipe,
-        splits.train,
-        len(splits.label_names),
-        tokenizer,
-        model_limit(model_dir, tokenizer),
+        recipe, splits.train, len(splits.label_names), tokenizer, model_limit(model_dir, tokenizer)
     )
-    # The recipe as written names the run and the artifact; the settled one trains.
-    written, recipe = recipe, settled.recipe
-    overrides = config_overrides(model_dir, recipe.model.architecture())
-    counts = preflight(model_dir, splits.label_names, recipe.peft, task, overrides)
-    teacher = open_teacher(recipe, splits.label_names) if recipe.distill else None
-    ds_config = deepspeed_config(recipe.train)
-    class_weights = class_weight_vector(
-        recipe.train.class_weights, _label_ids(splits.train), splits.label_names
+    trained = settled.recipe
+    overrides = config_overrides(model_dir, trained.model.architecture())
+    artifact_dir = train_artifact_dir(trained, output_dir)
+    return _Plan(
+        written=recipe,
+        recipe=trained,
+        settled=settled,
+        task=task,
+        splits=splits,
+        model_dir=model_dir,
+        overrides=overrides,
+        counts=preflight(model_dir, splits.label_names, trained.peft, task, overrides),
+        teacher=open_teacher(trained, splits.label_names) if trained.distill else None,
+        ds_config=deepspeed_config(trained.train),
+        class_weights=class_weight_vector(
+            trained.train.class_weights, _label_ids(splits.train), splits.label_names
+        ),
+        artifact_dir=artifact_dir,
+        storage=trained.train.storage_path or _default_storage(trained, output_dir, artifact_dir),
     )
-    artifact_dir = train_artifact_dir(recipe, output_dir)
-    storage = recipe.train.storage_path or _default_storage(recipe, output_dir, artifact_dir)
+
+
+def _describe(plan: _Plan) -> None:
+    recipe, splits, counts = plan.recipe, plan.splits, plan.counts
+    cut = f" cut to {recipe.model.num_layers} layers" if recipe.model.num_layers else ""
     _say(
-        f"data: {splits.sizes()} rows, {len(splits.label_names)} labels; model: {recipe.model.base}"
-        f"{f' cut to {recipe.model.num_layers} layers' if recipe.model.num_layers else ''} "
-        f"({counts['trainable']:,} of {counts['total']:,} parameters train with {recipe.peft.method})"
+        f"data: {splits.sizes()} rows, {len(splits.label_names)} labels; model: "
+        f"{recipe.model.base}{cut} ({counts['trainable']:,} of {counts['total']:,} parameters "
+        f"train with {recipe.peft.method})"
     )
-    if settled.choices:
-        _say("settled from the method and data: " + settled.describe())
-    if class_weights:
+    if plan.settled.choices:
+        _say("settled from the method and data: " + plan.settled.describe())
+    if plan.class_weights:
+        setting = recipe.train.class_weights
+        weights = zip(splits.label_names, plan.class_weights, strict=True)
         _say(
-            f"class weights ({_show_setting(recipe.train.class_weights)}): "
-            + ", ".join(
-                f"{name} {weight:.3g}"
-                for name, weight in zip(splits.label_names, class_weights, strict=True)
-            )
+            f"class weights ({setting if isinstance(setting, str) else 'as given'}): "
+            + ", ".join(f"{name} {weight:.3g}" for name, weight in weights)
         )
 
-    train_rows = _training_table(recipe, splits, model_dir, teacher, artifact_dir.parent / "data")
-    result = _fit(
-        recipe,
-        run_name(written),
-        splits,
-        train_rows,
-        model_dir,
-        overrides,
-        ds_config,
-        storage,
-        callbacks or [],
-        initial_checkpoint,
-        class_weights,
-    )
+
+def _publish(plan: _Plan, result, train_rows: pa.Table, started: float) -> list[dict[str, Any]]:
+    """The best checkpoint as an artifact, measured from its own files; returns the
+    warnings recorded in its manifest."""
+    recipe, splits = plan.recipe, plan.splits
     best_checkpoint, best_metrics = _best(result, recipe.metric)
     with result.checkpoint.as_directory() as latest_dir:
         latest = Path(latest_dir)
         final_state = json.loads((latest / STATE_FILE).read_text())
         history = final_state["history"]
-        with best_checkpoint.as_directory() as best_dir, staged_artifact(artifact_dir) as staging:
-            evaluations = _assemble(staging, Path(best_dir), model_dir, splits, recipe, overrides)
+        with (
+            best_checkpoint.as_directory() as best_dir,
+            staged_artifact(plan.artifact_dir) as staging,
+        ):
+            evaluations = _assemble(staging, Path(best_dir), plan)
             if (latest / LOGS_DIR).is_dir():
                 shutil.copytree(latest / LOGS_DIR, staging / LOGS_DIR)
-            warnings = _findings(
-                task, evaluations["validation"], splits.label_names, recipe, history
+            warnings = learning_warnings(
+                plan.task, evaluations["validation"], splits.label_names, recipe, history
             )
-            report = _write_report(staging, task, evaluations, splits.label_names, recipe.name)
             metrics = {
                 "metric": recipe.metric,
                 "best_epoch": best_metrics["epoch"],
@@ -152,11 +195,13 @@ def train(
                     for key, value in best_metrics.items()
                     if key.startswith("val_")
                 },
-                "per_label": report,
-                "parameters": counts,
+                "per_label": write_report(
+                    staging, plan.task, evaluations, splits.label_names, recipe.name
+                ),
+                "parameters": plan.counts,
                 "training_rows": train_rows.num_rows,
-                "class_weights": dict(zip(splits.label_names, class_weights, strict=True))
-                if class_weights
+                "class_weights": dict(zip(splits.label_names, plan.class_weights, strict=True))
+                if plan.class_weights
                 else None,
                 "stopped_early": final_state.get("stopped_early"),
                 "workers": final_state.get("workers", []),
@@ -174,34 +219,25 @@ def train(
             write_manifest(
                 staging,
                 kind=KIND,
-                recipe=written.to_dict(),
-                recipe_hash=written.hash,
+                recipe=plan.written.to_dict(),
+                recipe_hash=plan.written.hash,
                 labels=splits.label_names,
                 metrics=metrics,
-                parent=teacher.path if teacher else None,
+                parent=plan.teacher.path if plan.teacher else None,
                 data_fingerprint=splits.fingerprint,
                 extra={
-                    "task": task.name,
+                    "task": plan.task.name,
                     "base_model": recipe.model.base,
                     "method": recipe.peft.method,
                     "settled_recipe": recipe.to_dict(),
-                    "settled": settled.record(),
+                    "settled": plan.settled.record(),
                     "warnings": warnings,
-                    "model_overrides": overrides,
+                    "model_overrides": plan.overrides,
                     "split_sizes": splits.sizes(),
-                    "deepspeed": ds_config,
+                    "deepspeed": plan.ds_config,
                 },
             )
-    for warning in warnings:
-        _say(f"warning: {warning['text']}" + _tips(warning))
-    # The artifact holds everything worth keeping; Ray's copies of the checkpoints go,
-    # wherever they are (a local folder, or s3://... through the run's pyarrow filesystem).
-    with contextlib.suppress(OSError):
-        result.filesystem.delete_dir(result.path)
-    if recipe.train.storage_path is None and not is_uri(storage):
-        with contextlib.suppress(OSError):
-            Path(storage).rmdir()  # our default folder, once no other run's checkpoints are there
-    return artifact_dir
+    return warnings
 
 
 def _label_ids(table: pa.Table) -> np.ndarray:
@@ -210,65 +246,6 @@ def _label_ids(table: pa.Table) -> np.ndarray:
     if pa.types.is_list(column.type):
         column = pc.list_flatten(column)
     return column.to_numpy()
-
-
-def _show_setting(value: Any) -> str:
-    return value if isinstance(value, str) else "as given"
-
-
-def _findings(task, validation, label_names, recipe: Recipe, history) -> list[dict[str, Any]]:
-    """What the artifact's own validation evaluation says about whether the model learned,
-    with what to try where it did not (recorded in the manifest as `warnings`)."""
-    found = task.findings(validation.counts, label_names)
-    tips = advice(recipe, history, recipe.metric) if any(f.blocking for f in found) else []
-    return [
-        {**finding.as_dict(), **({"try": tips} if finding.blocking else {})} for finding in found
-    ]
-
-
-def _tips(warning: dict[str, Any]) -> str:
-    return "; try: " + "; ".join(warning["try"]) if warning.get("try") else ""
-
-
-def _write_report(
-    staging: Path, task, evaluations: dict[str, Any], label_names: list[str], name: str
-) -> dict[str, list[dict[str, Any]]]:
-    """Per label precision, recall, F1 and support for each split (per_label.csv for the
-    test split, else validation), the confusion matrices (confusion.json) and the
-    confusion-matrix PNG of that split."""
-    report = {
-        split: task.report(item.counts, label_names)
-        for split, item in evaluations.items()
-        if item is not None
-    }
-    shown = "test" if evaluations.get("test") is not None else "validation"
-    with open(staging / "per_label.csv", "w", newline="") as handle:
-        writer = csv.DictWriter(
-            handle, fieldnames=["label", "precision", "recall", "f1", "support"]
-        )
-        writer.writeheader()
-        writer.writerows(report[shown])
-    write_json_atomic(
-        staging / "confusion.json",
-        {
-            "labels": label_names,
-            "rows": "gold",
-            "columns": "predicted",
-            **{
-                split: item.confusion.tolist()
-                for split, item in evaluations.items()
-                if item is not None
-            },
-        },
-    )
-    unit = " (per word)" if task.name == "token_classification" else ""
-    plot_confusion(
-        evaluations[shown].confusion,
-        label_names,
-        staging / "confusion_matrix.png",
-        f"{name}: {shown} confusion{unit}",
-    )
-    return report
 
 
 def _default_storage(recipe: Recipe, output_dir: str | Path | None, artifact_dir: Path) -> str:
@@ -304,19 +281,7 @@ def _training_table(
     return table
 
 
-def _fit(
-    recipe: Recipe,
-    name: str,
-    splits: LabelledSplits,
-    train_rows: pa.Table,
-    model_dir: Path,
-    overrides: dict[str, Any],
-    ds_config: dict[str, Any],
-    storage: str,
-    callbacks: list,
-    initial_checkpoint: str | None = None,
-    class_weights: list[float] | None = None,
-):
+def _fit(plan: _Plan, train_rows: pa.Table, callbacks: list, initial_checkpoint: str | None):
     init_ray()
     import ray.data
     from ray.train import (
@@ -332,33 +297,34 @@ def _fit(
 
     from fulcrum.train.progress import ProgressPrinter, run_with_progress
 
+    recipe, ds_config, name = plan.recipe, plan.ds_config, run_name(plan.written)
     cfg = recipe.train
-    plan = EpochPlan(
+    epochs = EpochPlan(
         rows=train_rows.num_rows,
         world=cfg.workers,
         batch_size=ds_config["train_micro_batch_size_per_gpu"],
         accumulation=ds_config["gradient_accumulation_steps"],
         seed=recipe.seed,
     )
-    if plan.steps_per_epoch == 0:
+    if epochs.steps_per_epoch == 0:
         raise TrainingError(
             f"{train_rows.num_rows} training rows over {cfg.workers} worker(s) fill no optimizer "
-            f"step of {plan.batch_size} x {plan.accumulation} micro-batches; lower train.batch_size, "
-            "train.gradient_accumulation_steps or train.workers"
+            f"step of {epochs.batch_size} x {epochs.accumulation} micro-batches; lower "
+            "train.batch_size, train.gradient_accumulation_steps or train.workers"
         )
     queue = Queue(maxsize=10_000, actor_options=beside_this_process())
     trainer = TorchTrainer(
         train_worker,
         train_loop_config={
             "recipe": recipe.to_dict(),
-            "label_names": splits.label_names,
-            "model_dir": str(model_dir),
-            "model_overrides": overrides,
+            "label_names": plan.splits.label_names,
+            "model_dir": str(plan.model_dir),
+            "model_overrides": plan.overrides,
             "deepspeed": ds_config,
-            "eval_batch_size": max(32, plan.batch_size),
+            "eval_batch_size": max(32, epochs.batch_size),
             "progress_queue": queue,
             "initial_checkpoint": initial_checkpoint,
-            "class_weights": class_weights,
+            "class_weights": plan.class_weights,
         },
         scaling_config=ScalingConfig(
             num_workers=cfg.workers,
@@ -367,7 +333,7 @@ def _fit(
         ),
         run_config=RunConfig(
             name=name,
-            storage_path=storage,
+            storage_path=plan.storage,
             checkpoint_config=CheckpointConfig(
                 num_to_keep=cfg.keep_checkpoints,
                 checkpoint_score_attribute=f"val_{recipe.metric}",
@@ -379,7 +345,7 @@ def _fit(
         ),
         datasets={
             "train": ray.data.from_arrow(train_rows),
-            "validation": ray.data.from_arrow(splits.validation),
+            "validation": ray.data.from_arrow(plan.splits.validation),
         },
         # Nothing is split by Ray Data: every rank reads the training table whole and the
         # EpochPlan picks its rows (a seeded order that resumes exactly), and every rank
@@ -387,13 +353,13 @@ def _fit(
         dataset_config=DataConfig(datasets_to_split=[]),
     )
     _say(
-        f"training: {cfg.workers} worker(s) x batch {plan.batch_size} x {plan.accumulation} "
-        f"accumulated, {cfg.epochs} epoch(s) of {plan.steps_per_epoch} step(s), DeepSpeed "
-        f"ZeRO-{cfg.zero_stage}, checkpoints in {join(storage, name)}"
+        f"training: {cfg.workers} worker(s) x batch {epochs.batch_size} x {epochs.accumulation} "
+        f"accumulated, {cfg.epochs} epoch(s) of {epochs.steps_per_epoch} step(s), DeepSpeed "
+        f"ZeRO-{cfg.zero_stage}, checkpoints in {join(plan.storage, name)}"
     )
     try:
         result = run_with_progress(
-            trainer.fit, queue, ProgressPrinter(plan.steps_per_epoch * cfg.epochs)
+            trainer.fit, queue, ProgressPrinter(epochs.steps_per_epoch * cfg.epochs)
         )
     except Exception as error:
         raise TrainingError(f"training failed: {_root_cause(error)}") from error
@@ -411,20 +377,16 @@ def _best(result, metric: str) -> tuple[Any, dict[str, Any]]:
     return max(candidates, key=lambda pair: (pair[1][key], pair[1]["step"]))
 
 
-def _assemble(
-    staging: Path,
-    checkpoint_dir: Path,
-    model_dir: Path,
-    splits: LabelledSplits,
-    recipe: Recipe,
-    overrides: dict[str, Any],
-) -> dict[str, Evaluation | None]:
+def _assemble(staging: Path, checkpoint_dir: Path, plan: _Plan) -> dict[str, Evaluation | None]:
     """Write adapter, merged weights, tokenizer and labels; evaluate the merged weights as
     saved, so the artifact's metrics describe its files rather than the training process."""
+    recipe, splits = plan.recipe, plan.splits
     shutil.copytree(checkpoint_dir / ADAPTER_DIR, staging / "adapter")
-    merged = merge_adapter(model_dir, staging / "adapter", splits.label_names, recipe, overrides)
+    merged = merge_adapter(
+        plan.model_dir, staging / "adapter", splits.label_names, recipe, plan.overrides
+    )
     merged.save_pretrained(staging / MERGED_DIR, safe_serialization=True)
-    load_tokenizer(model_dir).save_pretrained(staging / TOKENIZER_DIR)
+    load_tokenizer(plan.model_dir).save_pretrained(staging / TOKENIZER_DIR)
     write_json_atomic(staging / "labels.json", {"labels": splits.label_names})
     return {
         split: evaluate_merged(staging, getattr(splits, split), splits.label_names, recipe)
