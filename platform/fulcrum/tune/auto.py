@@ -31,6 +31,7 @@ PROBE_STEPS = 3
 # Reserved at the end of the budget for the campaign's report and kept artifacts.
 REPORT_RESERVE_S = 15.0
 MAX_TRIALS = 200
+QUEUE_FACTOR = 2
 LR_SPREAD = 4.0  # the learning rate is searched in [default / 4, default x 4]
 
 # Per method: extra dimensions beyond the learning rate and the epochs.
@@ -84,11 +85,14 @@ def plan_auto(recipe: Recipe, concurrency: int) -> AutoPlan:
             f"recipe ({settled.train.epochs} epochs: about {_duration(first_s)} here, {how}); "
             f"give at least {_duration(first_s + REPORT_RESERVE_S)}"
         )
-    trials = max(concurrency, min(MAX_TRIALS, math.floor(usable * concurrency / mean_trial_s)))
+    trials = max(concurrency, math.floor(usable * concurrency / mean_trial_s))
+    # More are queued than the estimate says fit: when ASHA stops trials sooner than the
+    # estimate assumes, the budget still goes to search; the time budget stops the rest.
+    queued = min(MAX_TRIALS, max(concurrency + 1, QUEUE_FACTOR * trials))
     raw = recipe.to_dict()
     raw["tune"] |= {
         "space": space,
-        "num_samples": trials,
+        "num_samples": queued,
         "time_budget_s": usable,
         "grace_period": grace,
         "reduction_factor": 2.0,
@@ -98,7 +102,8 @@ def plan_auto(recipe: Recipe, concurrency: int) -> AutoPlan:
     description = (
         f"auto: {_duration(budget)} budget; {how}; a trial of {max_t} epochs takes about "
         f"{_duration(full_trial_s)}, an average one (ASHA stops most early) "
-        f"{_duration(mean_trial_s)}: {trials} trial(s), {concurrency} at a time; space "
+        f"{_duration(mean_trial_s)}: about {trials} trial(s) fit, {concurrency} at a time "
+        f"({queued} queued; the budget stops the campaign); space "
         + ", ".join(f"{key} {_dimension(value)}" for key, value in space.items())
     )
     return AutoPlan(planned, first, full_trial_s, description)
