@@ -112,8 +112,6 @@ def entity_findings(counts: np.ndarray, types: list[str]) -> list[Finding]:
                 f"{int(gold):,} in validation",
             )
         )
-    elif skill(f1, 0.0) < WEAK_SKILL and skill(f1, 0.0) >= MIN_SKILL:
-        findings.append(_weak(f"entity F1 {f1:.3f}", f1, "0 (every word O)"))
     elif skill(f1, 0.0) < MIN_SKILL:
         findings.append(
             Finding(
@@ -123,6 +121,8 @@ def entity_findings(counts: np.ndarray, types: list[str]) -> list[Finding]:
                 "entities",
             )
         )
+    elif skill(f1, 0.0) < WEAK_SKILL:
+        findings.append(_weak(f"entity F1 {f1:.3f}", f1, "0 (every word O)"))
     never = [types[i] for i in range(len(types)) if rows[i, 2] > 0 and rows[i, 1] == 0]
     if never and predicted:
         findings.append(
