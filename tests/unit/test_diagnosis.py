@@ -56,6 +56,9 @@ def test_entities_none_found_or_barely_any_is_not_learned():
     assert finding.blocking and "finds no entities (every word tagged O) among 50" in finding.text
     poor = np.array([[2, 40, 30], [0, 10, 20], [300, 500, 0]])
     assert blocking([f.as_dict() for f in entity_findings(poor, types)])
+    weak = np.array([[8, 30, 30], [5, 20, 20], [400, 500, 0]])  # entity F1 0.26
+    (finding,) = entity_findings(weak, types)
+    assert finding.kind == "weak" and not finding.blocking and "entity F1 0.260" in finding.text
     good = np.array([[25, 30, 30], [15, 18, 20], [480, 500, 0]])
     assert entity_findings(good, types) == []
     only_loc = np.array([[25, 30, 30], [0, 0, 20], [480, 500, 0]])
