@@ -167,7 +167,7 @@ def advice(recipe: Recipe, history: list[dict[str, Any]], metric: str) -> list[s
         )
     elif train.lr is not None:
         tips.append(f"train.lr {train.lr / 3:.2g} (now {train.lr:g})")
-    if train.class_weights is None and recipe.task.type == "sequence_classification":
+    if train.class_weights in (None, "none") and recipe.task.type == "sequence_classification":
         tips.append("set train.class_weights: balanced")
     scores = [record.get(f"val_{metric}") for record in history]
     scores = [score for score in scores if isinstance(score, int | float)]

@@ -228,11 +228,13 @@ class TrainSection(Section):
     label_smoothing: float = Field(
         0.0, ge=0, lt=1, description="Share of each target's probability spread over all labels."
     )
-    class_weights: Literal["balanced"] | dict[str, float] | None = Field(
+    class_weights: Literal["balanced", "none"] | dict[str, float] | None = Field(
         None,
         description="Weights of the labels (tags) in the loss: `balanced` weighs each by "
-        "rows / (labels x its rows), so rare labels count as much as common ones; a mapping "
-        "from label to weight sets them (unnamed labels weigh 1); null: all weigh 1.",
+        "rows / (labels x its rows), so rare labels count as much as common ones; `none`: all "
+        "weigh 1; a mapping from label to weight sets them (unnamed labels weigh 1); "
+        + SETTLED["train.class_weights"]
+        + ".",
     )
     early_stopping_patience: int | None = Field(
         None,

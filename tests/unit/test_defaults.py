@@ -100,9 +100,11 @@ def test_a_minimal_recipe_settles_every_unset_value_and_says_why():
         "train.lr",
         "train.epochs",
         "train.warmup_ratio",
+        "train.class_weights",
         "model.max_length",
         "peft.target_modules",
     }
+    assert settled.recipe.train.class_weights == "balanced"
     assert settled.recipe.train.lr == METHOD_LR["lora"]
     assert settled.recipe.train.epochs == MAX_EPOCHS
     assert settled.recipe.model.max_length == 48  # 42 tokens at the 99th percentile
@@ -121,7 +123,7 @@ def test_values_the_recipe_gives_are_kept_and_augmented_rows_count():
             "data": {"path": "x.csv"},
             "peft": {"method": "full"},
             "model": {"max_length": 64},
-            "train": {"warmup_ratio": 0.0},
+            "train": {"warmup_ratio": 0.0, "class_weights": "none"},
             "augment": {"multiplier": 4},
         }
     )
@@ -141,6 +143,7 @@ def test_token_tasks_measure_words_and_conll_data_means_token_classification():
     table = pa.table({"tokens": [["a", "b", "c"]] * 20, "label": [[0, 0, 0]] * 20})
     settled = settle(recipe, table, 3, WordTokenizer(), model_limit=512)
     assert settled.recipe.model.max_length == 16
+    assert settled.recipe.train.class_weights == "none"  # most words are O: tags unweighted
     explicit = validate_recipe({"name": "m", "data": {"train": "eng.conll"}, "task": {}})
     assert explicit.task.type == "token_classification"
     assert validate_recipe({"name": "m", "data": {"path": "x.csv"}}).task.type == (

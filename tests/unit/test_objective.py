@@ -153,5 +153,6 @@ def test_balanced_weights_make_every_label_weigh_the_same_in_total():
 def test_explicit_weights_name_labels_and_unnamed_ones_weigh_one():
     assert class_weight_vector({"c": 2.5}, [0, 1], ["a", "b", "c"]) == [1.0, 1.0, 2.5]
     assert class_weight_vector(None, [0, 1], ["a", "b"]) is None
+    assert class_weight_vector("none", [0, 1], ["a", "b"]) is None
     with pytest.raises(RecipeError, match=r"train.class_weights.z: no such label \(labels: a, b\)"):
         class_weight_vector({"z": 2.0}, [0, 1], ["a", "b"])

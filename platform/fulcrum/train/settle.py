@@ -18,6 +18,7 @@ import pyarrow as pa
 from fulcrum.defaults import (
     LENGTH_PERCENTILE,
     METHOD_TARGETS,
+    TASK_CLASS_WEIGHTS,
     Choice,
     default_epochs,
     default_lr,
@@ -57,6 +58,17 @@ def settle(
     if train.lr is None:
         choices.append(
             Choice("train.lr", default_lr(recipe.peft.method), f"{recipe.peft.method}'s default")
+        )
+    if train.class_weights is None:
+        weights = TASK_CLASS_WEIGHTS[recipe.task.type]
+        choices.append(
+            Choice(
+                "train.class_weights",
+                weights,
+                "rare labels count as much as common ones"
+                if weights == "balanced"
+                else "tags are not weighted (most words are O by nature)",
+            )
         )
     method = recipe.peft.method
     if recipe.peft.target_modules is None and method in METHOD_TARGETS:
