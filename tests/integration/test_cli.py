@@ -27,7 +27,7 @@ def test_fulcrum_run_on_s3_trains_exports_serves_answers_and_compress_follows(
 
     output_dir = join(s3_bucket, "cli")
     # Served as a one-model app is by default: the model inside the gateway (one deployment).
-    recipe = tiny_recipe_factory(output_dir, train={"epochs": 1})
+    recipe = tiny_recipe_factory(output_dir)
     recipe_file = tmp_path / "tiny.yaml"
     recipe_file.write_text(yaml.safe_dump(recipe.to_dict()))
     result = subprocess.run(
@@ -41,7 +41,7 @@ def test_fulcrum_run_on_s3_trains_exports_serves_answers_and_compress_follows(
     assert result.returncode == 0, result.stderr[-3000:]
     output = result.stdout + result.stderr
     assert re.search(
-        r"\[train\] step 6/6 \(100%\) epoch 1 loss \d\.\d{4} lr .* samples/s .* tokens/s ETA",
+        r"\[train\] step 18/18 \(100%\) epoch 3 loss \d\.\d{4} lr .* samples/s .* tokens/s ETA",
         output,
     )
     assert re.search(

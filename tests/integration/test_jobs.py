@@ -22,7 +22,7 @@ pytestmark = pytest.mark.integration
 def finetune_job(ray_cluster, tiny_recipe_factory, tmp_path_factory):
     """`ray job submit` of jobs/finetune.py --export: (recipe, output dir, its output)."""
     tmp_path = tmp_path_factory.mktemp("jobs")
-    recipe = tiny_recipe_factory(tmp_path / "unused", train={"epochs": 1})
+    recipe = tiny_recipe_factory(tmp_path / "unused")
     recipe_file = tmp_path / "tiny.yaml"
     recipe_file.write_text(yaml.safe_dump(recipe.to_dict()))
     output_dir = tmp_path / "job-artifacts"
@@ -61,7 +61,7 @@ def test_ray_job_submit_runs_finetune(finetune_job):
     assert result.returncode == 0, output[-4000:]
     assert "succeeded" in output
     train_artifact = open_artifact(output_dir / "tiny" / "train", kind="train")
-    assert [entry["epoch"] for entry in train_artifact.metrics["history"]] == [1]
+    assert [entry["epoch"] for entry in train_artifact.metrics["history"]] == [1, 2, 3]
     export_artifact = open_artifact(output_dir / "tiny" / "export", kind="export")
     assert export_artifact.manifest["parent"]["path"] == str(
         (output_dir / "tiny" / "train").resolve()

@@ -7,6 +7,7 @@ Writes what it did as JSON to argv[2]."""
 
 import json
 import os
+import socket
 import sys
 import threading
 import time
@@ -27,14 +28,21 @@ def lose_a_node(cluster: Cluster, checkpoints: Path, kill_after: int, report: di
     import ray
     from ray.util.state import list_actors
 
+    # Find the ranks' nodes while the run starts, so the kill follows the checkpoint at once
+    # (asking the state API after it can take longer than the rest of a tiny run).
     deadline = time.time() + 300
+    driver_node = ray.get_runtime_context().get_node_id()
+    victim = None
+    while victim is None and time.time() < deadline:
+        ranks = list_actors(
+            filters=[("class_name", "=", "RayTrainWorker"), ("state", "=", "ALIVE")]
+        )
+        rank_nodes = {actor["node_id"] for actor in ranks} - {driver_node}
+        victim = next((node for node in cluster.worker_nodes if node.node_id in rank_nodes), None)
+        time.sleep(0.05)
     while time.time() < deadline and len(registered(checkpoints)) < kill_after:
         time.sleep(0.05)
-    driver_node = ray.get_runtime_context().get_node_id()
-    ranks = list_actors(filters=[("class_name", "=", "RayTrainWorker"), ("state", "=", "ALIVE")])
-    rank_nodes = {actor["node_id"] for actor in ranks} - {driver_node}
-    victim = next((node for node in cluster.worker_nodes if node.node_id in rank_nodes), None)
-    if victim is None:
+    if victim is None or len(registered(checkpoints)) < kill_after:
         return
     report["lost"] = victim.node_id
     report["checkpoints_at_loss"] = len(registered(checkpoints))
@@ -44,8 +52,18 @@ def lose_a_node(cluster: Cluster, checkpoints: Path, kill_after: int, report: di
 def main() -> None:
     recipe = validate_recipe(json.loads(sys.argv[1]))
     kill_after = int(sys.argv[3]) if len(sys.argv) > 3 else 0
+    # Its own dashboard port (the state API that finds the ranks goes through the dashboard),
+    # so a Ray instance already holding 8265 on this machine does not take it away.
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        dashboard_port = probe.getsockname()[1]
     cluster = Cluster(
-        initialize_head=True, head_node_args={"num_cpus": 0, "object_store_memory": 150 * 2**20}
+        initialize_head=True,
+        head_node_args={
+            "num_cpus": 0,
+            "object_store_memory": 150 * 2**20,
+            "dashboard_port": dashboard_port,
+        },
     )
     for _ in range(3 if kill_after else 2):
         cluster.add_node(**NODE)
