@@ -155,16 +155,25 @@ def scores(test: dict[str, Any]) -> dict[str, float]:
 
 
 def trained(raw: dict[str, Any]):
-    """The training artifact of a recipe: read back when one trained from the same recipe
-    is there, else trained (an interrupted run resumes from its checkpoints)."""
+    """The training artifact of a recipe: read back when one trained from the same recipe,
+    settled the same way, is there, else trained (an interrupted run resumes from its
+    checkpoints). The minimal recipe's hash does not change when the defaults do, so an
+    artifact from earlier rules is retrained, not reported as theirs."""
     from fulcrum.artifacts import open_artifact
     from fulcrum.recipe import validate_recipe
+    from fulcrum.train.settle import settle_from_files
     from fulcrum.train.stage import train, train_artifact_dir
 
     recipe = validate_recipe(raw)
     target = train_artifact_dir(recipe)
-    if not ((target / "manifest.json").is_file() and _hash(target) == recipe.hash):
-        train(recipe)
+    if (target / "manifest.json").is_file():
+        artifact = open_artifact(target, kind="train")
+        settled = settle_from_files(recipe).recipe.to_dict()
+        if artifact.manifest.get("recipe_hash") == recipe.hash and (
+            artifact.settled_recipe == settled
+        ):
+            return artifact
+    train(recipe)
     return open_artifact(target, kind="train")
 
 
@@ -223,10 +232,6 @@ def run_tuned(dataset: str, budget_s: float) -> dict[str, Any]:
         if trials
         else None,
     }
-
-
-def _hash(artifact_dir: Path) -> str | None:
-    return json.loads((artifact_dir / "manifest.json").read_text()).get("recipe_hash")
 
 
 # --------------------------------------------------------------------------- plain loop

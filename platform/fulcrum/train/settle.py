@@ -67,7 +67,7 @@ def settle(
                 weights,
                 "rare labels count as much as common ones"
                 if weights == "balanced"
-                else "tags are not weighted (most words are O by nature)",
+                else "tags are not weighted: most words are O by nature",
             )
         )
     method = recipe.peft.method
@@ -82,7 +82,7 @@ def settle(
         seen = (
             f"about {target:,} examples seen"
             if rows * epochs >= target
-            else f"{rows * epochs:,} examples seen ({epochs} is the most; the target is {target:,})"
+            else f"{rows * epochs:,} examples seen, short of the {target:,} aimed at: {epochs} is the most"
         )
         choices.append(
             Choice("train.epochs", epochs, f"{rows:,} training rows, {labels} labels; {seen}")
