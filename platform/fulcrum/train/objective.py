@@ -119,9 +119,10 @@ def adalora_orthogonality(model: torch.nn.Module) -> torch.Tensor | float:
 def class_weight_vector(
     setting: str | dict[str, float] | None, label_ids: Any, label_names: list[str]
 ) -> list[float] | None:
-    """train.class_weights as one weight per label (None: unweighted). `balanced`: rows / (labels x rows of the
-    label), counted over the training labels (every word's tag for token tasks); a label
-    the training split never holds weighs 1. A mapping names labels; the rest weigh 1."""
+    """train.class_weights as one weight per label (None: unweighted). `balanced`: rows /
+    (labels x rows of the label), counted over the training labels (every word's tag for
+    token tasks); a label the training split never holds weighs 1. A mapping names labels;
+    the rest weigh 1."""
     if setting is None or setting == "none":
         return None
     if isinstance(setting, dict):

@@ -82,7 +82,8 @@ def settle(
         seen = (
             f"about {target:,} examples seen"
             if rows * epochs >= target
-            else f"{rows * epochs:,} examples seen, short of the {target:,} aimed at: {epochs} is the most"
+            else f"{rows * epochs:,} examples seen, short of the {target:,} aimed at: "
+            f"{epochs} is the most"
         )
         choices.append(
             Choice("train.epochs", epochs, f"{rows:,} training rows, {labels} labels; {seen}")
