@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from common import REPOSITORY, RESULTS, table, train_or_reuse, write_results
+from common import RESULTS, table, train_or_reuse, write_results
 from compression import fpb_recipe
 
 VARIANT = {"kind": "dynamic_int8", "per_channel": True, "name": "dynamic-int8-per-channel"}
@@ -261,9 +261,7 @@ class fulcrum_endpoint:
 
     def __enter__(self) -> fulcrum_endpoint:
         from fulcrum.recipe import ServeSection
-
-        sys.path.insert(0, str(REPOSITORY))
-        from serve import launch
+        from fulcrum.serve import launch
 
         self.launch = launch
         self.section = ServeSection(
@@ -453,10 +451,8 @@ def autoscaling_phase(variant_dir: Path, texts: list[str], load_s: float = 45) -
     from ray import serve
 
     from fulcrum.recipe import ServeSection
-
-    sys.path.insert(0, str(REPOSITORY))
-    from serve import launch
-    from serve.app import deployment_name
+    from fulcrum.serve import launch
+    from fulcrum.serve.app import deployment_name
 
     section = ServeSection(
         port=free_port(),

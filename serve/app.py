@@ -13,7 +13,7 @@ the model processes free of HTTP work. An application of one model runs it insid
 gateway instead (`colocate`, unset or true): one deployment, and one Ray process per request
 instead of two, which is what one-text requests on a few cores are limited by.
 
-    serve run serve.app:build_app   # with args; or `serve run cluster/serve.yaml`
+    serve run fulcrum.serve.app:build_app   # with args; or `serve run cluster/serve.yaml`
 """
 
 # No `from __future__ import annotations`: Serve reads build_app's type hint at run time
@@ -24,9 +24,9 @@ from typing import Any
 
 from ray.serve import Application
 
-from serve.config import AppArgs, Autoscaling, ModelArgs
-from serve.gateway import Gateway
-from serve.models import ModelServer
+from fulcrum.serve.config import AppArgs, Autoscaling, ModelArgs
+from fulcrum.serve.gateway import Gateway
+from fulcrum.serve.models import ModelServer
 
 
 def deployment_options(model: ModelArgs) -> dict[str, Any]:

@@ -23,9 +23,9 @@ from ray import serve
 from ray.serve import metrics
 from starlette.exceptions import HTTPException
 
-from serve.config import AppArgs
-from serve.limits import InFlight
-from serve.models import LATENCY_BOUNDARIES_MS, InProcess, Model
+from fulcrum.serve.config import AppArgs
+from fulcrum.serve.limits import InFlight
+from fulcrum.serve.models import LATENCY_BOUNDARIES_MS, InProcess, Model
 
 READY_TIMEOUT_S = 5.0
 

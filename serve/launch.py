@@ -16,30 +16,12 @@ from fulcrum.diagnosis import blocking
 from fulcrum.errors import ArtifactError, FulcrumError
 from fulcrum.recipe import ServeSection
 from fulcrum.runtime import init_ray
+from fulcrum.serve.app import build_app
+from fulcrum.serve.config import AppArgs
+from fulcrum.serve.gateway import read_token
 from fulcrum.storage import is_uri
-from serve.app import build_app
-from serve.config import AppArgs, ModelArgs
-from serve.gateway import read_token
 
-# Replicas import this package by name when they unpickle the deployment class; Ray ships
-# it to them, so serving works from any working directory and on remote nodes.
-SERVE_PACKAGE = Path(__file__).resolve().parent
-
-
-def model_args(name: str, export_dir: str | Path, section: ServeSection, force: bool = False):
-    """The recipe's serve settings for one model: the per-model fields share their names."""
-    per_model = section.model_dump(include=set(ModelArgs.model_fields) - {"name", "artifact"})
-    return ModelArgs(name=name, artifact=str(export_dir), force=force, **per_model)
-
-
-def app_args(models: dict[str, str | Path], section: ServeSection, force: bool = False) -> AppArgs:
-    """One application serving `models` (URL name -> export artifact) with the recipe's
-    serve settings for each."""
-    shared = section.model_dump(include=set(AppArgs.model_fields) - {"models"})
-    return AppArgs(
-        models=[model_args(name, path, section, force) for name, path in models.items()],
-        **shared,
-    )
+IMPORT_PATH = "fulcrum.serve.app:build_app"  # what a Serve config names
 
 
 def check_deployable(args: AppArgs) -> None:
@@ -80,13 +62,13 @@ def start(
         models = {served_name(models): models}
     # Replicas run in another working directory (and maybe on another node); a URI stays
     # one, and each replica's node fetches the artifact from it.
-    args = app_args(
+    args = AppArgs.serving(
         {name: path if is_uri(path) else Path(path).resolve() for name, path in models.items()},
         section,
         force,
     )
     check_deployable(args)
-    init_ray(py_modules=[str(SERVE_PACKAGE)])
+    init_ray()
     from ray import serve
 
     # Serve logs every request and replica event at INFO; a demo or a CLI session wants
@@ -122,7 +104,7 @@ def serve_config(
     against the working directory `serve run` or `ray start` was started in."""
     from ray.serve.schema import ServeDeploySchema
 
-    args = app_args(models, section, force)
+    args = AppArgs.serving(models, section, force)
     check_deployable(args)
     config = {
         "proxy_location": "EveryNode",
@@ -132,13 +114,25 @@ def serve_config(
             {
                 "name": section.app_name,
                 "route_prefix": section.route_prefix,
-                "import_path": "serve.app:build_app",
-                "args": args.model_dump(mode="json", exclude_none=True),
+                "import_path": IMPORT_PATH,
+                "args": _readable(args.model_dump(mode="json", exclude_none=True)),
             }
         ],
     }
     ServeDeploySchema.model_validate(config)
     return config
+
+
+def _readable(args: dict[str, Any]) -> dict[str, Any]:
+    """Each model's name and artifact first: what a person looks for in the file."""
+    first = ("name", "artifact")
+    return {
+        **args,
+        "models": [
+            {key: model[key] for key in first} | {k: v for k, v in model.items() if k not in first}
+            for model in args["models"]
+        ],
+    }
 
 
 def stop(section: ServeSection) -> None:

@@ -19,7 +19,7 @@ from ray.serve import metrics
 
 from fulcrum.artifacts import open_artifact
 from fulcrum.catalog import lineage
-from serve.config import ModelArgs
+from fulcrum.serve.config import ModelArgs
 
 BATCH_BOUNDARIES = [1, 2, 4, 8, 16, 32, 64, 128]
 LATENCY_BOUNDARIES_MS = [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000]

@@ -104,15 +104,6 @@ def write_people_conll(path: Path, surnames: bool = False, varied_places: bool =
 # --------------------------------------------------------------- Ray cluster and artifacts
 
 
-def serve_launch():
-    """serve/launch.py, imported by name as the CLI imports it (serve/ is not a package
-    installed with fulcrum)."""
-    sys.path.insert(0, str(REPOSITORY))
-    from serve import launch
-
-    return launch
-
-
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -132,8 +123,6 @@ def ray_cluster():
         dashboard_host="127.0.0.1",
         dashboard_port=dashboard_port,
         log_to_driver=True,
-        # Replicas import serve/ by name, as they do under the CLI (see serve/launch.py).
-        runtime_env={"py_modules": [str(REPOSITORY / "serve")]},
     )
     os.environ["RAY_ADDRESS"] = context.address_info["address"]
     yield {

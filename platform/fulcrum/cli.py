@@ -30,8 +30,6 @@ from fulcrum.errors import FulcrumError
 from fulcrum.pipeline import STAGE_SECTIONS
 from fulcrum.recipe import Recipe, load_recipe
 
-REPOSITORY = Path(__file__).resolve().parents[2]
-
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
@@ -268,8 +266,8 @@ def _compress(recipe: Recipe, args) -> int:
 
 def _serve(recipe: Recipe, args) -> int:
     from fulcrum.compress.export import export_artifact_dir
+    from fulcrum.serve import launch
 
-    launch = _serve_launcher()
     artifact = args.artifact or export_artifact_dir(recipe, args.output_dir)
     name = launch.served_name(artifact)
     base_url = launch.start({name: artifact}, recipe.serve, force=args.force)
@@ -283,10 +281,10 @@ def _serve(recipe: Recipe, args) -> int:
 
 def _run(recipe: Recipe, args) -> int:
     from fulcrum.pipeline import run_stages
+    from fulcrum.serve import launch
 
     started = time.time()
-    launch = _serve_launcher()
-    launch.init_ray(py_modules=[str(launch.SERVE_PACKAGE)])  # one Ray job for all stages
+    launch.init_ray()  # one Ray job for all stages
     run = run_stages(recipe, args.output_dir, rerun=tuple(args.rerun), force=args.force)
     if run.actions.get("train") == "ran":
         _print_training_summary(run.artifacts["train"])
@@ -417,6 +415,7 @@ def serve_config_main(argv: list[str]) -> int:
     import yaml
 
     from fulcrum.recipe import ServeSection
+    from fulcrum.serve import launch
 
     parser = argparse.ArgumentParser(
         prog="fulcrum serve config", description=serve_config_main.__doc__.split("\n")[0]
@@ -428,7 +427,6 @@ def serve_config_main(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     try:
         section = load_recipe(args.recipe).serve if args.recipe else ServeSection()
-        launch = _serve_launcher()
         models = {}
         for item in args.artifacts:
             name, _, path = item.rpartition("=") if "=" in item else ("", "", item)
@@ -454,21 +452,6 @@ def serve_config_main(argv: list[str]) -> int:
     else:
         print(text, end="")
     return 0
-
-
-def _serve_launcher():
-    """serve/ is a top-level folder of the repository, beside platform/; the CLI reaches it
-    from the checkout it is installed from (pip install -e)."""
-    if not (REPOSITORY / "serve" / "launch.py").is_file():
-        raise FulcrumError(
-            "fulcrum serve needs the repository checkout (serve/ beside platform/); "
-            "elsewhere use `serve run cluster/serve.yaml`"
-        )
-    if str(REPOSITORY) not in sys.path:
-        sys.path.insert(0, str(REPOSITORY))
-    from serve import launch
-
-    return launch
 
 
 SUMMARY_FIELDS = {  # what a person reads first, per task

@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from fulcrum.defaults import describe_rules
 from fulcrum.errors import RecipeError
+from fulcrum.serve_settings import GatewaySettings, ReplicaSettings
 from fulcrum.storage import credentials_problem
 
 SETTLED = describe_rules()  # how each field left null is settled from the method and data
@@ -478,79 +479,14 @@ class CompressSection(Section):
         return self
 
 
-class AutoscalingSection(Section):
-    min_replicas: int = Field(1, ge=0, description="Replicas kept when idle.")
-    max_replicas: int = Field(2, ge=1, description="Replicas at most under load.")
-    target_ongoing_requests: float = Field(
-        8.0, gt=0, description="Requests in flight per replica that autoscaling aims at."
-    )
-    upscale_delay_s: float = Field(
-        30.0, ge=0, description="How long load must stay above target before adding a replica."
-    )
-    downscale_delay_s: float = Field(
-        600.0, ge=0, description="How long load must stay below target before removing one."
-    )
-    look_back_period_s: float = Field(
-        30.0, gt=0, description="Window over which requests in flight are averaged."
-    )
+class ServeSection(Section, ReplicaSettings, GatewaySettings):
+    """Where Serve listens, and the model's replica and gateway settings, declared once in
+    fulcrum.serve_settings so a recipe and a Serve config file take the same keys."""
 
-    @model_validator(mode="after")
-    def _ordered(self) -> AutoscalingSection:
-        if self.max_replicas < self.min_replicas:
-            raise ValueError(
-                f"max_replicas ({self.max_replicas}) must be >= min_replicas ({self.min_replicas})"
-            )
-        return self
-
-
-class ServeSection(Section):
     host: str = Field("127.0.0.1", description="HTTP bind address of the Serve proxy.")
     port: int = Field(8000, ge=1, le=65535, description="HTTP port of the Serve proxy.")
     route_prefix: str = Field("/", pattern=r"^/", description="URL prefix of the application.")
     app_name: str = Field("fulcrum", min_length=1, description="Ray Serve application name.")
-    num_cpus: float = Field(1.0, gt=0, description="CPUs per replica (also ONNX Runtime threads).")
-    max_batch_size: int = Field(16, ge=1, description="Texts batched into one ONNX call.")
-    batch_wait_timeout_s: float = Field(
-        0.01, ge=0, description="How long a batch waits to fill up."
-    )
-    max_ongoing_requests: int = Field(
-        32,
-        ge=1,
-        description="Requests one replica holds at once (>= max_batch_size fills batches).",
-    )
-    max_texts_per_request: int = Field(64, ge=1, description="Texts accepted in one request.")
-    max_chars_per_text: int = Field(2000, ge=1, description="Characters accepted per text.")
-    max_body_bytes: int = Field(1_000_000, ge=1, description="Largest request body accepted.")
-    max_explain_texts: int = Field(
-        4, ge=1, description="Texts in one /explain request (each costs a forward pass per word)."
-    )
-    max_explain_in_flight: int = Field(
-        2, ge=1, description="/explain requests one gateway replica runs at once; more get 429."
-    )
-    max_explain_words: int = Field(
-        128, ge=1, description="Words in one explained text (a forward pass each); more get 422."
-    )
-    auth_token_env: str | None = Field(
-        None,
-        description="Require `Authorization: Bearer <token>` on /v1, the token read from this "
-        "environment variable of the Serve replicas.",
-    )
-    auth_token_file: str | None = Field(
-        None, description="As auth_token_env, the token read from this file instead."
-    )
-    autoscaling: AutoscalingSection = Field(default_factory=AutoscalingSection)
-    colocate: bool | None = Field(
-        None,
-        description="Run the model inside the HTTP gateway's replicas (one deployment) "
-        "rather than in its own deployment: one Ray process per request instead of two. "
-        "Unset: yes when one model is served.",
-    )
-
-    @model_validator(mode="after")
-    def _one_token_source(self) -> ServeSection:
-        if self.auth_token_env and self.auth_token_file:
-            raise ValueError("auth_token_env and auth_token_file: give one token source")
-        return self
 
 
 # Optional sections added after artifacts were first written. Absent, they leave a recipe's

@@ -10,21 +10,17 @@ import os
 QUIET_ENV = {"RAY_DATA_DISABLE_PROGRESS_BARS": "1", "RAY_USAGE_STATS_ENABLED": "0"}
 
 
-def init_ray(py_modules: list[str] | None = None) -> None:
-    """`py_modules`: local packages every process of this job must import (a Serve
-    replica deserialising a deployment class from serve/, say). Ray ships them itself;
-    local directories can only be named here, at the job level, not per actor."""
+def init_ray() -> None:
     import ray
 
     if ray.is_initialized():
         return
     for name, value in QUIET_ENV.items():
         os.environ.setdefault(name, value)
-    # The stage code ships to workers by import: on a local cluster every process shares
-    # this interpreter's environment; on a remote one, install fulcrum in the image or pass
-    # it with py_modules (see README).
-    runtime_env = {"py_modules": list(py_modules)} if py_modules else None
-    ray.init(address=os.environ.get("RAY_ADDRESS"), log_to_driver=True, runtime_env=runtime_env)
+    # Workers and Serve replicas import fulcrum by name: on a local cluster every process
+    # shares this interpreter's environment; on a remote one, install fulcrum in the image
+    # or pass its wheel with `py_modules` (docs/cluster.md).
+    ray.init(address=os.environ.get("RAY_ADDRESS"), log_to_driver=True)
     quiet_ray_data()
 
 

@@ -1,6 +1,5 @@
 """Every YAML shipped in cluster/ validates against its consumer."""
 
-import sys
 from pathlib import Path
 
 import pytest
@@ -16,14 +15,13 @@ def test_serve_config_validates_against_ray_serve_schema():
         yaml.safe_load((REPOSITORY / "cluster" / "serve.yaml").read_text())
     )
     (application,) = config.applications
-    assert application.import_path == "serve.app:build_app"
+    assert application.import_path == "fulcrum.serve.app:build_app"
     assert config.http_options.host == "127.0.0.1"
 
 
 def test_serve_config_args_validate_against_the_typed_builder():
 
-    sys.path.insert(0, str(REPOSITORY))
-    from serve.app import AppArgs
+    from fulcrum.serve.app import AppArgs
 
     config = yaml.safe_load((REPOSITORY / "cluster" / "serve.yaml").read_text())
     args = AppArgs.model_validate(config["applications"][0]["args"])
@@ -63,8 +61,7 @@ def test_rayservice_serves_a_valid_config_on_the_pinned_ray():
     import ray
     from ray.serve.schema import ServeDeploySchema
 
-    sys.path.insert(0, str(REPOSITORY))
-    from serve.app import AppArgs
+    from fulcrum.serve.app import AppArgs
 
     manifest = yaml.safe_load((REPOSITORY / "cluster" / "rayservice.yaml").read_text())
     assert (manifest["apiVersion"], manifest["kind"]) == ("ray.io/v1", "RayService")

@@ -2,7 +2,6 @@
 on a tiny random BERT, with the real components throughout."""
 
 import json
-import sys
 
 import numpy as np
 import pytest
@@ -11,8 +10,6 @@ from fulcrum.artifacts import open_artifact
 from fulcrum.compress.export import export
 from fulcrum.errors import ParityError
 from fulcrum.inference import OnnxClassifier
-
-from ..conftest import REPOSITORY
 
 pytestmark = pytest.mark.integration
 
@@ -209,8 +206,7 @@ def test_a_variant_serves_the_parents_predictions_and_a_refused_one_does_not_sta
         metrics=manifest["metrics"],
         extra=extra,
     )
-    sys.path.insert(0, str(REPOSITORY))
-    from serve import launch
+    from fulcrum.serve import launch
 
     with pytest.raises(
         ArtifactError, match=r"not deployable: test macro_f1 drops 5.00 points.*--force"

@@ -12,8 +12,7 @@ import pytest
 
 from fulcrum.artifacts import open_artifact
 from fulcrum.inference import OnnxClassifier
-
-from ..conftest import serve_launch
+from fulcrum.serve import launch
 
 pytestmark = pytest.mark.integration
 
@@ -47,7 +46,6 @@ def served(pipeline, compressed, s3_bucket, tmp_path_factory):
     variant_uri = join(s3_bucket, "serve/tiny-fp32")
     publish(compress_dir / "variants" / "fp32", variant_uri)
     models = {"tiny": export_dir, "tiny-fp32": variant_uri}
-    launch = serve_launch()
     base_url = launch.start(models, recipe.serve)
     client = httpx.Client(
         base_url=base_url, headers={"authorization": f"Bearer {TOKEN}"}, timeout=30
@@ -236,7 +234,7 @@ def test_serve_config_cli_writes_a_file_ray_accepts(pipeline, compressed, tmp_pa
     import yaml
     from ray.serve.schema import ServeDeploySchema
 
-    from serve.config import AppArgs
+    from fulcrum.serve.config import AppArgs
 
     _, _, export_dir = pipeline
     _, compress_dir = compressed
@@ -269,7 +267,7 @@ def test_replicas_scale_up_under_load_and_back_down_after(pipeline, tmp_path):
     from ray import serve
 
     from fulcrum.recipe import validate_recipe
-    from serve.app import deployment_name
+    from fulcrum.serve.app import deployment_name
 
     recipe, _, export_dir = pipeline
     section = {
@@ -288,7 +286,6 @@ def test_replicas_scale_up_under_load_and_back_down_after(pipeline, tmp_path):
         },
     }
     recipe = validate_recipe({**recipe.to_dict(), "serve": section})
-    launch = serve_launch()
     base_url = launch.start({"tiny": export_dir}, recipe.serve)
     deployment = deployment_name("tiny")
 

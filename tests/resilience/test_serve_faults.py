@@ -15,8 +15,8 @@ import psutil
 import pytest
 
 from fulcrum.inference import OnnxClassifier
+from fulcrum.serve import launch
 
-from ..conftest import serve_launch
 from .fuzz import cases
 
 pytestmark = pytest.mark.integration
@@ -43,7 +43,6 @@ def served(pipeline, tmp_path_factory):
         "colocate": False,  # the model in its own deployment: its replica dies alone
     }
     recipe = validate_recipe({**recipe.to_dict(), "serve": serve})
-    launch = serve_launch()
     base_url = launch.start({"tiny": export_dir}, recipe.serve)
     yield base_url, export_dir
     launch.stop(recipe.serve)

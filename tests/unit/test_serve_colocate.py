@@ -2,16 +2,12 @@
 and called the way a DeploymentHandle is, so the gateway's code is the same either way."""
 
 import asyncio
-import sys
 
 import pytest
 from pydantic import ValidationError
 
-from ..conftest import REPOSITORY
-
-sys.path.insert(0, str(REPOSITORY))
-from serve.config import AppArgs  # noqa: E402
-from serve.models import InProcess  # noqa: E402
+from fulcrum.serve.config import AppArgs
+from fulcrum.serve.models import InProcess
 
 
 def test_colocate_takes_exactly_one_model():

@@ -1,11 +1,6 @@
 """The gateway's in-flight bound: refuse at the limit, never queue, free a slot on leave."""
 
-import sys
-
-from ..conftest import REPOSITORY
-
-sys.path.insert(0, str(REPOSITORY))
-from serve.limits import InFlight  # noqa: E402
+from fulcrum.serve.limits import InFlight
 
 
 def test_in_flight_refuses_at_the_limit_and_frees_slots():
