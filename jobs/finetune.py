@@ -5,8 +5,8 @@
 
 The job's driver joins the cluster that runs it (RAY_ADDRESS is set by the job server),
 so the Ray Train workers land on the cluster's nodes. `fulcrum` must be importable there:
-installed in the nodes' environment, or shipped with --runtime-env-json
-'{"py_modules": ["platform/fulcrum"]}'.
+installed in the nodes' environment, or its wheel shipped with --runtime-env-json
+'{"py_modules": ["dist/fulcrum-0.1.0-py3-none-any.whl"]}' (pip wheel --no-deps -w dist .).
 """
 
 import argparse

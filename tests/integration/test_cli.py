@@ -1,5 +1,5 @@
 """`fulcrum run` end to end in a fresh process, as a user runs it: its own Ray job joins the
-session's cluster, ships serve/ to the replicas itself, and answers probes over HTTP."""
+session's cluster, its Serve replicas import the installed fulcrum.serve, and answers probes over HTTP."""
 
 import os
 import re
