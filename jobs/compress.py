@@ -1,4 +1,5 @@
-"""Build, gate and report a recipe's compressed variants as a Ray job:
+"""Build, gate and report a recipe's compressed variants as a Ray job (`fulcrum
+compress`, run by the job's driver):
 
     ray job submit --working-dir . -- python jobs/compress.py examples/demo.yaml \
         --output-dir /shared/artifacts [--from /shared/artifacts/demo/train] \
@@ -9,37 +10,9 @@ parent on the validation and test splits and written as an export artifact that 
 whether it may be deployed; report.md compares them all.
 """
 
-import argparse
 import sys
 
-from fulcrum.errors import FulcrumError
-from fulcrum.recipe import load_recipe
-
-
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("recipe")
-    parser.add_argument("--output-dir", help="artifact root; use a path that outlives the job")
-    parser.add_argument(
-        "--from", dest="train_dir", help="training artifact (default: the recipe's)"
-    )
-    parser.add_argument(
-        "--set", dest="overrides", action="append", default=[], metavar="KEY.PATH=VALUE"
-    )
-    args = parser.parse_args()
-    try:
-        from fulcrum.compress.stage import compress
-
-        artifact = compress(
-            load_recipe(args.recipe, args.overrides), args.train_dir, args.output_dir
-        )
-        print((artifact / "report.md").read_text())
-        print(f"compress artifact: {artifact.resolve()}")
-    except FulcrumError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    return 0
-
+from fulcrum.cli import main
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(["compress", *sys.argv[1:]]))

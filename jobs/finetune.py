@@ -1,4 +1,4 @@
-"""Fine-tune from a recipe as a Ray job:
+"""Fine-tune from a recipe as a Ray job (`fulcrum train`, run by the job's driver):
 
     ray job submit --working-dir . -- python jobs/finetune.py examples/demo.yaml \
         --output-dir /shared/artifacts [--set train.epochs=1] [--export]
@@ -9,39 +9,9 @@ installed in the nodes' environment, or its wheel shipped with --runtime-env-jso
 '{"py_modules": ["dist/fulcrum-0.1.0-py3-none-any.whl"]}' (pip wheel --no-deps -w dist .).
 """
 
-import argparse
 import sys
 
-from fulcrum.errors import FulcrumError
-from fulcrum.recipe import load_recipe
-
-
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("recipe")
-    parser.add_argument("--output-dir", help="artifact root; use a path that outlives the job")
-    parser.add_argument(
-        "--set", dest="overrides", action="append", default=[], metavar="KEY.PATH=VALUE"
-    )
-    parser.add_argument(
-        "--export", action="store_true", help="also export to ONNX (parity-checked)"
-    )
-    args = parser.parse_args()
-    try:
-        from fulcrum.train.stage import train
-
-        recipe = load_recipe(args.recipe, args.overrides)
-        train_dir = train(recipe, args.output_dir)
-        print(f"training artifact: {train_dir.resolve()}")
-        if args.export:
-            from fulcrum.compress.export import export
-
-            print(f"export artifact: {export(recipe, train_dir, args.output_dir).resolve()}")
-    except FulcrumError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    return 0
-
+from fulcrum.cli import main
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(["train", *sys.argv[1:]]))

@@ -1,7 +1,8 @@
-"""Run a hyperparameter campaign from a recipe's `tune:` section as a Ray job:
+"""Run a hyperparameter campaign from a recipe's `tune:` section as a Ray job (`fulcrum
+tune`, run by the job's driver):
 
     ray job submit --working-dir . -- python jobs/tune.py examples/tune_intents.yaml \
-        --output-dir /shared/artifacts [--set tune.num_samples=32]
+        --output-dir /shared/artifacts [--set tune.num_samples=32] [--auto --budget 2h]
 
 Each trial is a Ray Train run on the cluster's workers. Submitting the same recipe again
 (after the driver was stopped, say) continues the campaign: finished trials are kept and
@@ -9,32 +10,9 @@ the searcher's state is restored. The campaign artifact's best_recipe.yaml train
 winner with jobs/finetune.py.
 """
 
-import argparse
 import sys
 
-from fulcrum.errors import FulcrumError
-from fulcrum.recipe import load_recipe
-
-
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("recipe")
-    parser.add_argument("--output-dir", help="artifact root; use a path that outlives the job")
-    parser.add_argument(
-        "--set", dest="overrides", action="append", default=[], metavar="KEY.PATH=VALUE"
-    )
-    args = parser.parse_args()
-    try:
-        from fulcrum.tune.campaign import tune
-
-        campaign = tune(load_recipe(args.recipe, args.overrides), args.output_dir)
-        print(f"campaign artifact: {campaign.resolve()}")
-        print(f"best recipe: {(campaign / 'best_recipe.yaml').resolve()}")
-    except FulcrumError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    return 0
-
+from fulcrum.cli import main
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(["tune", *sys.argv[1:]]))

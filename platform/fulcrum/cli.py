@@ -100,7 +100,10 @@ def _parser() -> argparse.ArgumentParser:
         return sub
 
     command("validate", _validate, "check a recipe and print it with every default filled in")
-    command("train", _train, "fine-tune on Ray Train (DeepSpeed + PEFT) into a training artifact")
+    train = command(
+        "train", _train, "fine-tune on Ray Train (DeepSpeed + PEFT) into a training artifact"
+    )
+    train.add_argument("--export", action="store_true", help="then export it to ONNX")
     tune = command("tune", _tune, "search the recipe's tune: space on Ray Tune; each trial trains")
     tune.add_argument(
         "--auto",
@@ -194,6 +197,12 @@ def _parser() -> argparse.ArgumentParser:
         metavar="TEXT",
         help="after serving, send TEXT to the endpoint, print the answer, then shut down",
     )
+    run.add_argument(
+        "--no-serve",
+        action="store_true",
+        help="stop after the last stage and print the artifact to serve (what a Ray job runs: "
+        "a job ends, an endpoint should not)",
+    )
     return parser
 
 
@@ -235,6 +244,10 @@ def _train(recipe: Recipe, args) -> int:
 
     artifact = train(recipe, args.output_dir)
     _print_training_summary(artifact)
+    if args.export:
+        from fulcrum.compress.export import export
+
+        print(f"export artifact: {export(recipe, artifact, args.output_dir)}")
     return 0
 
 
@@ -281,14 +294,21 @@ def _serve(recipe: Recipe, args) -> int:
 
 def _run(recipe: Recipe, args) -> int:
     from fulcrum.pipeline import run_stages
-    from fulcrum.serve import launch
+    from fulcrum.runtime import init_ray
 
     started = time.time()
-    launch.init_ray()  # one Ray job for all stages
+    init_ray()  # one Ray job for all stages
     run = run_stages(recipe, args.output_dir, rerun=tuple(args.rerun), force=args.force)
     if run.actions.get("train") == "ran":
         _print_training_summary(run.artifacts["train"])
     served = run.served
+    if args.no_serve:
+        for stage, path in run.artifacts.items():
+            print(f"{stage} artifact: {path} ({run.actions[stage]})", flush=True)
+        print(f"to serve: {served}", flush=True)
+        return 0
+    from fulcrum.serve import launch
+
     # One URL name whichever variant serves, so clients do not change when compression does.
     route = f"/v1/models/{recipe.name}/predict"
     base_url = launch.start({recipe.name: served}, recipe.serve, force=args.force)

@@ -1,15 +1,17 @@
 """`fulcrum submit RECIPE --address http://HEAD:8265`: the pipeline as a Ray job on a
-remote cluster, with the Ray Jobs SDK. The working directory (this checkout, without its
-virtualenv, artifacts or git history) is packaged and uploaded; the recipe travels in the
-job's environment, resolved here (overrides applied, data paths absolute), so it may live
-anywhere on the submitting machine. The job's logs stream back until it ends.
+remote cluster, with the Ray Jobs SDK. The job's working directory holds only the recipe,
+resolved here (overrides applied, data paths absolute), so it may live anywhere on the
+submitting machine; the job runs `python -m fulcrum run recipe.yaml --no-serve` with the
+fulcrum installed on the cluster. The job's logs stream back until it ends.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+import shlex
 import sys
+import tempfile
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -19,22 +21,15 @@ import yaml
 from fulcrum.errors import FulcrumError
 from fulcrum.recipe import Recipe
 
-REPOSITORY = Path(__file__).resolve().parents[2]
-RECIPE_ENV = "FULCRUM_RECIPE_YAML"  # read by jobs/pipeline.py
-EXCLUDES = [".venv", "artifacts", ".git", "**/__pycache__", "*.egg-info", ".pytest_cache"]
+RECIPE_FILE = "recipe.yaml"
 # What the job needs from the index when the cluster's image does not have it (--pip).
 PINNED = ("torch", "ray", "transformers", "peft", "deepspeed", "onnxruntime", "captum")
 
 
-def runtime_env(recipe: Recipe, pip: bool) -> dict[str, Any]:
-    env: dict[str, Any] = {
-        "working_dir": str(REPOSITORY),
-        "excludes": EXCLUDES,
-        "env_vars": {
-            RECIPE_ENV: yaml.safe_dump(recipe.to_dict(), sort_keys=False),
-            "HF_HUB_OFFLINE": "1",
-        },
-    }
+def runtime_env(recipe: Recipe, pip: bool, working_dir: Path) -> dict[str, Any]:
+    """The recipe goes into `working_dir`, which Ray uploads as the job's own."""
+    (working_dir / RECIPE_FILE).write_text(yaml.safe_dump(recipe.to_dict(), sort_keys=False))
+    env: dict[str, Any] = {"working_dir": str(working_dir), "env_vars": {"HF_HUB_OFFLINE": "1"}}
     if pip:
         env["pip"] = pinned_requirements()
     return env
@@ -70,14 +65,15 @@ def submit(
         raise FulcrumError(
             f"--address {address}: cannot reach the Ray job server ({error})"
         ) from None
-    entrypoint = "python jobs/pipeline.py"
+    entrypoint = f"python -m fulcrum run {RECIPE_FILE} --no-serve"
     if output_dir:
-        entrypoint += f" --output-dir {output_dir}"
-    job_id = client.submit_job(
-        entrypoint=entrypoint,
-        runtime_env=runtime_env(recipe, pip),
-        metadata={"fulcrum_recipe": recipe.name, "recipe_hash": recipe.hash[:12]},
-    )
+        entrypoint += f" --output-dir {shlex.quote(str(output_dir))}"
+    with tempfile.TemporaryDirectory(prefix="fulcrum-submit-") as working_dir:
+        job_id = client.submit_job(
+            entrypoint=entrypoint,
+            runtime_env=runtime_env(recipe, pip, Path(working_dir)),
+            metadata={"fulcrum_recipe": recipe.name, "recipe_hash": recipe.hash[:12]},
+        )
     print(f"[submit] job {job_id} on {address}: {entrypoint}", flush=True)
     if not follow:
         return job_id, "SUBMITTED"

@@ -96,3 +96,18 @@ def test_installed_wheel_writes_a_serve_config_whose_app_imports_from_it(
     assert Path(module_file).is_relative_to(installed), module_file
     assert not Path(module_file).is_relative_to(REPOSITORY)
     assert app_type == "Application"
+
+
+def test_installed_wheel_runs_as_a_module_where_no_script_is_on_path(installed, tmp_path):
+    """What a Ray job's driver runs when fulcrum came to the cluster as a wheel."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    result = subprocess.run(
+        [installed / "bin" / "python", "-m", "fulcrum", "run", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+        env=env,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "--no-serve" in result.stdout
