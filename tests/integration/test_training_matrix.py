@@ -133,6 +133,7 @@ def test_a_run_that_cannot_learn_says_so_and_is_neither_exported_nor_served_unle
     from fulcrum.errors import ArtifactError, TrainingError
     from fulcrum.pipeline import run_stages
     from fulcrum.serve import launch
+    from fulcrum.serve.config import AppArgs
 
     recipe = tiny_recipe_factory(
         tmp_path, train={"lr": 1e-6, "epochs": 1, "class_weights": "balanced"}
@@ -150,7 +151,7 @@ def test_a_run_that_cannot_learn_says_so_and_is_neither_exported_nor_served_unle
     assert not (tmp_path / "tiny" / "export").exists()
     forced = run_stages(recipe, force=True)
     assert forced.actions["train"] == "skipped"  # the same recipe: trained once
-    arguments = launch.app_args({"tiny": forced.served}, recipe.serve)
+    arguments = AppArgs.serving({"tiny": forced.served}, recipe.serve)
     with pytest.raises(ArtifactError, match="not served: the model has not learned"):
         launch.check_deployable(arguments)
-    launch.check_deployable(launch.app_args({"tiny": forced.served}, recipe.serve, force=True))
+    launch.check_deployable(AppArgs.serving({"tiny": forced.served}, recipe.serve, force=True))
