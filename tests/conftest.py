@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from fulcrum.log import configure as configure_output
 from fulcrum.recipe import Recipe, validate_recipe
 
 # Nothing may download at test time, and Ray must not phone home.
@@ -28,6 +29,9 @@ os.environ["AWS_DEFAULT_REGION"] = "us-east-1"
 os.environ["AWS_EC2_METADATA_DISABLED"] = "true"
 # Artifacts fetched from a URI are cached here, not in the user's ~/.cache/fulcrum.
 os.environ["FULCRUM_CACHE"] = tempfile.mkdtemp(prefix="fulcrum-test-cache-")
+
+# Fulcrum's lines on stderr as the CLI prints them, for tests that read them.
+configure_output()
 
 REPOSITORY = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPOSITORY.parent / "shared" / "data"

@@ -23,12 +23,15 @@ import json
 import os
 import sys
 import time
-import warnings
 from pathlib import Path
 
 from fulcrum.errors import FulcrumError
+from fulcrum.log import DEFAULT, QUIET, VERBOSE, stage_log
+from fulcrum.log import configure as configure_output
 from fulcrum.pipeline import STAGE_SECTIONS
 from fulcrum.recipe import Recipe, load_recipe
+
+serve_log = stage_log("serve")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -38,9 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    # Library deprecation notices say nothing a CLI user can act on.
-    warnings.filterwarnings("ignore", category=FutureWarning)
-    warnings.filterwarnings("ignore", category=DeprecationWarning)
+    configure_output(args.verbosity)
     try:
         args.overrides = [*getattr(args, "overrides", []), *_auto_overrides(args)]
         recipe = _recipe(args) if hasattr(args, "recipe") else None
@@ -75,6 +76,30 @@ def _recipe(args) -> Recipe:
     return load_recipe(args.recipe, args.overrides)
 
 
+def _output_options() -> argparse.ArgumentParser:
+    """-q / -v, taken by every command (after its name, where people type them)."""
+    options = argparse.ArgumentParser(add_help=False)
+    group = options.add_mutually_exclusive_group()
+    group.add_argument(
+        "-q",
+        "--quiet",
+        dest="verbosity",
+        action="store_const",
+        const=QUIET,
+        default=DEFAULT,
+        help="print results, warnings and errors only",
+    )
+    group.add_argument(
+        "-v",
+        "--verbose",
+        dest="verbosity",
+        action="store_const",
+        const=VERBOSE,
+        help="also print what Ray, DeepSpeed and ONNX Runtime log, and every Ray worker's output",
+    )
+    return options
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="fulcrum",
@@ -83,7 +108,9 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
 
     def command(name: str, handler, help_text: str) -> argparse.ArgumentParser:
-        sub = commands.add_parser(name, help=help_text, description=help_text)
+        sub = commands.add_parser(
+            name, help=help_text, description=help_text, parents=[_output_options()]
+        )
         sub.add_argument("recipe", help="recipe YAML file")
         sub.add_argument(
             "--set",
@@ -139,6 +166,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     explain = commands.add_parser(
         "explain",
+        parents=[_output_options()],
         help="token attributions: why a model decided, word by word",
         description="Explain predictions of a training artifact (Integrated Gradients on "
         "PyTorch) or an export artifact (occlusion on ONNX Runtime, as served).",
@@ -163,11 +191,15 @@ def _parser() -> argparse.ArgumentParser:
         "--no-follow", action="store_true", help="print the job id and return at once"
     )
     runs = commands.add_parser(
-        "runs", help="list the artifacts under an output directory, oldest first"
+        "runs",
+        help="list the artifacts under an output directory, oldest first",
+        parents=[_output_options()],
     )
     runs.add_argument("output_dir", nargs="?", default="artifacts")
     runs.set_defaults(command=_runs)
-    show = commands.add_parser("show", help="one artifact: its lineage, metrics and files")
+    show = commands.add_parser(
+        "show", help="one artifact: its lineage, metrics and files", parents=[_output_options()]
+    )
     show.add_argument("artifact", help="its folder, or the end of its path (demo/export)")
     show.add_argument("--output-dir", default="artifacts", help="where to look for it")
     show.set_defaults(command=_show)
@@ -284,7 +316,7 @@ def _serve(recipe: Recipe, args) -> int:
     artifact = args.artifact or export_artifact_dir(recipe, args.output_dir)
     name = launch.served_name(artifact)
     base_url = launch.start({name: artifact}, recipe.serve, force=args.force)
-    print(f"serving {artifact} at {base_url}/v1/models/{name}/predict (Ctrl-C to stop)", flush=True)
+    serve_log.info(f"serving {artifact} at {base_url}/v1/models/{name}/predict (Ctrl-C to stop)")
     try:
         while True:
             time.sleep(3600)
@@ -312,9 +344,9 @@ def _run(recipe: Recipe, args) -> int:
     # One URL name whichever variant serves, so clients do not change when compression does.
     route = f"/v1/models/{recipe.name}/predict"
     base_url = launch.start({recipe.name: served}, recipe.serve, force=args.force)
-    print(f"[serve] {base_url}{route} is up ({time.time() - started:.0f}s since start)", flush=True)
+    serve_log.info(f"{base_url}{route} is up ({time.time() - started:.0f}s since start)")
     if not args.probe:
-        print("serving until Ctrl-C", flush=True)
+        serve_log.info("serving until Ctrl-C")
         try:
             while True:
                 time.sleep(3600)
@@ -326,7 +358,7 @@ def _run(recipe: Recipe, args) -> int:
             print(f"[serve] POST {route} {text!r} -> {_said(prediction)}")
     finally:
         launch.stop(recipe.serve)
-    print(f"done in {time.time() - started:.0f}s; Serve shut down")
+    serve_log.info(f"done in {time.time() - started:.0f}s; Serve shut down")
     return 0
 
 
@@ -438,13 +470,16 @@ def serve_config_main(argv: list[str]) -> int:
     from fulcrum.serve import launch
 
     parser = argparse.ArgumentParser(
-        prog="fulcrum serve config", description=serve_config_main.__doc__.split("\n")[0]
+        prog="fulcrum serve config",
+        description=serve_config_main.__doc__.split("\n")[0],
+        parents=[_output_options()],
     )
     parser.add_argument("artifacts", nargs="+", metavar="[NAME=]ARTIFACT")
     parser.add_argument("--recipe", help="take the serve: settings from this recipe")
     parser.add_argument("--force", action="store_true", help="include not-deployable variants")
     parser.add_argument("-o", "--output", help="write here (default: standard output)")
     args = parser.parse_args(argv)
+    configure_output(args.verbosity)
     try:
         section = load_recipe(args.recipe).serve if args.recipe else ServeSection()
         models = {}

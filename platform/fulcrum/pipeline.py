@@ -19,8 +19,11 @@ from pathlib import Path
 from fulcrum.artifacts import MANIFEST, open_artifact, sha256_file
 from fulcrum.diagnosis import blocking
 from fulcrum.errors import ArtifactError, TrainingError
+from fulcrum.log import stage_log
 from fulcrum.recipe import Recipe
 from fulcrum.storage import refresh
+
+log = stage_log("run")
 
 # The recipe sections each stage reads; these are also the stages `--rerun` may force. Tune
 # skips itself (its artifact carries the whole recipe's hash), so it is not listed.
@@ -96,14 +99,14 @@ def run_stages(
 
     def stage(name: str, target: Path, reason: str | None, make) -> Path:
         if reason is None and name not in rerun:
-            _say(f"{name}: up to date, skipped ({_described(target)})")
+            log.info(f"{name}: up to date, skipped ({_described(target)})")
             run.actions[name] = "skipped"
             return target
-        _say(f"{name}: runs ({reason or 'asked to rerun'})")
+        log.info(f"{name}: runs ({reason or 'asked to rerun'})")
         started = time.time()
         made = make()
         run.actions[name] = "ran"
-        _say(f"{name}: done in {time.time() - started:.0f}s -> {made}")
+        log.info(f"{name}: done in {time.time() - started:.0f}s -> {made}")
         return made
 
     if recipe.tune is not None:
@@ -121,7 +124,7 @@ def run_stages(
                 f"{campaign.path}: no trial finished, so there is nothing to export"
             )
         train_dir = campaign.path / best
-        _say(f"train: the campaign's best trial, {train_dir}")
+        log.info(f"train: the campaign's best trial, {train_dir}")
         run.actions["train"] = "skipped"
     else:
         target = train_artifact_dir(recipe, output_dir)
@@ -165,9 +168,9 @@ def run_stages(
         run.artifacts["compress"] = report
         recommended = open_artifact(report, kind="compress").metrics["recommended"]
         if recommended is None:
-            _say("compress: no variant passed its gate; serving the fp32 export")
+            log.info("compress: no variant passed its gate; serving the fp32 export")
         else:
-            _say(f"compress: serving {recommended}, the fastest variant that passed")
+            log.info(f"compress: serving {recommended}, the fastest variant that passed")
             run.served = variant_dir(report, recommended)
     return run
 
@@ -177,7 +180,3 @@ def _described(artifact_dir: Path) -> str:
     from fulcrum.catalog import headline
 
     return f"{artifact_dir}, made {manifest.get('created_at')}; {headline(manifest)}"
-
-
-def _say(text: str) -> None:
-    print(f"[run] {text}", flush=True)

@@ -7,20 +7,30 @@ import os
 
 # Ray Data draws a progress bar per dataset per worker; interleaved from several processes
 # they bury Fulcrum's own progress lines. Set before ray.init so local workers inherit it.
-QUIET_ENV = {"RAY_DATA_DISABLE_PROGRESS_BARS": "1", "RAY_USAGE_STATS_ENABLED": "0"}
+# Tune's own status output (its experiment table, its result lines) reports what Fulcrum's
+# campaign lines already say; RAY_AIR_NEW_OUTPUT=0 lets `verbose=0` silence it.
+QUIET_ENV = {
+    "RAY_DATA_DISABLE_PROGRESS_BARS": "1",
+    "RAY_USAGE_STATS_ENABLED": "0",
+    "RAY_AIR_NEW_OUTPUT": "0",
+}
 
 
 def init_ray() -> None:
     import ray
 
+    from fulcrum.log import forward_worker_output, quiet_libraries
+
+    quiet_libraries()
     if ray.is_initialized():
         return
     for name, value in QUIET_ENV.items():
         os.environ.setdefault(name, value)
     # Workers and Serve replicas import fulcrum by name: on a local cluster every process
     # shares this interpreter's environment; on a remote one, install fulcrum in the image
-    # or pass its wheel with `py_modules` (docs/cluster.md).
-    ray.init(address=os.environ.get("RAY_ADDRESS"), log_to_driver=True)
+    # or pass its wheel with `py_modules` (docs/cluster.md). Their output reaches this
+    # terminal only under -v: Fulcrum's own lines come back through its progress channels.
+    ray.init(address=os.environ.get("RAY_ADDRESS"), log_to_driver=forward_worker_output())
     quiet_ray_data()
 
 

@@ -19,8 +19,10 @@ from typing import Any
 import yaml
 
 from fulcrum.errors import FulcrumError
+from fulcrum.log import stage_log
 from fulcrum.recipe import Recipe
 
+log = stage_log("submit")
 RECIPE_FILE = "recipe.yaml"
 # What the job needs from the index when the cluster's image does not have it (--pip).
 PINNED = ("torch", "ray", "transformers", "peft", "deepspeed", "onnxruntime", "captum")
@@ -74,7 +76,7 @@ def submit(
             runtime_env=runtime_env(recipe, pip, Path(working_dir)),
             metadata={"fulcrum_recipe": recipe.name, "recipe_hash": recipe.hash[:12]},
         )
-    print(f"[submit] job {job_id} on {address}: {entrypoint}", flush=True)
+    log.info(f"job {job_id} on {address}: {entrypoint}")
     if not follow:
         return job_id, "SUBMITTED"
 
@@ -85,7 +87,7 @@ def submit(
 
     asyncio.run(tail())
     status = str(client.get_job_status(job_id).value)
-    print(f"[submit] job {job_id}: {status}", flush=True)
+    log.info(f"job {job_id}: {status}")
     return job_id, status
 
 

@@ -13,6 +13,17 @@ import yaml
 pytestmark = pytest.mark.integration
 
 FULCRUM = str(Path(sys.executable).parent / "fulcrum")
+# What a newcomer reads as a failure; seen in `make demo` before it was kept out.
+NOISE = (
+    "core_worker.cc",
+    "PreemptionWatcher",
+    "RayDeprecationWarning",
+    "FutureWarning",
+    "graceful_shutdown",
+    "Progress bars disabled",
+    "Token authentication is enabled",
+    "RayTrainWorker pid=",
+)
 
 
 def test_fulcrum_run_on_s3_trains_exports_serves_answers_and_compress_follows(
@@ -55,6 +66,9 @@ def test_fulcrum_run_on_s3_trains_exports_serves_answers_and_compress_follows(
     )
     assert [text for text, _, _ in answers] == ["apple pear", "car wheel"]
     assert "Serve shut down" in output
+    # Only Fulcrum's own lines: none of what Ray, its workers and the libraries log.
+    for noise in NOISE:
+        assert noise not in output, f"{noise!r} reached the terminal"
 
     # `fulcrum compress` takes the training artifact itself, here by its URI, on a machine
     # that has none of it yet; its outputs go beside it on S3.

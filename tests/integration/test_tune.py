@@ -184,7 +184,7 @@ def test_auto_campaign_sizes_itself_to_its_budget_and_starts_from_the_defaults(
     started = time.time()
     assert main(["tune", str(recipe_file), "--auto", "--budget", f"{budget}s"]) == 0
     elapsed = time.time() - started
-    said = capsys.readouterr().out
+    said = capsys.readouterr().err
     assert "auto: 1m40s budget; probe:" in said
     assert elapsed < budget + 15, f"{elapsed:.0f}s for a {budget}s budget"
 

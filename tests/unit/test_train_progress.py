@@ -1,11 +1,16 @@
-import io
+import logging
 
+from fulcrum.log import StageFormatter
 from fulcrum.train.progress import ProgressPrinter, ProgressSink, format_seconds
 
 
-def test_lines_carry_rates_and_eta_from_engine_start():
-    stream = io.StringIO()
-    printer = ProgressPrinter(total_steps=100, stream=stream)
+def _lines(caplog) -> list[str]:
+    return [StageFormatter().format(record) for record in caplog.records]
+
+
+def test_lines_carry_rates_and_eta_from_engine_start(caplog):
+    caplog.set_level(logging.INFO, logger="fulcrum")
+    printer = ProgressPrinter(total_steps=100)
     printer.handle(
         {"type": "message", "text": "engines ready", "time": 1000.0, "clock_start": True}
     )
@@ -29,7 +34,7 @@ def test_lines_carry_rates_and_eta_from_engine_start():
             "metrics": {"val_accuracy": 0.875, "val_entities": 12},
         }
     )
-    lines = stream.getvalue().splitlines()
+    lines = _lines(caplog)
     assert lines[0] == "[train] engines ready"
     assert lines[1] == (
         "[train] step 25/100 (25%) epoch 1 loss 0.5000 lr 1.00e-03 80.0 samples/s 900 tokens/s ETA 30s"
@@ -53,9 +58,9 @@ def test_format_seconds():
     assert format_seconds(float("nan")) == "?"
 
 
-def test_resumed_run_counts_its_rate_from_where_it_resumed():
-    stream = io.StringIO()
-    printer = ProgressPrinter(total_steps=100, stream=stream)
+def test_resumed_run_counts_its_rate_from_where_it_resumed(caplog):
+    caplog.set_level(logging.INFO, logger="fulcrum")
+    printer = ProgressPrinter(total_steps=100)
     printer.handle(
         {"type": "message", "text": "ready", "time": 0.0, "clock_start": True, "start_step": 60}
     )
@@ -71,4 +76,4 @@ def test_resumed_run_counts_its_rate_from_where_it_resumed():
             "tokens_per_s": 1.0,
         }
     )
-    assert stream.getvalue().splitlines()[-1].endswith("ETA 10s")  # 20 steps in 10 s, 20 to go
+    assert _lines(caplog)[-1].endswith("ETA 10s")  # 20 steps in 10 s, 20 to go

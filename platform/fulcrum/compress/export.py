@@ -17,11 +17,14 @@ from fulcrum.compress.parity import measure_parity, parity_problems
 from fulcrum.data import load_splits
 from fulcrum.errors import ArtifactError, ParityError
 from fulcrum.inference.predictor import MODEL_FILE, OnnxClassifier
+from fulcrum.log import stage_log
 from fulcrum.models.classifier import load_tokenizer
 from fulcrum.recipe import Recipe
 from fulcrum.storage import output_root
 from fulcrum.train.merge import load_merged
 from fulcrum.train.stage import train_artifact_dir
+
+log = stage_log("export")
 
 KIND = "export"
 
@@ -50,7 +53,7 @@ def export(
     model = load_merged(parent.path, trained_with.task.type)
     tokenizer = load_tokenizer(parent.file("tokenizer"))
     target = export_artifact_dir(recipe, output_dir)
-    _say(f"exporting {parent.path} to ONNX (opset {tolerance.opset})")
+    log.info(f"exporting {parent.path} to ONNX (opset {tolerance.opset})")
     with staged_artifact(target) as staging:
         input_names = export_onnx(model, tokenizer, staging / MODEL_FILE, tolerance.opset)
         shutil.copytree(parent.file("tokenizer"), staging / "tokenizer")
@@ -87,7 +90,7 @@ def export(
             trained_with.model.max_length,
             trained_with.metric,
         )
-        _say(
+        log.info(
             f"parity on {parity['examples']} validation texts: max |dlogit| "
             f"{parity['max_abs_logit_diff']:.2e} (limit {tolerance.max_abs_logit_diff:.0e}), "
             f"{parity['metric']} drop {parity['metric_drop_points']:+.2f} points "
@@ -104,7 +107,3 @@ def export(
         write_json_atomic(staging / "metrics.json", metrics)
         publish_manifest(metrics=metrics)
     return target
-
-
-def _say(text: str) -> None:
-    print(f"[export] {text}", flush=True)

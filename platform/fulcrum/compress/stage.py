@@ -30,6 +30,7 @@ from fulcrum.data import load_splits
 from fulcrum.errors import ArtifactError
 from fulcrum.inference.predictor import MODEL_FILE
 from fulcrum.inference.session import open_session
+from fulcrum.log import stage_log
 from fulcrum.models.classifier import load_tokenizer
 from fulcrum.recipe import CompressSection, CompressVariant, Recipe
 from fulcrum.storage import output_root
@@ -37,6 +38,8 @@ from fulcrum.tasks import TASKS
 from fulcrum.train.merge import MERGED_DIR, TOKENIZER_DIR, load_merged
 from fulcrum.train.stage import train_artifact_dir
 from fulcrum.tune.cost import texts_of
+
+log = stage_log("compress")
 
 KIND = "compress"
 VARIANTS_DIR = "variants"
@@ -67,7 +70,7 @@ def compress(
     tokenizer = load_tokenizer(parent.file(TOKENIZER_DIR))
     model_config = json.loads(parent.file(f"{MERGED_DIR}/config.json").read_text())
     threads = settings.threads or os.cpu_count() or 1
-    _say(
+    log.info(
         f"{parent.path}: {len(settings.variants)} variant(s) "
         f"({', '.join(v.artifact_name for v in settings.variants)}), gated on validation and "
         f"test {metric} (drop <= {settings.max_metric_drop:g} points), timed with {threads} thread(s)"
@@ -130,7 +133,7 @@ def compress(
                 "not_deployable_because": "; ".join(reasons) or None,
             }
             rows.append(row)
-            _say(_describe(row, metric))
+            log.info(_describe(row, metric))
             shutil.copytree(parent.file(TOKENIZER_DIR), folder / "tokenizer")
             write_json_atomic(folder / "labels.json", {"labels": labels})
             metrics = {"gate": gate, "latency": timing, "validation": gate["validation"]["metrics"]}
@@ -172,7 +175,7 @@ def compress(
             data_fingerprint=splits.fingerprint,
             extra={"variants": [variant.artifact_name for variant in settings.variants]},
         )
-    _say(f"report: {target / 'report.md'}")
+    log.info(f"report: {target / 'report.md'}")
     return target
 
 
@@ -183,7 +186,7 @@ def _export(model, tokenizer, target: Path, opset: int, model_config: dict) -> t
         try:
             return export_onnx_for_fusion(model, tokenizer, target, opset), "torchscript"
         except Exception as error:  # the deprecated exporter may not follow every model
-            _say(f"TorchScript export failed ({_first_line(error)}); using the dynamo exporter")
+            log.info(f"TorchScript export failed ({_first_line(error)}); using the dynamo exporter")
     return export_onnx(model, tokenizer, target, opset), "dynamo"
 
 
@@ -213,7 +216,7 @@ def _build_and_gate(variant: CompressVariant, target: Path, calibration, context
     session, gate, deployable, reasons = _judge(variant, target, context)
     if not deployable and variant.kind.endswith("int8") and variant.exclude_sensitive:
         count = variant.exclude_sensitive
-        _say(
+        log.info(
             f"{variant.artifact_name}: {'; '.join(reasons)}; retrying with its {count} most "
             "sensitive MatMuls in float"
         )
@@ -278,7 +281,3 @@ class _threads:
         import torch
 
         torch.set_num_threads(self.previous)
-
-
-def _say(text: str) -> None:
-    print(f"[compress] {text}", flush=True)

@@ -1,15 +1,21 @@
 """Training progress on the driver: rank 0 sends small events through a Ray queue, the
 driver renders them as a bar (terminal) or as per-step lines with rates and ETA (logs, CI,
-`ray job submit`). Worker stdout is not used for this: Ray prefixes and sometimes repeats
-it, and it cannot draw a bar."""
+`ray job submit`), through the `fulcrum.train` logger. Worker stdout is not used for this:
+Ray prefixes and sometimes repeats it, cannot draw a bar, and is not forwarded at all
+unless the user asks for it (-v)."""
 
 from __future__ import annotations
 
+import logging
 import sys
 import threading
 import time
 from collections.abc import Callable
-from typing import Any, TextIO
+from typing import Any
+
+from fulcrum.log import stage_log
+
+log = stage_log("train")
 
 
 class ProgressSink:
@@ -30,17 +36,16 @@ class ProgressSink:
 class ProgressPrinter:
     """Driver side: turns events into a bar or lines."""
 
-    def __init__(self, total_steps: int, stream: TextIO | None = None) -> None:
+    def __init__(self, total_steps: int) -> None:
         self.total_steps = total_steps
-        self.stream = stream or sys.stderr
         # Rates and ETA count from when the engines are ready, not from when Ray started.
         self.clock_start = time.time()
         self.start_step = 0  # a resumed run's rate counts only the steps it did itself
         self._bar = None
-        if self.stream.isatty():
+        if sys.stderr.isatty() and log.isEnabledFor(logging.INFO):
             from tqdm import tqdm
 
-            self._bar = tqdm(total=total_steps, unit="step", file=self.stream, dynamic_ncols=True)
+            self._bar = tqdm(total=total_steps, unit="step", file=sys.stderr, dynamic_ncols=True)
 
     def handle(self, event: dict[str, Any]) -> None:
         kind = event.get("type")
@@ -54,7 +59,7 @@ class ProgressPrinter:
             at = f" step {event['step']}" if "step" in event else ""
             self._line(f"epoch {event['epoch']}/{event['epochs']}{at}: {metrics}")
         elif kind == "warning":
-            self._line(f"warning: {event['text']}")
+            self._line(event["text"], logging.WARNING)
         elif kind == "message":
             if event.get("clock_start"):
                 self.clock_start = event["time"]
@@ -86,11 +91,13 @@ class ProgressPrinter:
             f"ETA {format_seconds(eta)}"
         )
 
-    def _line(self, text: str) -> None:
+    def _line(self, text: str, level: int = logging.INFO) -> None:
         if self._bar is not None:
-            self._bar.write(text, file=self.stream)
+            self._bar.clear()
+            log.log(level, text)
+            self._bar.refresh()
         else:
-            print(f"[train] {text}", file=self.stream, flush=True)
+            log.log(level, text)
 
 
 def run_with_progress(work: Callable[[], Any], queue, printer: ProgressPrinter) -> Any:

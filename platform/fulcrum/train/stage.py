@@ -29,6 +29,7 @@ from fulcrum.artifacts import staged_artifact, write_json_atomic, write_manifest
 from fulcrum.data import LabelledSplits, load_splits
 from fulcrum.data.augment import augment_split
 from fulcrum.errors import TrainingError
+from fulcrum.log import stage_log
 from fulcrum.models.classifier import config_overrides, load_tokenizer, model_limit
 from fulcrum.models.methods import preflight
 from fulcrum.models.registry import resolve_model_dir
@@ -51,6 +52,8 @@ from fulcrum.train.report import describe_warning, learning_warnings, write_repo
 from fulcrum.train.settle import Settled, settle
 from fulcrum.train.steps import EpochPlan
 from fulcrum.train.worker import ADAPTER_DIR, LOGS_DIR, STATE_FILE, train_worker
+
+log = stage_log("train")
 
 KIND = "train"
 
@@ -102,7 +105,7 @@ def train(
     result = _fit(plan, train_rows, callbacks or [], initial_checkpoint)
     warnings = _publish(plan, result, train_rows, started)
     for warning in warnings:
-        _say(describe_warning(warning))
+        log.info(describe_warning(warning))
     # The artifact holds everything worth keeping; Ray's copies of the checkpoints go,
     # wherever they are (a local folder, or s3://... through the run's pyarrow filesystem).
     with contextlib.suppress(OSError):
@@ -148,17 +151,17 @@ def _plan(recipe: Recipe, output_dir: str | Path | None) -> _Plan:
 def _describe(plan: _Plan) -> None:
     recipe, splits, counts = plan.recipe, plan.splits, plan.counts
     cut = f" cut to {recipe.model.num_layers} layers" if recipe.model.num_layers else ""
-    _say(
+    log.info(
         f"data: {splits.sizes()} rows, {len(splits.label_names)} labels; model: "
         f"{recipe.model.base}{cut} ({counts['trainable']:,} of {counts['total']:,} parameters "
         f"train with {recipe.peft.method})"
     )
     if plan.settled.choices:
-        _say("settled from the method and data: " + plan.settled.describe())
+        log.info("settled from the method and data: " + plan.settled.describe())
     if plan.class_weights:
         setting = recipe.train.class_weights
         weights = zip(splits.label_names, plan.class_weights, strict=True)
-        _say(
+        log.info(
             f"class weights ({setting if isinstance(setting, str) else 'as given'}): "
             + ", ".join(f"{name} {weight:.3g}" for name, weight in weights)
         )
@@ -266,7 +269,7 @@ def _training_table(
         init_ray()
         started = time.time()
         table = augment_split(table, recipe, splits.label_names, model_dir)
-        _say(
+        log.info(
             f"augmented: {splits.train.num_rows} -> {table.num_rows} training rows "
             f"({', '.join(recipe.augment_operations)}) in {time.time() - started:.0f}s"
         )
@@ -274,7 +277,7 @@ def _training_table(
         init_ray()
         started = time.time()
         table = with_teacher_logits(table, recipe, teacher, data_dir)
-        _say(
+        log.info(
             f"teacher logits for {table.num_rows} rows from {teacher.path} "
             f"({time.time() - started:.0f}s, cached as Parquet in {data_dir})"
         )
@@ -352,7 +355,7 @@ def _fit(plan: _Plan, train_rows: pa.Table, callbacks: list, initial_checkpoint:
         # evaluates its own share of validation batches, so no row is dropped there.
         dataset_config=DataConfig(datasets_to_split=[]),
     )
-    _say(
+    log.info(
         f"training: {cfg.workers} worker(s) x batch {epochs.batch_size} x {epochs.accumulation} "
         f"accumulated, {cfg.epochs} epoch(s) of {epochs.steps_per_epoch} step(s), DeepSpeed "
         f"ZeRO-{cfg.zero_stage}, checkpoints in {join(plan.storage, name)}"
@@ -401,7 +404,3 @@ def _root_cause(error: BaseException) -> str:
         error = error.__cause__
     text = str(error).strip().splitlines()
     return text[-1] if text else type(error).__name__
-
-
-def _say(text: str) -> None:
-    print(f"[train] {text}", flush=True)

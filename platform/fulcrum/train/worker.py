@@ -18,7 +18,6 @@ import logging
 import shutil
 import tempfile
 import time
-import warnings
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -27,6 +26,7 @@ import pyarrow as pa
 import torch
 
 from fulcrum.diagnosis import advice
+from fulcrum.log import quiet_libraries
 from fulcrum.models.classifier import load_tokenizer, name_deepspeed_accelerator
 from fulcrum.models.methods import (
     METHODS,
@@ -591,8 +591,4 @@ def _quiet_libraries() -> None:
     # Ray Train logs every report at INFO through a logger named by its file path, which
     # only the root level reaches.
     logging.getLogger().setLevel(logging.WARNING)
-    for name in ("DeepSpeed", "deepspeed", "torch.distributed", "ray.data", "ray.train"):
-        logging.getLogger(name).setLevel(logging.WARNING)
-    warnings.filterwarnings("ignore", category=FutureWarning)
-    warnings.filterwarnings("ignore", category=UserWarning)
-    warnings.filterwarnings("ignore", category=DeprecationWarning)
+    quiet_libraries()

@@ -31,6 +31,7 @@ from ray.tune import Callback
 
 from fulcrum.artifacts import staged_artifact, write_manifest
 from fulcrum.errors import RecipeError
+from fulcrum.log import stage_log
 from fulcrum.recipe import Recipe
 from fulcrum.runtime import init_ray
 from fulcrum.storage import output_root, refresh
@@ -38,6 +39,8 @@ from fulcrum.train.progress import format_seconds
 from fulcrum.tune.population import check_population_fits, pbt_scheduler
 from fulcrum.tune.space import param_space
 from fulcrum.tune.trial import run_trial
+
+log = stage_log("tune")
 
 KIND = "tune"
 SEARCH_DIR = "search"  # Tune's experiment folder inside the run folder
@@ -63,7 +66,7 @@ def tune(recipe: Recipe, output_dir: str | Path | None = None) -> Path:
     target = campaign_artifact_dir(recipe, output_dir)
     refresh(target)  # under a URI output_dir, the URI says whether it finished
     if (target / "manifest.json").is_file() and manifest_hash(target) == recipe.hash:
-        say(f"this campaign finished already: {target} (delete it to run it again)")
+        log.info(f"this campaign finished already: {target} (delete it to run it again)")
         return target
     started = time.time()
     # Tune saves its state at most every 10 s by default; a campaign's trials take minutes,
@@ -81,10 +84,10 @@ def tune(recipe: Recipe, output_dir: str | Path | None = None) -> Path:
 
         plan = plan_auto(recipe, _concurrency(recipe))
         recipe, first_trial = plan.recipe, plan.first_trial
-        say(plan.description)
+        log.info(plan.description)
     tuner, resumed = _tuner(recipe, work, first_trial)
     settings = recipe.tune
-    say(
+    log.info(
         ("resuming" if resumed else "starting")
         + f" campaign in {work}: up to {trial_budget(recipe)} trial(s) of "
         f"{', '.join(settings.space)}; {settings.searcher} search, scheduler {settings.scheduler}, "
@@ -93,7 +96,7 @@ def tune(recipe: Recipe, output_dir: str | Path | None = None) -> Path:
     )
     grid, interrupted = _fit_noting_interrupt(tuner)
     if interrupted:
-        say("interrupted: Tune saved its state; run the same command again to continue")
+        log.info("interrupted: Tune saved its state; run the same command again to continue")
         raise KeyboardInterrupt
     with staged_artifact(target) as staging:
         summary = write_campaign(staging, recipe, grid, work, time.time() - started)
@@ -113,7 +116,7 @@ def tune(recipe: Recipe, output_dir: str | Path | None = None) -> Path:
             },
         )
     if not summary["metrics"]["finished"]:
-        say(
+        log.info(
             "no trial finished, so there is no model to deploy"
             + (": the budget was too small for this cluster" if written.tune.auto else "")
         )
@@ -280,7 +283,7 @@ def manifest_hash(artifact_dir: Path) -> str | None:
 
 
 class CampaignProgress(Callback):
-    """A line per trial that ends (its metric, the best so far, trials done, ETA), and the
+    """A line per trial epoch, a line per trial that ends (its metric, the best so far, trials done, ETA), and the
     driver's resident memory at that moment appended to a ledger, so a campaign's results
     show whether the driver grows with the number of trials (it must not)."""
 
@@ -304,7 +307,7 @@ class CampaignProgress(Callback):
         elapsed = time.time() - self.started
         remaining = max(self.budget - self.done, 0)
         eta = f", ETA {format_seconds(elapsed / self.done * remaining)}" if remaining else ""
-        say(
+        log.info(
             f"trial {trial.trial_id} {outcome}"
             + (f": {self.metric} {value:.4f}" if value is not None else "")
             + (f" (best {self.best:.4f})" if self.best is not None else "")
@@ -312,9 +315,16 @@ class CampaignProgress(Callback):
             f"driver {memory:.0f} MB"
         )
 
+    def on_trial_result(self, iteration, trials, trial, result, **info) -> None:
+        """Each trial's epochs as they end: the trials' own step lines stay in their
+        workers' logs (shown under -v)."""
+        value = result.get(self.metric)
+        if "epoch" in result and value is not None:
+            log.info(f"trial {trial.trial_id} epoch {result['epoch']}: {self.metric} {value:.4f}")
+
     def on_trial_start(self, iteration, trials, trial, **info) -> None:
         config = ", ".join(f"{key}={_short(value)}" for key, value in trial.config.items())
-        say(f"trial {trial.trial_id} started: {config}")
+        log.info(f"trial {trial.trial_id} started: {config}")
 
     def on_trial_complete(self, iteration, trials, trial, **info) -> None:
         finished = (trial.last_result or {}).get("finished")
@@ -332,7 +342,3 @@ def driver_rss_mb() -> float:
     import psutil
 
     return round(psutil.Process().memory_info().rss / 2**20, 1)
-
-
-def say(text: str) -> None:
-    print(f"[tune] {text}", flush=True)

@@ -15,11 +15,14 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import yaml
 
+from fulcrum.log import stage_log
 from fulcrum.recipe import Recipe, validate_recipe
 from fulcrum.tune.campaign import DRIVER_MEMORY_FILE, trial_resources
 from fulcrum.tune.pareto import pareto_front
 from fulcrum.tune.space import trial_recipe
 from fulcrum.tune.trial import CLONES_FILE
+
+log = stage_log("tune")
 
 COST_COLUMNS = {"latency": "cost_latency_ms", "size": "cost_size_mb"}
 STATUS_COLOURS = {"finished": "#2a7", "stopped": "#e90", "error": "#c33"}
@@ -56,11 +59,11 @@ def write_campaign(
     if best:
         write_best_recipe(staging / "best_recipe.yaml", recipe, best, metric)
     plots(staging, rows, recipe, metric)
-    print(format_table(rows, recipe, metric), flush=True)
+    log.info(format_table(rows, recipe, metric))
     summary = _summary(rows, best, front, metric, elapsed_s)
     if pbt:
         summary["clones"] = len(clones)
-    _say(
+    log.info(
         f"{summary['trials']} trial(s): {summary['finished']} finished, {summary['stopped']} "
         f"stopped early, {summary['errors']} failed; {summary['trial_epochs']:g} trial-epochs "
         f"in {elapsed_s:.0f}s"
@@ -490,7 +493,3 @@ def plot_population(
     figure.tight_layout()
     figure.savefig(path, dpi=110)
     plt.close(figure)
-
-
-def _say(text: str) -> None:
-    print(f"[tune] {text}", flush=True)

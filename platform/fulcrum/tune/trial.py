@@ -36,10 +36,12 @@ def run_trial(
 
     from fulcrum.artifacts import open_artifact
     from fulcrum.data import load_splits
+    from fulcrum.log import configure as configure_output
     from fulcrum.train.stage import train_artifact_dir
-    from fulcrum.tune.campaign import manifest_hash, say, trial_resources
+    from fulcrum.tune.campaign import log, manifest_hash, trial_resources
     from fulcrum.tune.cost import deployed_cost, describe, texts_of
 
+    configure_output()  # this trial's process: the level the command was given
     campaign_recipe = validate_recipe(base)
     trial_id = tune.get_context().get_trial_id()
     recipe = validate_recipe(
@@ -49,7 +51,7 @@ def run_trial(
     origin = (start.get_metadata() or {}) if start is not None else {}
     if origin.get("trial_id") not in (None, trial_id):
         _note_clone(Path(trials_dir).parent, trial_id, origin, config)
-        say(
+        log.info(
             f"trial {trial_id} continues trial {origin['trial_id']}'s epoch-{origin.get('epoch')} "
             "weights with " + ", ".join(f"{key}={_short(value)}" for key, value in config.items())
         )
@@ -95,7 +97,7 @@ def run_trial(
             recipe.task.type,
             threads=max(1, int(trial_resources(recipe)["CPU"])),
         )
-        say(f"trial {trial_id}: {describe(cost)}")
+        log.info(f"trial {trial_id}: {describe(cost)}")
         final |= cost
     # No `epoch` here: the schedulers judge epochs, and this report is not one.
     tune.report(final)
