@@ -93,6 +93,8 @@ def quiet_libraries() -> None:
     verbose = verbosity() >= VERBOSE
     for name in LIBRARIES:
         logging.getLogger(name).setLevel(logging.INFO if verbose else logging.ERROR)
+    # Some log through the root logger itself (ONNX Runtime's quantiser does).
+    logging.getLogger().setLevel(logging.WARNING if verbose else logging.ERROR)
     if not verbose:
         # Deprecation and future-change notices say nothing a user of Fulcrum can act on.
         for category in (FutureWarning, DeprecationWarning, UserWarning):

@@ -1,15 +1,33 @@
 import logging
 
+import pytest
+
 from fulcrum.log import StageFormatter
 from fulcrum.train.progress import ProgressPrinter, ProgressSink, format_seconds
 
 
-def _lines(caplog) -> list[str]:
-    return [StageFormatter().format(record) for record in caplog.records]
+class _Lines(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__()
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(StageFormatter().format(record))
 
 
-def test_lines_carry_rates_and_eta_from_engine_start(caplog):
-    caplog.set_level(logging.INFO, logger="fulcrum")
+@pytest.fixture
+def said():
+    """The lines the printer logs, as the CLI writes them."""
+    handler, logger = _Lines(), logging.getLogger("fulcrum.train")
+    level = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    yield handler.lines
+    logger.removeHandler(handler)
+    logger.setLevel(level)
+
+
+def test_lines_carry_rates_and_eta_from_engine_start(said):
     printer = ProgressPrinter(total_steps=100)
     printer.handle(
         {"type": "message", "text": "engines ready", "time": 1000.0, "clock_start": True}
@@ -34,7 +52,7 @@ def test_lines_carry_rates_and_eta_from_engine_start(caplog):
             "metrics": {"val_accuracy": 0.875, "val_entities": 12},
         }
     )
-    lines = _lines(caplog)
+    lines = said
     assert lines[0] == "[train] engines ready"
     assert lines[1] == (
         "[train] step 25/100 (25%) epoch 1 loss 0.5000 lr 1.00e-03 80.0 samples/s 900 tokens/s ETA 30s"
@@ -58,8 +76,7 @@ def test_format_seconds():
     assert format_seconds(float("nan")) == "?"
 
 
-def test_resumed_run_counts_its_rate_from_where_it_resumed(caplog):
-    caplog.set_level(logging.INFO, logger="fulcrum")
+def test_resumed_run_counts_its_rate_from_where_it_resumed(said):
     printer = ProgressPrinter(total_steps=100)
     printer.handle(
         {"type": "message", "text": "ready", "time": 0.0, "clock_start": True, "start_step": 60}
@@ -76,4 +93,4 @@ def test_resumed_run_counts_its_rate_from_where_it_resumed(caplog):
             "tokens_per_s": 1.0,
         }
     )
-    assert _lines(caplog)[-1].endswith("ETA 10s")  # 20 steps in 10 s, 20 to go
+    assert said[-1].endswith("ETA 10s")  # 20 steps in 10 s, 20 to go

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import csv
 import json
-import logging
 import shutil
 import tempfile
 import time
@@ -72,7 +71,9 @@ def train_worker(config: dict[str, Any]) -> None:
     import ray.train
     import torch.distributed as dist
 
-    _quiet_libraries()
+    # DeepSpeed's per-step INFO lines and Ray Train's per-report ones (through the root
+    # logger) would bury any real error in the workers' logs.
+    quiet_libraries()
     quiet_ray_data()
     # As many intra-op threads as CPUs reserved: more would contend with the other ranks.
     torch.set_num_threads(max(1, int(train_cfg.cpus_per_worker)))
@@ -583,12 +584,3 @@ def _number(text: str) -> Any:
     except ValueError:
         return text
     return int(number) if number.is_integer() and "." not in text and "e" not in text else number
-
-
-def _quiet_libraries() -> None:
-    """Keep worker logs to what a user needs: DeepSpeed's per-step INFO lines and the
-    library deprecation chatter would bury the progress and any real error."""
-    # Ray Train logs every report at INFO through a logger named by its file path, which
-    # only the root level reaches.
-    logging.getLogger().setLevel(logging.WARNING)
-    quiet_libraries()
