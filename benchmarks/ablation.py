@@ -370,8 +370,8 @@ def paired_change(row: dict, base: dict) -> str:
 
 
 def report(rows: list[dict]) -> str:
-    """The README's table: per technique, each dataset's test macro-F1 as mean ± std over
-    seeds, its paired change against the baseline, robustness and train time."""
+    """The table in docs/benchmarks.md: per technique, each dataset's test macro-F1 as mean ±
+    std over seeds, its paired change against the baseline, robustness and train time."""
     datasets = sorted({row["dataset"] for row in rows}, key=["fpb50", "banking77"].index)
     by = {(row["dataset"], row["technique"]): row for row in rows}
     header = ["technique"]
@@ -415,7 +415,7 @@ def main() -> None:
     parser.add_argument(
         "--report",
         action="store_true",
-        help="print the README table and redraw the plot from the results file",
+        help="print the docs/benchmarks.md table and redraw the plot from the results file",
     )
     args = parser.parse_args()
     if args.report:

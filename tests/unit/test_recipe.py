@@ -3,10 +3,9 @@
 from pathlib import Path
 
 import pytest
-from pydantic import BaseModel
 
 from fulcrum.errors import RecipeError
-from fulcrum.recipe import Recipe, apply_overrides, load_recipe, validate_recipe
+from fulcrum.recipe import apply_overrides, load_recipe, validate_recipe
 
 MINIMAL = {"name": "demo", "data": {"path": "data.csv"}}
 
@@ -185,22 +184,6 @@ def test_hash_changes_with_content_and_sections_hash_independently():
     assert base.hash != changed.hash
     assert base.section_hash("data") == changed.section_hash("data")
     assert base.section_hash("train") != changed.section_hash("train")
-
-
-def test_every_field_is_documented():
-    def walk(model):
-        for name, field in model.model_fields.items():
-            annotation = field.annotation
-            if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-                yield from walk(annotation)
-            else:
-                yield model.__name__, name, field.description
-
-    undocumented = [(model, name) for model, name, description in walk(Recipe) if not description]
-    assert undocumented == []
-
-
-# --------------------------------------------------------------------------- toolbox
 
 
 def test_toolbox_sections_validate_and_default():
