@@ -378,10 +378,15 @@ class DistillSection(Section):
 class ExportSection(Section):
     opset: int = Field(18, ge=14, le=23, description="ONNX opset version.")
     max_abs_logit_diff: float = Field(
-        1e-3, gt=0, description="Largest |logit(ONNX) - logit(PyTorch)| allowed on validation."
+        1e-3,
+        gt=0,
+        description="Largest |logit(ONNX) - logit(PyTorch)| allowed on validation or test.",
     )
     max_metric_drop: float = Field(
-        0.5, ge=0, description="Largest validation metric drop allowed, in percentage points."
+        1.0,
+        ge=0,
+        description="Largest drop of the task metric (points) on validation or test against "
+        "the PyTorch parent; the same gate, and default, as compress.max_metric_drop.",
     )
 
 

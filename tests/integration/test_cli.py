@@ -59,7 +59,7 @@ def test_fulcrum_run_on_s3_trains_exports_serves_answers_and_compress_follows(
         r"checkpoints in s3://fulcrum/cli/tiny/_ray/tiny-[0-9a-f]{12}\?endpoint", output
     )
     assert re.search(r"validation: accuracy \d\.\d{4}  macro-F1 \d\.\d{4}  examples 18", output)
-    assert "[export] parity on 18 validation texts" in output
+    assert "[export] parity on 18 validation and 18 test texts" in output
     answers = re.findall(
         r"\[serve\] POST /v1/models/tiny/predict '(.*)' -> (apple|car|tax) \((\d\.\d\d)\)",
         output,

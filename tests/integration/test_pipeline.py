@@ -62,11 +62,14 @@ def test_merged_config_carries_the_label_names(pipeline):
 def test_export_matches_pytorch_within_tolerance(pipeline):
     recipe, train_dir, export_dir = pipeline
     artifact = open_artifact(export_dir, kind="export")
-    parity = artifact.metrics["parity"]
-    assert parity["examples"] == 18
-    assert 0 <= parity["max_abs_logit_diff"] <= recipe.export.max_abs_logit_diff
-    assert parity["prediction_agreement"] == 1.0
-    assert parity["onnx"] == parity["pytorch"]
+    gate = artifact.metrics["gate"]
+    assert set(gate) == {"validation", "test"}  # the compress stage's gate, on both splits
+    for parity in gate.values():
+        assert parity["examples"] == 18
+        assert 0 <= parity["max_abs_logit_diff"] <= recipe.export.max_abs_logit_diff
+        assert parity["prediction_agreement"] == 1.0
+        assert parity["metrics"] == parity["parent_metrics"]
+    assert artifact.manifest["deployable"] is True and "variant" not in artifact.manifest
     assert artifact.manifest["parent"]["path"] == str(train_dir.resolve())
     assert artifact.manifest["onnx"]["inputs"] == ["input_ids", "attention_mask", "token_type_ids"]
 
@@ -106,7 +109,8 @@ def test_export_out_of_tolerance_fails_loudly_and_keeps_the_good_artifact(
     before = (export_dir / "manifest.json").read_text()
     with pytest.raises(
         ParityError,
-        match=r"ONNX export rejected: max \|logit difference\| .* > export.max_abs_logit_diff 1e-15",
+        match=r"ONNX export rejected: validation max \|logit difference\| .* > "
+        r"export.max_abs_logit_diff 1e-15",
     ):
         export(strict, train_dir)
     assert (export_dir / "manifest.json").read_text() == before

@@ -6,10 +6,10 @@ from pathlib import Path
 import pytest
 
 from fulcrum.artifacts import Artifact
-from fulcrum.compress.gate import verdict
+from fulcrum.compress.gate import Tolerance, verdict
 from fulcrum.compress.report import markdown, write_report
 from fulcrum.errors import ArtifactError
-from fulcrum.recipe import CompressSection, CompressVariant
+from fulcrum.recipe import CompressSection, CompressVariant, ExportSection
 
 
 def gate(drop_validation, drop_test, logit_diff=1e-6):
@@ -20,16 +20,35 @@ def gate(drop_validation, drop_test, logit_diff=1e-6):
 
 
 def test_a_variant_is_deployable_only_within_the_recipes_limits():
-    settings = CompressSection(max_metric_drop=1.0, max_abs_logit_diff=1e-3)
-    int8 = CompressVariant(kind="dynamic_int8")
-    assert verdict(gate(0.4, -0.2, logit_diff=0.9), int8, settings) == (True, [])
-    deployable, reasons = verdict(gate(0.4, 1.6), int8, settings)
+    tolerance = Tolerance.of("compress", CompressSection(max_metric_drop=1.0))
+    assert verdict(gate(0.4, -0.2, logit_diff=0.9), "dynamic_int8", tolerance) == (True, [])
+    deployable, reasons = verdict(gate(0.4, 1.6), "dynamic_int8", tolerance)
     assert not deployable
     assert reasons == ["test accuracy drops 1.60 points > compress.max_metric_drop 1"]
-    fp32 = CompressVariant(kind="fp32")
-    deployable, reasons = verdict(gate(0.0, 0.0, logit_diff=0.01), fp32, settings)
+    deployable, reasons = verdict(gate(0.0, 0.0, logit_diff=0.01), "fp32", tolerance)
     assert not deployable and len(reasons) == 2, "fp32 must match on both splits"
     assert "max |logit difference| 0.01 > compress.max_abs_logit_diff 0.001" in reasons[0]
+
+
+def test_export_and_compress_share_one_gate_and_its_defaults():
+    """The export stage is the fp32 variant under `export:`'s limits, named as such."""
+    export, compress = (
+        Tolerance.of("export", ExportSection()),
+        Tolerance.of("compress", CompressSection()),
+    )
+    assert (export.max_metric_drop, export.max_abs_logit_diff) == (
+        compress.max_metric_drop,
+        compress.max_abs_logit_diff,
+    )
+    deployable, reasons = verdict(gate(1.5, 0.0, logit_diff=2e-3), "fp32", export)
+    assert not deployable
+    assert reasons == [
+        "validation accuracy drops 1.50 points > export.max_metric_drop 1",
+        "validation max |logit difference| 0.002 > export.max_abs_logit_diff 0.001 "
+        "(fp32 must match)",
+        "test max |logit difference| 0.002 > export.max_abs_logit_diff 0.001 (fp32 must match)",
+    ]
+    assert verdict(gate(-0.5, 0.0), "fp32", export) == (True, [])  # a gain is never a problem
 
 
 def test_static_int8_defaults_to_per_channel_scales():

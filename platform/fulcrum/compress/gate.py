@@ -15,7 +15,6 @@ import numpy as np
 import pyarrow as pa
 import torch
 
-from fulcrum.recipe import CompressSection, CompressVariant
 from fulcrum.tasks import Task, model_inputs
 from fulcrum.train.merge import table_batches
 
@@ -81,21 +80,36 @@ def evaluate_variant(
     return report
 
 
-def verdict(
-    gate: dict[str, Any], variant: CompressVariant, settings: CompressSection
-) -> tuple[bool, list[str]]:
-    """(deployable, the reasons it is not), in the recipe's own terms."""
+@dataclass(frozen=True)
+class Tolerance:
+    """How far a model may be from its PyTorch parent, and the recipe section that says so
+    (the export stage's `export:`, the compress stage's `compress:`), named in the reasons."""
+
+    section: str
+    max_metric_drop: float
+    max_abs_logit_diff: float
+
+    @classmethod
+    def of(cls, section: str, settings) -> Tolerance:
+        return cls(section, settings.max_metric_drop, settings.max_abs_logit_diff)
+
+
+def verdict(gate: dict[str, Any], kind: str, tolerance: Tolerance) -> tuple[bool, list[str]]:
+    """(deployable, the reasons it is not), in the recipe's own terms. Every kind is held
+    to the metric drop on each split; fp32, which only changes the runtime, must also match
+    the parent's logits."""
     reasons = []
+    key = tolerance.section
     for split, result in gate.items():
-        if result["metric_drop_points"] > settings.max_metric_drop:
+        if result["metric_drop_points"] > tolerance.max_metric_drop:
             reasons.append(
                 f"{split} {result['metric']} drops {result['metric_drop_points']:.2f} points "
-                f"> compress.max_metric_drop {settings.max_metric_drop:g}"
+                f"> {key}.max_metric_drop {tolerance.max_metric_drop:g}"
             )
-        if variant.kind == "fp32" and result["max_abs_logit_diff"] > settings.max_abs_logit_diff:
+        if kind == "fp32" and result["max_abs_logit_diff"] > tolerance.max_abs_logit_diff:
             reasons.append(
                 f"{split} max |logit difference| {result['max_abs_logit_diff']:.3g} > "
-                f"compress.max_abs_logit_diff {settings.max_abs_logit_diff:g} (fp32 must match)"
+                f"{key}.max_abs_logit_diff {tolerance.max_abs_logit_diff:g} (fp32 must match)"
             )
     return not reasons, reasons
 
