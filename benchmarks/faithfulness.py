@@ -126,9 +126,8 @@ def main() -> None:
 
 def test_texts(train_dir: Path, min_words: int) -> list[str]:
     from fulcrum.artifacts import open_artifact
-    from fulcrum.data import load_splits
+    from fulcrum.data import load_splits, texts_of
     from fulcrum.recipe import validate_recipe
-    from fulcrum.tune.cost import texts_of
 
     recipe = validate_recipe(open_artifact(train_dir, kind="train").settled_recipe)
     splits = load_splits(recipe.data, recipe.seed, recipe.task.type)

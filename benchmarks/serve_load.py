@@ -211,9 +211,8 @@ def model_artifacts() -> tuple[Path, Path]:
 
 def validation_texts(train_dir: Path) -> list[str]:
     from fulcrum.artifacts import open_artifact
-    from fulcrum.data import load_splits
+    from fulcrum.data import load_splits, texts_of
     from fulcrum.recipe import validate_recipe
-    from fulcrum.tune.cost import texts_of
 
     recipe = validate_recipe(open_artifact(train_dir, kind="train").settled_recipe)
     splits = load_splits(recipe.data, recipe.seed, recipe.task.type)

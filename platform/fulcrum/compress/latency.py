@@ -17,9 +17,14 @@ MIN_BATCHES = 6
 
 
 def encode_for_timing(
-    tokenizer, texts: list[str], max_length: int, input_names: list[str]
+    tokenizer,
+    texts: list[str],
+    max_length: int,
+    input_names: list[str],
+    batch_size: int = BATCH,
 ) -> tuple[list[dict[str, np.ndarray]], list[dict[str, np.ndarray]]]:
-    """(one-text inputs, batch-of-32 inputs), each a feed of int64 arrays."""
+    """(one-text inputs, batch inputs of `batch_size` texts, at least MIN_BATCHES of them),
+    each a feed of int64 arrays."""
 
     def encode(chunk: list[str]) -> dict[str, np.ndarray]:
         encoded = tokenizer(
@@ -28,10 +33,9 @@ def encode_for_timing(
         return {name: np.asarray(encoded[name], dtype=np.int64) for name in input_names}
 
     singles = [encode([text]) for text in texts]
-    pool = texts * (1 + BATCH * MIN_BATCHES // max(1, len(texts)))
-    batches = [
-        encode(pool[start : start + BATCH]) for start in range(0, BATCH * MIN_BATCHES, BATCH)
-    ]
+    total = batch_size * MIN_BATCHES
+    pool = texts * (1 + total // max(1, len(texts)))
+    batches = [encode(pool[start : start + batch_size]) for start in range(0, total, batch_size)]
     return singles, batches
 
 
@@ -41,7 +45,7 @@ def measure(
     batches: list[dict[str, np.ndarray]],
 ) -> dict[str, float]:
     one = _timings(run, singles)
-    many = _timings(run, batches)
+    many = measure_batches(run, batches)
     return {
         "batch1_p50_ms": _percentile(one, 50),
         "batch1_p95_ms": _percentile(one, 95),
@@ -49,6 +53,17 @@ def measure(
         "batch32_p95_ms": _percentile(many, 95),
         "throughput_per_s": BATCH * len(many) / (sum(many) / 1000),
     }
+
+
+def measure_batches(
+    run: Callable[[dict[str, np.ndarray]], Any], batches: list[dict[str, np.ndarray]]
+) -> list[float]:
+    """Milliseconds per batch, after WARMUP untimed runs."""
+    return _timings(run, batches)
+
+
+def p50(timings: list[float]) -> float:
+    return _percentile(timings, 50)
 
 
 def onnx_runner(session) -> Callable[[dict[str, np.ndarray]], Any]:

@@ -30,12 +30,12 @@ from fulcrum.compress.gate import Tolerance
 from fulcrum.compress.latency import encode_for_timing, measure, onnx_runner, torch_runner
 from fulcrum.compress.report import write_report
 from fulcrum.compress.variants import calibration_batches
+from fulcrum.data import texts_of
 from fulcrum.inference.predictor import MODEL_FILE
 from fulcrum.log import stage_log
 from fulcrum.recipe import CompressSection, CompressVariant, Recipe
 from fulcrum.storage import output_root
 from fulcrum.train.merge import MERGED_DIR
-from fulcrum.tune.cost import texts_of
 
 log = stage_log("compress")
 

@@ -176,3 +176,12 @@ SOURCES: dict[str, _Source] = {
         strata=lambda table: np.zeros(table.num_rows, dtype=np.int64),
     ),
 }
+
+
+def texts_of(table: pa.Table, limit: int) -> list[str]:
+    """Plain texts of a split (token lists joined with spaces), at most `limit`: what
+    latency is timed on and what static INT8 calibrates on."""
+    rows = table.slice(0, limit)
+    if "text" in rows.column_names:
+        return [str(text) for text in rows.column("text").to_pylist()]
+    return [" ".join(tokens) for tokens in rows.column("tokens").to_pylist()]

@@ -35,11 +35,11 @@ def run_trial(
     from ray import tune
 
     from fulcrum.artifacts import open_artifact
-    from fulcrum.data import load_splits
+    from fulcrum.data import load_splits, texts_of
     from fulcrum.log import configure as configure_output
     from fulcrum.train.stage import train_artifact_dir
     from fulcrum.tune.campaign import log, manifest_hash, trial_resources
-    from fulcrum.tune.cost import deployed_cost, describe, texts_of
+    from fulcrum.tune.cost import deployed_cost, describe
 
     configure_output()  # this trial's process: the level the command was given
     campaign_recipe = validate_recipe(base)
@@ -96,6 +96,7 @@ def run_trial(
             validate_recipe(artifact.settled_recipe).model.max_length,
             recipe.task.type,
             threads=max(1, int(trial_resources(recipe)["CPU"])),
+            opset=recipe.export.opset,
         )
         log.info(f"trial {trial_id}: {describe(cost)}")
         final |= cost
