@@ -26,9 +26,9 @@ from pathlib import Path
 from typing import Any
 
 from fulcrum.errors import ArtifactError
-from fulcrum.storage import local_path, publish, refresh, remote_of
+from fulcrum.storage import MANIFEST, local_path, publish, refresh, remote_of
 
-MANIFEST = "manifest.json"
+__all__ = ["MANIFEST", "Artifact", "open_artifact", "recipe_hash_of", "staged_artifact"]
 # A disk or quota that is full, a file-size limit, a file system mounted read-only.
 WRITE_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS)
 FORMAT_VERSION = 1
@@ -168,6 +168,12 @@ def open_artifact(path: str | Path, kind: str | None = None, verify: bool = True
                     "(the file was truncated, corrupted or changed after it was written)"
                 )
     return Artifact(path=path, manifest=manifest)
+
+
+def recipe_hash_of(artifact_dir: Path) -> str | None:
+    """The hash of the recipe an artifact was made from, without verifying its files: how a
+    stage tells whether its artifact is up to date."""
+    return json.loads((Path(artifact_dir) / MANIFEST).read_text()).get("recipe_hash")
 
 
 def sha256_file(path: Path) -> str:

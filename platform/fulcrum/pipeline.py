@@ -16,7 +16,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from fulcrum.artifacts import MANIFEST, open_artifact, sha256_file
+from fulcrum.artifacts import MANIFEST, open_artifact, recipe_hash_of, sha256_file
 from fulcrum.diagnosis import blocking
 from fulcrum.errors import ArtifactError, TrainingError
 from fulcrum.log import stage_log
@@ -110,11 +110,11 @@ def run_stages(
         return made
 
     if recipe.tune is not None:
-        from fulcrum.tune.campaign import campaign_artifact_dir, manifest_hash, tune
+        from fulcrum.tune.campaign import campaign_artifact_dir, tune
 
         target = campaign_artifact_dir(recipe, output_dir)
         refresh(target)
-        finished = (target / MANIFEST).is_file() and manifest_hash(target) == recipe.hash
+        finished = (target / MANIFEST).is_file() and recipe_hash_of(target) == recipe.hash
         campaign = open_artifact(tune(recipe, output_dir), kind="tune")  # skips a finished one
         run.artifacts["tune"] = campaign.path
         run.actions["tune"] = "skipped" if finished else "ran"

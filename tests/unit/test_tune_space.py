@@ -116,7 +116,8 @@ def test_best_trial_prefers_finished_trials_and_earlier_ones_on_ties():
 
 
 def test_asha_judges_epochs_and_never_stops_a_trial_at_its_last_epoch():
-    from fulcrum.tune.campaign import _scheduler, max_epochs
+    from fulcrum.tune.campaign import _scheduler
+    from fulcrum.tune.plan import max_epochs
 
     recipe = validate_recipe(
         {
@@ -211,7 +212,7 @@ def test_clone_ledger_is_read_once_per_clone(tmp_path):
 
 
 def test_trial_budget_counts_every_grid_crossing():
-    from fulcrum.tune.campaign import trial_budget
+    from fulcrum.tune.plan import trial_budget
 
     recipe = recipe_with(
         {"peft.r": {"grid": [4, 8]}, "train.epochs": {"grid": [1, 2, 3]}},

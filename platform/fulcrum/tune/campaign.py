@@ -18,7 +18,6 @@ error and the campaign goes on.
 from __future__ import annotations
 
 import json
-import math
 import os
 import shutil
 import signal
@@ -29,14 +28,16 @@ from typing import Any
 
 from ray.tune import Callback
 
-from fulcrum.artifacts import staged_artifact, write_manifest
+from fulcrum.artifacts import recipe_hash_of, staged_artifact, write_manifest
 from fulcrum.errors import RecipeError
 from fulcrum.log import stage_log
 from fulcrum.recipe import Recipe
 from fulcrum.runtime import init_ray
 from fulcrum.storage import output_root, refresh
 from fulcrum.train.progress import format_seconds
+from fulcrum.tune.plan import concurrency, max_epochs, trial_budget
 from fulcrum.tune.population import check_population_fits, pbt_scheduler
+from fulcrum.tune.report import DRIVER_MEMORY_FILE, write_campaign
 from fulcrum.tune.space import param_space
 from fulcrum.tune.trial import run_trial
 
@@ -44,7 +45,6 @@ log = stage_log("tune")
 
 KIND = "tune"
 SEARCH_DIR = "search"  # Tune's experiment folder inside the run folder
-DRIVER_MEMORY_FILE = "driver_memory.jsonl"
 TRIAL_DRIVER_MEMORY = 256 * 2**20  # bytes of Ray's memory resource per trial driver
 
 
@@ -59,13 +59,12 @@ def campaign_work_dir(recipe: Recipe, output_dir: str | Path | None = None) -> P
 
 
 def tune(recipe: Recipe, output_dir: str | Path | None = None) -> Path:
-    from fulcrum.tune.report import write_campaign
 
     if recipe.tune is None:
         raise RecipeError(f"{recipe.name}: the recipe has no tune section to run a campaign from")
     target = campaign_artifact_dir(recipe, output_dir)
     refresh(target)  # under a URI output_dir, the URI says whether it finished
-    if (target / "manifest.json").is_file() and manifest_hash(target) == recipe.hash:
+    if (target / "manifest.json").is_file() and recipe_hash_of(target) == recipe.hash:
         log.info(f"this campaign finished already: {target} (delete it to run it again)")
         return target
     started = time.time()
@@ -74,7 +73,7 @@ def tune(recipe: Recipe, output_dir: str | Path | None = None) -> Path:
     os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "2")
     init_ray()
     if recipe.tune.scheduler == "pbt":
-        check_population_fits(recipe, _concurrency(recipe))
+        check_population_fits(recipe, concurrency(recipe))
     # The recipe as written names the campaign; an --auto plan (sized by a timing probe,
     # so not the same twice) is what runs.
     work = campaign_work_dir(recipe, output_dir)
@@ -82,7 +81,7 @@ def tune(recipe: Recipe, output_dir: str | Path | None = None) -> Path:
     if recipe.tune.auto:
         from fulcrum.tune.auto import plan_auto
 
-        plan = plan_auto(recipe, _concurrency(recipe))
+        plan = plan_auto(recipe, concurrency(recipe))
         recipe, first_trial = plan.recipe, plan.first_trial
         log.info(plan.description)
     tuner, resumed = _tuner(recipe, work, first_trial)
@@ -91,7 +90,7 @@ def tune(recipe: Recipe, output_dir: str | Path | None = None) -> Path:
         ("resuming" if resumed else "starting")
         + f" campaign in {work}: up to {trial_budget(recipe)} trial(s) of "
         f"{', '.join(settings.space)}; {settings.searcher} search, scheduler {settings.scheduler}, "
-        f"{_concurrency(recipe)} at a time, val_{recipe.tune_metric} ({settings.mode})"
+        f"{concurrency(recipe)} at a time, val_{recipe.tune_metric} ({settings.mode})"
         + (f", cost: {settings.cost}" if settings.cost != "none" else "")
     )
     grid, interrupted = _fit_noting_interrupt(tuner)
@@ -179,7 +178,7 @@ def _tuner(recipe: Recipe, work: Path, first_trial: dict[str, Any] | None = None
             search_alg=_search_algorithm(recipe, first_trial),
             scheduler=_scheduler(recipe),
             num_samples=settings.num_samples,
-            max_concurrent_trials=_concurrency(recipe) if settings.searcher == "optuna" else None,
+            max_concurrent_trials=concurrency(recipe) if settings.searcher == "optuna" else None,
             time_budget_s=settings.time_budget_s,
         ),
         run_config=tune.RunConfig(
@@ -211,7 +210,7 @@ def _search_algorithm(recipe: Recipe, first_trial: dict[str, Any] | None = None)
     from ray.tune.search import BasicVariantGenerator
 
     # PBT compares the trials alive at once: the whole population starts together.
-    limit = 0 if settings.scheduler == "pbt" else _concurrency(recipe)
+    limit = 0 if settings.scheduler == "pbt" else concurrency(recipe)
     return BasicVariantGenerator(random_state=seed, max_concurrent=limit, points_to_evaluate=points)
 
 
@@ -232,54 +231,6 @@ def _scheduler(recipe: Recipe):
         # A trial that reaches the last epoch must be left to write its artifact.
         stop_last_trials=False,
     )
-
-
-def max_epochs(recipe: Recipe) -> int:
-    """The most epochs a trial runs: the searched maximum, else the recipe's epochs (settled
-    from the data when the recipe leaves them unset, as each trial will)."""
-    dimension = recipe.tune.space.get("train.epochs")
-    if dimension:
-        return int(max(dimension.extremes))
-    if recipe.train.epochs is not None:
-        return recipe.train.epochs
-    from fulcrum.train.settle import settle_from_files
-
-    return settle_from_files(recipe).recipe.train.epochs
-
-
-def trial_budget(recipe: Recipe) -> int:
-    """Trials the campaign runs at most: num_samples, times every crossing of `grid` values."""
-    crossings = math.prod(
-        len(dimension.grid) for dimension in recipe.tune.space.values() if dimension.kind == "grid"
-    )
-    return recipe.tune.num_samples * crossings
-
-
-def trial_resources(recipe: Recipe) -> dict[str, float]:
-    train = recipe.train
-    return {
-        "CPU": train.workers * train.cpus_per_worker,
-        "GPU": float(train.workers) if train.use_gpu else 0.0,
-    }
-
-
-def _concurrency(recipe: Recipe) -> int:
-    """As many trials as the cluster holds at once (or what the recipe says)."""
-    if recipe.tune.max_concurrent_trials:
-        return recipe.tune.max_concurrent_trials
-    import ray
-
-    available = ray.cluster_resources()
-    fits = [
-        int(available.get(name, 0) // need)
-        for name, need in trial_resources(recipe).items()
-        if need
-    ]
-    return max(1, min(fits))
-
-
-def manifest_hash(artifact_dir: Path) -> str | None:
-    return json.loads((artifact_dir / "manifest.json").read_text()).get("recipe_hash")
 
 
 class CampaignProgress(Callback):

@@ -12,6 +12,7 @@ from ray.tune.schedulers import PopulationBasedTraining, TrialScheduler
 
 from fulcrum.errors import RecipeError
 from fulcrum.recipe import Recipe
+from fulcrum.tune.plan import trial_budget, trial_resources
 from fulcrum.tune.space import ray_domain
 
 # PBT's clock: the epoch of every evaluation but a trial's last. Cloning at the last epoch
@@ -35,7 +36,6 @@ def check_population_fits(recipe: Recipe, fits: int) -> None:
     waiting for its Train workers' CPUs (the trial itself asks for none), so trials beyond
     what the cluster holds would only start once others finished, in a population of their
     own. Better to say so before anything runs. `fits`: trials the cluster holds at once."""
-    from fulcrum.tune.campaign import trial_budget, trial_resources
 
     population = trial_budget(recipe)
     if population > fits:

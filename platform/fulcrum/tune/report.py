@@ -17,12 +17,14 @@ import yaml
 
 from fulcrum.log import stage_log
 from fulcrum.recipe import Recipe, validate_recipe
-from fulcrum.tune.campaign import DRIVER_MEMORY_FILE, trial_resources
 from fulcrum.tune.pareto import pareto_front
+from fulcrum.tune.plan import trial_resources
 from fulcrum.tune.space import trial_recipe
 from fulcrum.tune.trial import CLONES_FILE
 
 log = stage_log("tune")
+
+DRIVER_MEMORY_FILE = "driver_memory.jsonl"  # the driver's RSS as each trial ended
 
 COST_COLUMNS = {"latency": "cost_latency_ms", "size": "cost_size_mb"}
 STATUS_COLOURS = {"finished": "#2a7", "stopped": "#e90", "error": "#c33"}

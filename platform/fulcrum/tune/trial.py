@@ -19,10 +19,15 @@ from typing import Any
 
 from ray.train.v2.api.callback import UserCallback
 
+from fulcrum.artifacts import recipe_hash_of
+from fulcrum.log import stage_log
 from fulcrum.recipe import validate_recipe
 from fulcrum.runtime import beside_this_process
+from fulcrum.tune.plan import trial_resources
 from fulcrum.tune.population import PBT_TIME_ATTR
 from fulcrum.tune.space import trial_recipe
+
+log = stage_log("tune")
 
 COST_TEXTS = 320
 CLONES_FILE = "clones.jsonl"  # in the campaign's work folder: which trial continued which
@@ -38,7 +43,6 @@ def run_trial(
     from fulcrum.data import load_splits, texts_of
     from fulcrum.log import configure as configure_output
     from fulcrum.train.stage import train_artifact_dir
-    from fulcrum.tune.campaign import log, manifest_hash, trial_resources
     from fulcrum.tune.cost import deployed_cost, describe
 
     configure_output()  # this trial's process: the level the command was given
@@ -57,7 +61,7 @@ def run_trial(
         )
         _forget_runs(recipe)
     done = train_artifact_dir(recipe)
-    if (done / "manifest.json").is_file() and manifest_hash(done) == recipe.hash:
+    if (done / "manifest.json").is_file() and recipe_hash_of(done) == recipe.hash:
         # Finished before the driver was interrupted, after Tune last saved its state.
         artifact = open_artifact(done, kind="train")
     elif pbt:
