@@ -92,12 +92,12 @@ def steps_csv_rates(artifact_dir: Path, skip_first: int = 1) -> dict[str, float]
 def train_or_reuse(raw: dict[str, Any]):
     """(recipe, training artifact): a finished artifact trained from the same recipe is read
     back rather than trained again; an interrupted run resumes from its last checkpoint."""
-    from fulcrum.artifacts import open_artifact
+    from fulcrum.artifacts import artifact_dir, open_artifact
     from fulcrum.recipe import validate_recipe
-    from fulcrum.train.stage import train, train_artifact_dir
+    from fulcrum.train.stage import train
 
     recipe = validate_recipe(raw)
-    finished = train_artifact_dir(recipe)
+    finished = artifact_dir(recipe, "train")
     if (finished / "manifest.json").is_file():
         artifact = open_artifact(finished, kind="train")
         if artifact.manifest["recipe_hash"] == recipe.hash:

@@ -57,12 +57,11 @@ def ner_model():
     """benchmarks/ner.py's CoNLL-2003 model as it was trained (an artifact from before the
     recipe gained fields whose defaults change nothing is still that model); trained here
     only when missing."""
-    from fulcrum.artifacts import open_artifact
+    from fulcrum.artifacts import artifact_dir, open_artifact
     from fulcrum.recipe import validate_recipe
-    from fulcrum.train.stage import train_artifact_dir
 
     raw = ner_recipe("conll2003", 3, OUTPUT_DIR)
-    existing = train_artifact_dir(validate_recipe(raw))
+    existing = artifact_dir(validate_recipe(raw), "train")
     if (existing / "manifest.json").is_file():
         artifact = open_artifact(existing, kind="train")
         print(f"[benchmark] ner: using {existing}", flush=True)

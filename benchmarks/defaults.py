@@ -167,13 +167,13 @@ def trained(raw: dict[str, Any]):
     settled the same way, is there, else trained (an interrupted run resumes from its
     checkpoints). The minimal recipe's hash does not change when the defaults do, so an
     artifact from earlier rules is retrained, not reported as theirs."""
-    from fulcrum.artifacts import open_artifact
+    from fulcrum.artifacts import artifact_dir, open_artifact
     from fulcrum.recipe import validate_recipe
     from fulcrum.train.settle import settle_from_files
-    from fulcrum.train.stage import train, train_artifact_dir
+    from fulcrum.train.stage import train
 
     recipe = validate_recipe(raw)
-    target = train_artifact_dir(recipe)
+    target = artifact_dir(recipe, "train")
     if (target / "manifest.json").is_file():
         artifact = open_artifact(target, kind="train")
         settled = settle_from_files(recipe).recipe.to_dict()

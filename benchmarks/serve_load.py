@@ -198,12 +198,13 @@ def main() -> None:
 
 
 def model_artifacts() -> tuple[Path, Path]:
-    from fulcrum.compress.stage import compress, compress_artifact_dir, variant_dir
+    from fulcrum.artifacts import artifact_dir
+    from fulcrum.compress.stage import compress, variant_dir
     from fulcrum.recipe import validate_recipe
 
     recipe, trained = train_or_reuse(fpb_recipe())
     recipe = validate_recipe({**recipe.to_dict(), "compress": {"variants": [VARIANT]}})
-    folder = variant_dir(compress_artifact_dir(recipe), VARIANT["name"])
+    folder = variant_dir(artifact_dir(recipe, "compress"), VARIANT["name"])
     if not (folder / "manifest.json").is_file():
         folder = variant_dir(compress(recipe, trained.path), VARIANT["name"])
     return Path(trained.path), folder

@@ -73,12 +73,12 @@ def campaign_recipe(
 
 
 def run(name: str, raw: dict) -> dict:
-    from fulcrum.artifacts import open_artifact
+    from fulcrum.artifacts import artifact_dir, open_artifact
     from fulcrum.recipe import validate_recipe
-    from fulcrum.tune.campaign import campaign_artifact_dir, tune
+    from fulcrum.tune.campaign import tune
 
     recipe = validate_recipe(raw)
-    target = campaign_artifact_dir(recipe)
+    target = artifact_dir(recipe, "tune")
     if (target / "manifest.json").is_file() and (
         json.loads((target / "manifest.json").read_text())["recipe_hash"] == recipe.hash
     ):

@@ -26,9 +26,19 @@ from pathlib import Path
 from typing import Any
 
 from fulcrum.errors import ArtifactError
-from fulcrum.storage import MANIFEST, local_path, publish, refresh, remote_of
+from fulcrum.storage import MANIFEST, local_path, output_root, publish, refresh, remote_of
 
-__all__ = ["MANIFEST", "Artifact", "open_artifact", "recipe_hash_of", "staged_artifact"]
+__all__ = [
+    "MANIFEST",
+    "Artifact",
+    "artifact_dir",
+    "open_artifact",
+    "recipe_hash_of",
+    "staged_artifact",
+]
+
+# What each stage writes, named after it: <output_dir>/<recipe name>/<stage>.
+STAGES = ("train", "export", "compress", "tune")
 # A disk or quota that is full, a file-size limit, a file system mounted read-only.
 WRITE_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS)
 FORMAT_VERSION = 1
@@ -168,6 +178,14 @@ def open_artifact(path: str | Path, kind: str | None = None, verify: bool = True
                     "(the file was truncated, corrupted or changed after it was written)"
                 )
     return Artifact(path=path, manifest=manifest)
+
+
+def artifact_dir(recipe, stage: str, output_dir: str | Path | None = None) -> Path:
+    """Where `stage`'s artifact of `recipe` lives (a local folder; a URI's local mirror):
+    the recipe's output_dir unless another is given."""
+    if stage not in STAGES:
+        raise ValueError(f"unknown stage {stage!r}; one of {', '.join(STAGES)}")
+    return output_root(output_dir or recipe.output_dir) / recipe.name / stage
 
 
 def recipe_hash_of(artifact_dir: Path) -> str | None:

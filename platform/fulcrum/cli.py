@@ -25,6 +25,7 @@ import sys
 import time
 from pathlib import Path
 
+from fulcrum.artifacts import artifact_dir
 from fulcrum.errors import FulcrumError
 from fulcrum.log import DEFAULT, QUIET, VERBOSE, stage_log
 from fulcrum.log import configure as configure_output
@@ -310,10 +311,9 @@ def _compress(recipe: Recipe, args) -> int:
 
 
 def _serve(recipe: Recipe, args) -> int:
-    from fulcrum.compress.export import export_artifact_dir
     from fulcrum.serve import launch
 
-    artifact = args.artifact or export_artifact_dir(recipe, args.output_dir)
+    artifact = args.artifact or artifact_dir(recipe, "export", args.output_dir)
     name = launch.served_name(artifact)
     base_url = launch.start({name: artifact}, recipe.serve, force=args.force)
     serve_log.info(f"serving {artifact} at {base_url}/v1/models/{name}/predict (Ctrl-C to stop)")

@@ -16,7 +16,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from fulcrum.artifacts import MANIFEST, open_artifact, recipe_hash_of, sha256_file
+from fulcrum.artifacts import MANIFEST, artifact_dir, open_artifact, recipe_hash_of, sha256_file
 from fulcrum.diagnosis import blocking
 from fulcrum.errors import ArtifactError, TrainingError
 from fulcrum.log import stage_log
@@ -90,10 +90,10 @@ def run_stages(
     is up to date; `rerun` names stages to run regardless. A model that has not learned
     (its training artifact says so) stops the run before export unless `force`. Returns
     the artifact to serve."""
-    from fulcrum.compress.export import export, export_artifact_dir
-    from fulcrum.compress.stage import compress, compress_artifact_dir, variant_dir
+    from fulcrum.compress.export import export
+    from fulcrum.compress.stage import compress, variant_dir
     from fulcrum.data import load_splits
-    from fulcrum.train.stage import train, train_artifact_dir
+    from fulcrum.train.stage import train
 
     run = PipelineRun()
 
@@ -110,9 +110,9 @@ def run_stages(
         return made
 
     if recipe.tune is not None:
-        from fulcrum.tune.campaign import campaign_artifact_dir, tune
+        from fulcrum.tune.campaign import tune
 
-        target = campaign_artifact_dir(recipe, output_dir)
+        target = artifact_dir(recipe, "tune", output_dir)
         refresh(target)
         finished = (target / MANIFEST).is_file() and recipe_hash_of(target) == recipe.hash
         campaign = open_artifact(tune(recipe, output_dir), kind="tune")  # skips a finished one
@@ -127,7 +127,7 @@ def run_stages(
         log.info(f"train: the campaign's best trial, {train_dir}")
         run.actions["train"] = "skipped"
     else:
-        target = train_artifact_dir(recipe, output_dir)
+        target = artifact_dir(recipe, "train", output_dir)
         splits = load_splits(recipe.data, recipe.seed, recipe.task.type)
         teacher = Path(recipe.distill.teacher) if recipe.distill else None
         reason = stale_reason(
@@ -149,7 +149,7 @@ def run_stages(
     def after_train(name: str, target: Path, kind: str) -> str | None:
         return stale_reason(target, kind, recipe, STAGE_SECTIONS[name], parent=train_dir)
 
-    target = export_artifact_dir(recipe, output_dir)
+    target = artifact_dir(recipe, "export", output_dir)
     run.artifacts["export"] = stage(
         "export",
         target,
@@ -158,7 +158,7 @@ def run_stages(
     )
     run.served = run.artifacts["export"]
     if recipe.compress is not None:
-        target = compress_artifact_dir(recipe, output_dir)
+        target = artifact_dir(recipe, "compress", output_dir)
         report = stage(
             "compress",
             target,

@@ -18,7 +18,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from fulcrum.artifacts import Artifact, open_artifact, write_json_atomic, write_manifest
+from fulcrum.artifacts import (
+    Artifact,
+    artifact_dir,
+    open_artifact,
+    write_json_atomic,
+    write_manifest,
+)
 from fulcrum.compress.gate import GateSplit, Tolerance, evaluate_variant, prepare_splits, verdict
 from fulcrum.compress.onnx_export import export_onnx, export_onnx_for_fusion
 from fulcrum.compress.variants import FUSABLE_MODEL_TYPES, build_variant
@@ -31,7 +37,6 @@ from fulcrum.models.classifier import load_tokenizer
 from fulcrum.recipe import CompressVariant, Recipe
 from fulcrum.tasks import TASKS, Task
 from fulcrum.train.merge import MERGED_DIR, TOKENIZER_DIR, load_merged
-from fulcrum.train.stage import train_artifact_dir
 
 log = stage_log("compress")
 
@@ -66,7 +71,7 @@ def open_parent(
     recipe: Recipe, train_dir: str | Path | None, output_dir: str | Path | None, doing: str
 ) -> Parent:
     """`doing` names the stage in the error a changed dataset gets ("exporting")."""
-    artifact = open_artifact(train_dir or train_artifact_dir(recipe, output_dir), kind="train")
+    artifact = open_artifact(train_dir or artifact_dir(recipe, "train", output_dir), kind="train")
     trained_with = Recipe.model_validate(artifact.settled_recipe)
     task = TASKS[trained_with.task.type]
     splits = load_splits(trained_with.data, trained_with.seed, task.name)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-from fulcrum.artifacts import staged_artifact
+from fulcrum.artifacts import artifact_dir, staged_artifact
 from fulcrum.compress.build import (
     Parent,
     build_and_gate,
@@ -25,15 +25,8 @@ from fulcrum.errors import ParityError
 from fulcrum.inference.predictor import MODEL_FILE
 from fulcrum.log import stage_log
 from fulcrum.recipe import CompressVariant, Recipe
-from fulcrum.storage import output_root
 
 log = stage_log("export")
-
-KIND = "export"
-
-
-def export_artifact_dir(recipe: Recipe, output_dir: str | Path | None = None) -> Path:
-    return output_root(output_dir or recipe.output_dir) / recipe.name / KIND
 
 
 def export(
@@ -41,7 +34,7 @@ def export(
 ) -> Path:
     parent = open_parent(recipe, train_dir, output_dir, "exporting")
     tolerance = Tolerance.of("export", recipe.export)
-    target = export_artifact_dir(recipe, output_dir)
+    target = artifact_dir(recipe, "export", output_dir)
     opset = recipe.export.opset
     log.info(f"exporting {parent.artifact.path} to ONNX (opset {opset})")
     with (

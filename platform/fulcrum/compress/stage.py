@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from fulcrum.artifacts import staged_artifact, write_manifest
+from fulcrum.artifacts import artifact_dir, staged_artifact, write_manifest
 from fulcrum.compress.build import (
     Built,
     Parent,
@@ -34,17 +34,12 @@ from fulcrum.data import texts_of
 from fulcrum.inference.predictor import MODEL_FILE
 from fulcrum.log import stage_log
 from fulcrum.recipe import CompressSection, CompressVariant, Recipe
-from fulcrum.storage import output_root
 from fulcrum.train.merge import MERGED_DIR
 
 log = stage_log("compress")
 
 KIND = "compress"
 VARIANTS_DIR = "variants"
-
-
-def compress_artifact_dir(recipe: Recipe, output_dir: str | Path | None = None) -> Path:
-    return output_root(output_dir or recipe.output_dir) / recipe.name / KIND
 
 
 def compress(
@@ -62,7 +57,7 @@ def compress(
         f"test {metric} (drop <= {settings.max_metric_drop:g} points), timed with {threads} thread(s)"
     )
     timing_texts = texts_of(parent.splits.validation, settings.latency_texts)
-    target = compress_artifact_dir(recipe, output_dir)
+    target = artifact_dir(recipe, "compress", output_dir)
     with (
         staged_artifact(target) as staging,
         tempfile.TemporaryDirectory(prefix="fulcrum-compress-") as scratch,

@@ -25,7 +25,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from fulcrum.artifacts import staged_artifact, write_json_atomic, write_manifest
+from fulcrum.artifacts import artifact_dir, staged_artifact, write_json_atomic, write_manifest
 from fulcrum.data import LabelledSplits, load_splits
 from fulcrum.data.augment import augment_split
 from fulcrum.errors import TrainingError
@@ -35,7 +35,7 @@ from fulcrum.models.methods import preflight
 from fulcrum.models.registry import resolve_model_dir
 from fulcrum.recipe import Recipe
 from fulcrum.runtime import beside_this_process, init_ray
-from fulcrum.storage import is_uri, join, output_root
+from fulcrum.storage import is_uri, join
 from fulcrum.tasks import TASKS, Task
 from fulcrum.train.deepspeed_config import deepspeed_config
 from fulcrum.train.distill import open_teacher, with_teacher_logits
@@ -56,10 +56,6 @@ from fulcrum.train.worker import ADAPTER_DIR, LOGS_DIR, STATE_FILE, train_worker
 log = stage_log("train")
 
 KIND = "train"
-
-
-def train_artifact_dir(recipe: Recipe, output_dir: str | Path | None = None) -> Path:
-    return output_root(output_dir or recipe.output_dir) / recipe.name / KIND
 
 
 def run_name(recipe: Recipe) -> str:
@@ -128,7 +124,7 @@ def _plan(recipe: Recipe, output_dir: str | Path | None) -> _Plan:
     )
     trained = settled.recipe
     overrides = config_overrides(model_dir, trained.model.architecture())
-    artifact_dir = train_artifact_dir(trained, output_dir)
+    target = artifact_dir(trained, "train", output_dir)
     return _Plan(
         written=recipe,
         recipe=trained,
@@ -143,8 +139,8 @@ def _plan(recipe: Recipe, output_dir: str | Path | None) -> _Plan:
         class_weights=class_weight_vector(
             trained.train.class_weights, _label_ids(splits.train), splits.label_names
         ),
-        artifact_dir=artifact_dir,
-        storage=trained.train.storage_path or _default_storage(trained, output_dir, artifact_dir),
+        artifact_dir=target,
+        storage=trained.train.storage_path or _default_storage(trained, output_dir, target),
     )
 
 
@@ -251,13 +247,13 @@ def _label_ids(table: pa.Table) -> np.ndarray:
     return column.to_numpy()
 
 
-def _default_storage(recipe: Recipe, output_dir: str | Path | None, artifact_dir: Path) -> str:
+def _default_storage(recipe: Recipe, output_dir: str | Path | None, target: Path) -> str:
     """Checkpoints go beside the artifact: under an output_dir that is a URI, to the URI
     itself, so that every node reads them and a run resumes on another machine."""
     location = str(output_dir or recipe.output_dir)
     if is_uri(location):
         return join(location.rstrip("/"), f"{recipe.name}/_ray")
-    return str((artifact_dir.parent / "_ray").resolve())
+    return str((target.parent / "_ray").resolve())
 
 
 def _training_table(

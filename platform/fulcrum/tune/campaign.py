@@ -28,7 +28,7 @@ from typing import Any
 
 from ray.tune import Callback
 
-from fulcrum.artifacts import recipe_hash_of, staged_artifact, write_manifest
+from fulcrum.artifacts import artifact_dir, recipe_hash_of, staged_artifact, write_manifest
 from fulcrum.errors import RecipeError
 from fulcrum.log import stage_log
 from fulcrum.recipe import Recipe
@@ -48,10 +48,6 @@ SEARCH_DIR = "search"  # Tune's experiment folder inside the run folder
 TRIAL_DRIVER_MEMORY = 256 * 2**20  # bytes of Ray's memory resource per trial driver
 
 
-def campaign_artifact_dir(recipe: Recipe, output_dir: str | Path | None = None) -> Path:
-    return output_root(output_dir or recipe.output_dir) / recipe.name / KIND
-
-
 def campaign_work_dir(recipe: Recipe, output_dir: str | Path | None = None) -> Path:
     """Tune's state and the trials' artifacts while the campaign runs."""
     root = output_root(output_dir or recipe.output_dir) / recipe.name / "_tune"
@@ -62,7 +58,7 @@ def tune(recipe: Recipe, output_dir: str | Path | None = None) -> Path:
 
     if recipe.tune is None:
         raise RecipeError(f"{recipe.name}: the recipe has no tune section to run a campaign from")
-    target = campaign_artifact_dir(recipe, output_dir)
+    target = artifact_dir(recipe, "tune", output_dir)
     refresh(target)  # under a URI output_dir, the URI says whether it finished
     if (target / "manifest.json").is_file() and recipe_hash_of(target) == recipe.hash:
         log.info(f"this campaign finished already: {target} (delete it to run it again)")

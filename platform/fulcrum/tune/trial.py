@@ -19,7 +19,7 @@ from typing import Any
 
 from ray.train.v2.api.callback import UserCallback
 
-from fulcrum.artifacts import recipe_hash_of
+from fulcrum.artifacts import artifact_dir, recipe_hash_of
 from fulcrum.log import stage_log
 from fulcrum.recipe import validate_recipe
 from fulcrum.runtime import beside_this_process
@@ -42,7 +42,6 @@ def run_trial(
     from fulcrum.artifacts import open_artifact
     from fulcrum.data import load_splits, texts_of
     from fulcrum.log import configure as configure_output
-    from fulcrum.train.stage import train_artifact_dir
     from fulcrum.tune.cost import deployed_cost, describe
 
     configure_output()  # this trial's process: the level the command was given
@@ -60,7 +59,7 @@ def run_trial(
             "weights with " + ", ".join(f"{key}={_short(value)}" for key, value in config.items())
         )
         _forget_runs(recipe)
-    done = train_artifact_dir(recipe)
+    done = artifact_dir(recipe, "train")
     if (done / "manifest.json").is_file() and recipe_hash_of(done) == recipe.hash:
         # Finished before the driver was interrupted, after Tune last saved its state.
         artifact = open_artifact(done, kind="train")
@@ -196,9 +195,8 @@ def _forget_runs(recipe) -> None:
     trial made before hold its old weights, and one may even carry the same name (values
     that come back to what they were): left in place, Train would resume that run and
     ignore the checkpoint."""
-    from fulcrum.train.stage import train_artifact_dir
 
-    storage = Path(recipe.train.storage_path or train_artifact_dir(recipe).parent / "_ray")
+    storage = Path(recipe.train.storage_path or artifact_dir(recipe, "train").parent / "_ray")
     if storage.is_dir():
         for run in storage.iterdir():
             if run.is_dir() and run.name.startswith(f"{recipe.name}-"):
