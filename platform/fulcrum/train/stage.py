@@ -39,6 +39,7 @@ from fulcrum.storage import is_uri, join
 from fulcrum.tasks import TASKS, Task
 from fulcrum.train.deepspeed_config import deepspeed_config
 from fulcrum.train.distill import open_teacher, with_teacher_logits
+from fulcrum.train.loop import WorkerConfig
 from fulcrum.train.merge import (
     MERGED_DIR,
     TOKENIZER_DIR,
@@ -314,17 +315,17 @@ def _fit(plan: _Plan, train_rows: pa.Table, callbacks: list, initial_checkpoint:
     queue = Queue(maxsize=10_000, actor_options=beside_this_process())
     trainer = TorchTrainer(
         train_worker,
-        train_loop_config={
-            "recipe": recipe.to_dict(),
-            "label_names": plan.splits.label_names,
-            "model_dir": str(plan.model_dir),
-            "model_overrides": plan.overrides,
-            "deepspeed": ds_config,
-            "eval_batch_size": max(32, epochs.batch_size),
-            "progress_queue": queue,
-            "initial_checkpoint": initial_checkpoint,
-            "class_weights": plan.class_weights,
-        },
+        train_loop_config=WorkerConfig(
+            recipe=recipe.to_dict(),
+            label_names=plan.splits.label_names,
+            model_dir=str(plan.model_dir),
+            deepspeed=ds_config,
+            eval_batch_size=max(32, epochs.batch_size),
+            model_overrides=plan.overrides,
+            progress_queue=queue,
+            initial_checkpoint=initial_checkpoint,
+            class_weights=plan.class_weights,
+        ).as_dict(),
         scaling_config=ScalingConfig(
             num_workers=cfg.workers,
             use_gpu=cfg.use_gpu,

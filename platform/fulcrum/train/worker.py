@@ -13,10 +13,11 @@ that checkpoint and continues from the exact global step.
 from __future__ import annotations
 
 import csv
-import json
 import shutil
 import tempfile
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -24,7 +25,6 @@ import numpy as np
 import pyarrow as pa
 import torch
 
-from fulcrum.diagnosis import advice
 from fulcrum.log import quiet_libraries
 from fulcrum.models.classifier import load_tokenizer, name_deepspeed_accelerator
 from fulcrum.models.methods import (
@@ -35,17 +35,17 @@ from fulcrum.models.methods import (
 )
 from fulcrum.recipe import Recipe
 from fulcrum.runtime import quiet_ray_data
-from fulcrum.tasks import TASKS, evaluate_counts, model_inputs
-from fulcrum.train.adversarial import Attack, EmbeddingPerturbation, adversarial_training_loss
+from fulcrum.tasks import TASKS, Task, evaluate_counts, model_inputs
+from fulcrum.train.adversarial import Attack, EmbeddingPerturbation
 from fulcrum.train.deepspeed_config import clear_stale_build_locks
 from fulcrum.train.distill import TEACHER_COLUMN, teacher_targets
 from fulcrum.train.integrity import damage, newest_whole, seal
+from fulcrum.train.loop import TrainState, WorkerConfig, batch_loss, judge
 from fulcrum.train.objective import Objective
 from fulcrum.train.progress import ProgressSink
 from fulcrum.train.steps import (
     AdaLoraBudget,
     EpochPlan,
-    evaluations_without_improvement,
     make_scheduler,
     peak_memory_mb,
     rng_state,
@@ -63,11 +63,56 @@ STEPS_CSV = "steps.csv"
 TENSORBOARD_DIR = "tensorboard"
 
 
-def train_worker(config: dict[str, Any]) -> None:
-    recipe = Recipe.model_validate(config["recipe"])
+def train_worker(raw: dict[str, Any]) -> None:
+    """Ray Train's entry point on every rank: build, resume, train."""
+    run = _build(WorkerConfig(**raw))
+    first_epoch, skip = run.plan.position(run.state.global_step)
+    if run.state.global_step >= run.total_steps or run.state.stopped_early:
+        # Resumed after the last step (or the early stop): measure once more, report.
+        history = run.state.history
+        _checkpoint(run, run.train.epochs, history[-1]["train_loss"] if history else float("nan"))
+        return
+    _train(run, first_epoch, skip)
+    shutil.rmtree(run.logs_dir, ignore_errors=True)
+
+
+@dataclass
+class _Run:
+    """One rank's run: its engine and everything its loop reads, built once by `_build`."""
+
+    recipe: Recipe
+    config: WorkerConfig
+    task: Task
+    rank: int
+    world: int
+    dist: Any  # torch.distributed, as Ray Train set it up
+    progress: ProgressSink
+    train_rows: pa.Table
+    plan: EpochPlan
+    engine: Any  # the DeepSpeed engine
+    engine_scheduler: Any
+    collate: Callable[[dict[str, Any]], dict[str, Any]]
+    objective: Objective
+    attack: Attack | None
+    perturbation: EmbeddingPerturbation | None
+    budget: AdaLoraBudget | None
+    logs_dir: Path
+    state: TrainState
+    logger: StepLogger
+
+    @property
+    def train(self):
+        return self.recipe.train
+
+    @property
+    def total_steps(self) -> int:
+        return self.plan.steps_per_epoch * self.train.epochs
+
+
+def _build(config: WorkerConfig) -> _Run:
+    recipe = Recipe.model_validate(config.recipe)
     train_cfg = recipe.train
     name_deepspeed_accelerator(train_cfg.use_gpu)
-    import deepspeed
     import ray.train
     import torch.distributed as dist
 
@@ -78,11 +123,10 @@ def train_worker(config: dict[str, Any]) -> None:
     # As many intra-op threads as CPUs reserved: more would contend with the other ranks.
     torch.set_num_threads(max(1, int(train_cfg.cpus_per_worker)))
     task = TASKS[recipe.task.type]
-    label_names: list[str] = config["label_names"]
-    ds_config: dict[str, Any] = config["deepspeed"]
+    ds_config = config.deepspeed
     context = ray.train.get_context()
     rank, world = context.get_world_rank(), context.get_world_size()
-    progress = ProgressSink(config.get("progress_queue") if rank == 0 else None)
+    progress = ProgressSink(config.progress_queue if rank == 0 else None)
 
     train_rows = _materialize(ray.train.get_dataset_shard("train"))
     plan = EpochPlan(
@@ -95,20 +139,63 @@ def train_worker(config: dict[str, Any]) -> None:
     total_steps = plan.steps_per_epoch * train_cfg.epochs
 
     seed_everything(recipe.seed)
-    model_dir = Path(config["model_dir"])
+    model_dir = Path(config.model_dir)
     model = build_trainable_model(
-        model_dir, label_names, recipe.peft, task, total_steps, config.get("model_overrides")
+        model_dir, config.label_names, recipe.peft, task, total_steps, config.model_overrides
     )
-    collate = task.make_collate(load_tokenizer(model_dir), recipe.model.max_length)
     counts = parameter_counts(model)
     objective = Objective.from_recipe(
-        recipe,
-        adalora_weight=_orthogonality_weight(model),
-        class_weights=config.get("class_weights"),
+        recipe, adalora_weight=_orthogonality_weight(model), class_weights=config.class_weights
     )
     attack = Attack.from_recipe(train_cfg.adversarial)
 
-    # A user DeepSpeed JSON with its own optimizer/scheduler takes precedence over ours.
+    engine, optimizer, scheduler, engine_scheduler = _engine(
+        model, train_cfg, ds_config, total_steps, progress
+    )
+    logs_dir = Path(tempfile.mkdtemp(prefix="fulcrum-logs-"))
+    state, resumed = _resume(engine, config, progress, rank, logs_dir, _placement(dist, world))
+    if resumed and optimizer is not None:
+        apply_optimizer_settings(engine.optimizer, scheduler, train_cfg.lr, train_cfg.weight_decay)
+    start_step = state.global_step
+    progress.emit(
+        type="message",
+        text=(
+            f"{world} DeepSpeed engine(s) ready (ZeRO-{train_cfg.zero_stage}, {engine.device}, "
+            f"{train_cfg.resolved_precision}); {recipe.peft.method}: {counts['trainable']:,} of "
+            f"{counts['total']:,} parameters train"
+            + (f"; resumed at step {start_step}" if start_step else "")
+        ),
+        clock_start=True,
+        start_step=start_step,
+    )
+    return _Run(
+        recipe=recipe,
+        config=config,
+        task=task,
+        rank=rank,
+        world=world,
+        dist=dist,
+        progress=progress,
+        train_rows=train_rows,
+        plan=plan,
+        engine=engine,
+        engine_scheduler=engine_scheduler,
+        collate=task.make_collate(load_tokenizer(model_dir), recipe.model.max_length),
+        objective=objective,
+        attack=attack,
+        perturbation=EmbeddingPerturbation(engine.module) if attack else None,
+        budget=AdaLoraBudget(engine.module) if recipe.peft.method == "adalora" else None,
+        logs_dir=logs_dir,
+        state=state,
+        logger=StepLogger(logs_dir, enabled=rank == 0),
+    )
+
+
+def _engine(model, train_cfg, ds_config: dict[str, Any], total_steps: int, progress):
+    """(DeepSpeed engine, our optimizer, our schedule, the engine's schedule). A user
+    DeepSpeed JSON with its own optimizer or scheduler takes precedence over ours."""
+    import deepspeed
+
     optimizer = scheduler = None
     if "optimizer" not in ds_config:
         optimizer = torch.optim.AdamW(
@@ -127,143 +214,51 @@ def train_worker(config: dict[str, Any]) -> None:
         config=ds_config,
         dist_init_required=False,
     )
-    budget = AdaLoraBudget(engine.module) if recipe.peft.method == "adalora" else None
-    perturbation = EmbeddingPerturbation(engine.module) if attack else None
+    return engine, optimizer, scheduler, engine_scheduler
 
-    def step_loss(batch_rows: dict[str, Any]) -> tuple[torch.Tensor, Any]:
-        inputs = to_device(model_inputs(collate(batch_rows)), engine.device)
-        # The objective computes the loss from the logits, so the model is not given labels.
-        labels = inputs.pop("labels")
-        teacher = None
-        if TEACHER_COLUMN in batch_rows:
-            teacher = teacher_targets(batch_rows[TEACHER_COLUMN], labels.cpu(), len(label_names))
-            teacher = teacher.to(engine.device)
 
-        def forward():
-            return engine(**inputs)
+def _resume(
+    engine, config: WorkerConfig, progress, rank: int, logs_dir: Path, workers
+) -> tuple[TrainState, bool]:
+    """(the state to continue from, whether a checkpoint was loaded): the run's own latest
+    whole checkpoint, else the one it was asked to start from (a PBT trial continuing
+    another trial's weights), else a fresh start."""
+    import ray.train
 
-        def loss_of(outputs) -> torch.Tensor:
-            return objective.task_loss(outputs.logits, labels, teacher)
-
-        if attack is None:
-            loss = loss_of(forward())
-        else:
-            loss = adversarial_training_loss(
-                forward, lambda: engine.module(**inputs), loss_of, attack, perturbation
-            )
-        return loss + objective.penalties(engine.module), inputs
-
-    state = {"global_step": 0, "history": [], "workers": _placement(dist, world)}
-    logs_dir = Path(tempfile.mkdtemp(prefix="fulcrum-logs-"))
-    # The run's own latest checkpoint first; else the one it was asked to start from (a
-    # PBT trial continuing another trial's weights).
     resumed_from = ray.train.get_checkpoint()
     if resumed_from is not None:
         resumed_from = _whole_checkpoint(resumed_from, progress)
-    elif config.get("initial_checkpoint"):
-        resumed_from = ray.train.Checkpoint(config["initial_checkpoint"])
+    elif config.initial_checkpoint:
+        resumed_from = ray.train.Checkpoint(config.initial_checkpoint)
         with resumed_from.as_directory() as directory:
             if problem := damage(Path(directory)):
                 raise RuntimeError(f"{resumed_from.path}: cannot start from it: {problem}")
-    if resumed_from is not None:
-        with resumed_from.as_directory() as checkpoint_dir:
-            state = _restore(engine, Path(checkpoint_dir), rank, logs_dir) | {
-                "workers": state["workers"]
-            }
-        if optimizer is not None:
-            apply_optimizer_settings(
-                engine.optimizer, scheduler, train_cfg.lr, train_cfg.weight_decay
-            )
-    logger = StepLogger(logs_dir, enabled=rank == 0)
-    start_step = state["global_step"]
-    progress.emit(
-        type="message",
-        text=(
-            f"{world} DeepSpeed engine(s) ready (ZeRO-{train_cfg.zero_stage}, {engine.device}, "
-            f"{train_cfg.resolved_precision}); {recipe.peft.method}: {counts['trainable']:,} of "
-            f"{counts['total']:,} parameters train"
-            + (f"; resumed at step {start_step}" if start_step else "")
-        ),
-        clock_start=True,
-        start_step=start_step,
-    )
+    if resumed_from is None:
+        return TrainState(workers=workers), False
+    with resumed_from.as_directory() as checkpoint_dir:
+        return _restore(engine, Path(checkpoint_dir), rank, logs_dir, workers), True
 
-    def checkpoint(epoch: int, train_loss: float) -> bool:
-        """Evaluate, report a checkpoint; True when early stopping says to stop."""
-        metrics, counts = _evaluate(engine, config, collate, task, label_names, rank, world)
-        record = {"epoch": epoch, "step": int(engine.global_steps), "train_loss": train_loss}
-        record |= {f"val_{key}": value for key, value in metrics.items()}
-        record |= _peak_memory(engine, dist)
-        state["history"].append(record)
-        for finding in task.findings(counts, label_names):
-            if finding.blocking:
-                # What to try goes with the first warning; later ones say it is still so.
-                said = any(earlier.get("not_learned") for earlier in state["history"])
-                record["not_learned"] = True
-                tips = (
-                    ""
-                    if said
-                    else "; try: " + "; ".join(advice(recipe, state["history"], recipe.metric))
-                )
-                progress.emit(
-                    type="warning",
-                    text=f"epoch {epoch} step {record['step']}: {finding.text}{tips}",
-                )
-        state["global_step"] = int(engine.global_steps)
-        patience = train_cfg.early_stopping_patience
-        stale = evaluations_without_improvement(
-            state["history"], f"val_{recipe.metric}", train_cfg.early_stopping_min_delta
-        )
-        stop = bool(patience and stale >= patience)
-        if stop:
-            state["stopped_early"] = {"step": record["step"], "epoch": epoch}
-        progress.emit(
-            type="epoch",
-            epoch=epoch,
-            epochs=train_cfg.epochs,
-            step=record["step"],
-            metrics=_scalars(
-                {"train_loss": train_loss, **{f"val_{k}": v for k, v in metrics.items()}}
-            ),
-        )
-        if stop:
-            progress.emit(
-                type="message",
-                text=(
-                    f"early stopping at step {record['step']}: val_{recipe.metric} has not "
-                    f"improved by more than {train_cfg.early_stopping_min_delta} for {stale} "
-                    "evaluation(s)"
-                ),
-            )
-        _report(engine, recipe, state, rank, logs_dir, logger)
-        return stop
 
-    first_epoch, skip = plan.position(start_step)
-    if start_step >= total_steps or state.get("stopped_early"):
-        # Resumed after the last step (or the early stop): measure once more, report.
-        checkpoint(
-            train_cfg.epochs,
-            state["history"][-1]["train_loss"] if state["history"] else float("nan"),
-        )
-        return
+def _train(run: _Run, first_epoch: int, skip: int) -> None:
+    """The epochs from where the state says, each rank its share of every optimizer step;
+    a log line every log_every_steps, a checkpoint at each epoch end (and every
+    checkpoint_every_steps)."""
+    engine, train_cfg = run.engine, run.train
     window = _Window()
-    stopped = False
     for epoch in range(first_epoch, train_cfg.epochs + 1):
-        if stopped:
-            break
         engine.train()
-        batches = plan.batches(epoch, rank)
+        batches = run.plan.batches(epoch, run.rank)
         for micro, rows in enumerate(batches):
             if epoch == first_epoch and micro < skip:
                 continue
-            loss, model_batch = step_loss(_rows(train_rows, rows))
+            loss, model_batch = _loss(run, _rows(run.train_rows, rows))
             engine.backward(loss)
             boundary = engine.is_gradient_accumulation_boundary()
-            if budget is not None and boundary:
-                budget.before_step(int(engine.global_steps))
+            if run.budget is not None and boundary:
+                run.budget.before_step(int(engine.global_steps))
             engine.step()
-            if budget is not None and boundary:
-                budget.after_step()
+            if run.budget is not None and boundary:
+                run.budget.after_step()
             window.add(loss.item(), len(rows), int(model_batch["attention_mask"].sum()))
             if not boundary:
                 continue
@@ -274,24 +269,71 @@ def train_worker(config: dict[str, Any]) -> None:
             # the steps up to it.
             logged = step % train_cfg.log_every_steps == 0 or checkpoint_now
             if logged:
-                row = window.summary(
-                    engine, dist, world, step, epoch, _current_lr(engine_scheduler, engine)
-                )
-                logger.log(row)
-                progress.emit(
-                    type="step",
-                    **{
-                        k: row[k]
-                        for k in ("epoch", "step", "loss", "lr", "samples_per_s", "tokens_per_s")
-                    },
-                )
-            if checkpoint_now:
-                stopped = checkpoint(epoch, logger.epoch_loss(epoch))
+                _log_step(run, window, step, epoch)
+            stopped = checkpoint_now and _checkpoint(run, epoch, run.logger.epoch_loss(epoch))
             if logged:  # after the checkpoint: throughput counts training, not evaluation
                 window = _Window()
             if stopped:
-                break
-    shutil.rmtree(logs_dir, ignore_errors=True)
+                return
+
+
+def _loss(run: _Run, batch_rows: dict[str, Any]) -> tuple[torch.Tensor, dict[str, Any]]:
+    inputs = to_device(model_inputs(run.collate(batch_rows)), run.engine.device)
+    labels = inputs.pop("labels")
+    teacher = None
+    if TEACHER_COLUMN in batch_rows:
+        teacher = teacher_targets(
+            batch_rows[TEACHER_COLUMN], labels.cpu(), len(run.config.label_names)
+        ).to(run.engine.device)
+    loss = batch_loss(
+        run.engine,
+        run.engine.module,
+        inputs,
+        labels,
+        run.objective,
+        run.attack,
+        run.perturbation,
+        teacher,
+    )
+    return loss, inputs
+
+
+def _log_step(run: _Run, window: _Window, step: int, epoch: int) -> None:
+    lr = _current_lr(run.engine_scheduler, run.engine)
+    row = window.summary(run.engine, run.dist, run.world, step, epoch, lr)
+    run.logger.log(row)
+    shown = ("epoch", "step", "loss", "lr", "samples_per_s", "tokens_per_s")
+    run.progress.emit(type="step", **{key: row[key] for key in shown})
+
+
+def _checkpoint(run: _Run, epoch: int, train_loss: float) -> bool:
+    """Evaluate, judge, report a checkpoint; True when early stopping says to stop."""
+    engine, recipe = run.engine, run.recipe
+    metrics, counts = _evaluate(run)
+    record = {"epoch": epoch, "step": int(engine.global_steps), "train_loss": train_loss}
+    record |= {f"val_{key}": value for key, value in metrics.items()}
+    record |= _peak_memory(engine, run.dist)
+    judgement = judge(run.state, record, run.task.findings(counts, run.config.label_names), recipe)
+    for text in judgement.warnings:
+        run.progress.emit(type="warning", text=text)
+    run.progress.emit(
+        type="epoch",
+        epoch=epoch,
+        epochs=run.train.epochs,
+        step=record["step"],
+        metrics=_scalars({"train_loss": train_loss, **{f"val_{k}": v for k, v in metrics.items()}}),
+    )
+    if judgement.stop:
+        run.progress.emit(
+            type="message",
+            text=(
+                f"early stopping at step {record['step']}: val_{recipe.metric} has not "
+                f"improved by more than {run.train.early_stopping_min_delta} for "
+                f"{judgement.stale} evaluation(s)"
+            ),
+        )
+    _report(run)
+    return judgement.stop
 
 
 # --------------------------------------------------------------------------- pieces
@@ -428,49 +470,47 @@ def _current_lr(scheduler, engine) -> float:
     return float(engine.get_lr()[0])
 
 
-def _evaluate(
-    engine, config, collate, task, label_names, rank, world
-) -> tuple[dict[str, Any], np.ndarray]:
+def _evaluate(run: _Run) -> tuple[dict[str, Any], np.ndarray]:
     """(metrics, the summed counts they come from). Each rank evaluates every world-th
-    batch and the counts are summed. Under ZeRO-3
-    each forward gathers parameters collectively, so there all ranks run every batch and
-    rank 0's counts are used."""
+    batch and the counts are summed. Under ZeRO-3 each forward gathers parameters
+    collectively, so there all ranks run every batch and rank 0's counts are used."""
     import ray.train
-    import torch.distributed as dist
 
+    engine, rank, world = run.engine, run.rank, run.world
     partitioned = engine.zero_optimization_stage() == 3
     engine.eval()
     validation = ray.train.get_dataset_shard("validation")
+    batch_size = run.config.eval_batch_size
     batches = (
-        collate(batch)
+        run.collate(batch)
         for index, batch in enumerate(
-            validation.iter_batches(batch_size=config["eval_batch_size"], batch_format="numpy")
+            validation.iter_batches(batch_size=batch_size, batch_format="numpy")
         )
         if partitioned or index % world == rank
     )
-    counts = evaluate_counts(engine, batches, task, label_names, engine.device)
+    labels = run.config.label_names
+    counts = evaluate_counts(engine, batches, run.task, labels, engine.device)
     if not partitioned and world > 1:
         summed = torch.as_tensor(counts, dtype=torch.float64, device=engine.device)
-        dist.all_reduce(summed)
+        run.dist.all_reduce(summed)
         counts = summed.cpu().numpy().astype(np.int64)
     engine.train()
-    return task.metrics(counts, label_names), counts
+    return run.task.metrics(counts, labels), counts
 
 
-def _report(
-    engine, recipe: Recipe, state: dict[str, Any], rank: int, logs_dir: Path, logger: StepLogger
-) -> None:
+def _report(run: _Run) -> None:
     """Every rank writes its part of the checkpoint and calls report (a barrier); Ray Train
     merges the parts into one directory. Under ZeRO-3 parameters are partitioned, so they
     are gathered before the adapter is written, or the saved weights would be empty."""
     import deepspeed
     import ray.train
 
-    record = state["history"][-1]
-    logger.log_eval(
+    engine, rank = run.engine, run.rank
+    record = run.state.history[-1]
+    run.logger.log_eval(
         record["step"], _scalars({k[4:]: v for k, v in record.items() if k.startswith("val_")})
     )
-    logger.flush()
+    run.logger.flush()
     with tempfile.TemporaryDirectory() as checkpoint_dir:
         directory = Path(checkpoint_dir)
         # Frozen base weights are not saved: the base model is on every node already.
@@ -485,10 +525,10 @@ def _report(
             trainable_parameters(model), modifier_rank=None, enabled=gather
         ):
             if rank == 0:
-                METHODS[recipe.peft.method].save(model, directory / ADAPTER_DIR)
+                METHODS[run.recipe.peft.method].save(model, directory / ADAPTER_DIR)
         if rank == 0:
-            (directory / STATE_FILE).write_text(json.dumps(state, indent=2))
-            shutil.copytree(logs_dir, directory / LOGS_DIR)
+            (directory / STATE_FILE).write_text(run.state.to_json())
+            shutil.copytree(run.logs_dir, directory / LOGS_DIR)
         seal(directory, rank)
         ray.train.report(
             _scalars(record), checkpoint=ray.train.Checkpoint.from_directory(checkpoint_dir)
@@ -547,7 +587,7 @@ def _whole_checkpoint(latest, progress: ProgressSink):
     return whole
 
 
-def _restore(engine, checkpoint_dir: Path, rank: int, logs_dir: Path) -> dict[str, Any]:
+def _restore(engine, checkpoint_dir: Path, rank: int, logs_dir: Path, workers) -> TrainState:
     engine.load_checkpoint(
         str(checkpoint_dir / DEEPSPEED_DIR),
         tag="state",
@@ -560,7 +600,7 @@ def _restore(engine, checkpoint_dir: Path, rank: int, logs_dir: Path) -> dict[st
         set_rng_state(torch.load(rng_file, weights_only=False))
     if (checkpoint_dir / LOGS_DIR).is_dir():
         shutil.copytree(checkpoint_dir / LOGS_DIR, logs_dir, dirs_exist_ok=True)
-    return json.loads((checkpoint_dir / STATE_FILE).read_text())
+    return TrainState.from_json((checkpoint_dir / STATE_FILE).read_text(), workers)
 
 
 def _peak_memory(engine, dist) -> dict[str, float]:
