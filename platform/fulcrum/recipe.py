@@ -494,27 +494,6 @@ class ServeSection(Section, ReplicaSettings, GatewaySettings):
     app_name: str = Field("fulcrum", min_length=1, description="Ray Serve application name.")
 
 
-# Optional sections added after artifacts were first written. Absent, they leave a recipe's
-# hash as it was, so a recipe written before they existed still finds (and resumes) its runs
-# and reuses its finished artifacts.
-HASH_SKIPS_WHEN_ABSENT = ("tune", "compress")
-# Fields added after artifacts were first written, left out of the hash at their default
-# for the same reason (a tuple: at any of these values).
-HASH_SKIPS_AT_DEFAULT = {
-    "serve.max_body_bytes": 1_000_000,
-    "serve.max_explain_texts": 4,
-    "serve.max_explain_in_flight": 2,
-    "serve.max_explain_words": 128,
-    "serve.auth_token_env": None,
-    "serve.auth_token_file": None,
-    "serve.autoscaling.upscale_delay_s": 30.0,
-    "serve.autoscaling.downscale_delay_s": 600.0,
-    "serve.autoscaling.look_back_period_s": 30.0,
-    "serve.colocate": (None, False),  # False was its default before unset meant "one model"
-    "train.class_weights": None,
-    "tune.auto": False,
-}
-
 SEARCH_KINDS = ("choice", "grid", "uniform", "loguniform", "quniform", "integer")
 # Keys a campaign may not search: they name the campaign's own trials and outputs.
 UNSEARCHABLE = ("name", "output_dir", "tune")
@@ -867,23 +846,14 @@ class Recipe(Section):
         return self.model_dump(mode="json")
 
     def section_hash(self, *sections: str) -> str:
-        """Hash of the named sections (all when none), for lineage and stage skipping."""
-        content = self.to_dict()
+        """Hash of the named sections, defaults included, for stage skipping: a changed
+        default reruns the stages it affects. With no sections, the recipe's own hash,
+        which names its runs and artifacts: it covers only what differs from the defaults,
+        so a key added later, or one written out at its default, leaves it as it was."""
         if sections:
-            content = {name: content[name] for name in sections}
-        else:
-            for name in HASH_SKIPS_WHEN_ABSENT:
-                if content.get(name) is None:
-                    content.pop(name, None)
-            for path, default in HASH_SKIPS_AT_DEFAULT.items():
-                *parents, key = path.split(".")
-                holder = content
-                for parent in parents:
-                    holder = holder.get(parent) or {}
-                skipped = default if isinstance(default, tuple) else (default,)
-                if key in holder and holder[key] in skipped:
-                    del holder[key]
-        return _stable_hash(content)
+            content = self.to_dict()
+            return _stable_hash({name: content[name] for name in sections})
+        return _stable_hash(self.model_dump(mode="json", exclude_defaults=True))
 
     @property
     def hash(self) -> str:

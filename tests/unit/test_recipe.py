@@ -256,40 +256,29 @@ def test_distill_teacher_path_resolves_against_the_recipe(tmp_path):
     assert load_recipe(path).distill.teacher == str(tmp_path.parent / "big" / "train")
 
 
-def test_a_section_added_later_leaves_the_hash_of_recipes_without_it_unchanged():
-    """Recipes written before `tune` and `compress` existed keep their hash (and so find
-    their runs and artifacts); naming the section changes it. Likewise for the serve fields
-    added later, at their defaults."""
+def test_the_recipe_hash_covers_what_differs_from_the_defaults():
+    """A key written out at its default, or added to Fulcrum later with a default, leaves
+    the hash (and so the runs and artifacts it names) as it was; anything else changes it."""
     import hashlib
     import json
 
     recipe = validate_recipe(MINIMAL)
-    before_tune = {
-        key: value for key, value in recipe.to_dict().items() if key not in ("tune", "compress")
-    }
-    added_to_serve = (
-        "max_body_bytes",
-        "auth_token_env",
-        "auth_token_file",
-        "max_explain_texts",
-        "max_explain_in_flight",
-        "max_explain_words",
-        "colocate",
-    )
-    added_to_autoscaling = ("upscale_delay_s", "downscale_delay_s", "look_back_period_s")
-    for key in added_to_serve:
-        del before_tune["serve"][key]
-    for key in added_to_autoscaling:
-        del before_tune["serve"]["autoscaling"][key]
-    del before_tune["train"]["class_weights"]
-    canonical = json.dumps(before_tune, sort_keys=True, separators=(",", ":"))
+    written = {"name": "demo", "data": {"path": recipe.data.path}}
+    canonical = json.dumps(written, sort_keys=True, separators=(",", ":"))
     assert recipe.hash == hashlib.sha256(canonical.encode()).hexdigest()
-    tuned = validate_recipe({**MINIMAL, "tune": {"space": {"peft.r": {"choice": [4, 8]}}}})
-    assert tuned.hash != recipe.hash
-    assert validate_recipe({**MINIMAL, "compress": {}}).hash != recipe.hash
-    # Fields added later: out of the hash at their default, in it otherwise.
-    assert validate_recipe({**MINIMAL, "serve": {"max_body_bytes": 1_000_000}}).hash == recipe.hash
-    assert validate_recipe({**MINIMAL, "serve": {"max_body_bytes": 10}}).hash != recipe.hash
-    slow = {"autoscaling": {"downscale_delay_s": 5}}
-    assert validate_recipe({**MINIMAL, "serve": slow}).hash != recipe.hash
-    assert "serve" in recipe.to_dict() and recipe.to_dict()["serve"]["max_body_bytes"] == 1_000_000
+    spelled_out = {
+        **MINIMAL,
+        "seed": 0,
+        "train": {"epochs": None, "workers": 2, "class_weights": None},
+        "serve": {"max_body_bytes": 1_000_000, "autoscaling": {"min_replicas": 1}},
+    }
+    assert validate_recipe(spelled_out).hash == recipe.hash
+    for changed in (
+        {"tune": {"space": {"peft.r": {"choice": [4, 8]}}}},
+        {"compress": {}},  # present at all: the compress stage runs
+        {"serve": {"max_body_bytes": 10}},
+        {"serve": {"autoscaling": {"downscale_delay_s": 5}}},
+        {"train": {"class_weights": "none"}},
+    ):
+        assert validate_recipe({**MINIMAL, **changed}).hash != recipe.hash, changed
+    assert recipe.to_dict()["serve"]["max_body_bytes"] == 1_000_000  # defaults still dumped

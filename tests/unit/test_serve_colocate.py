@@ -47,16 +47,3 @@ def test_one_model_is_colocated_unless_told_otherwise():
     assert AppArgs(models=[one]).colocated
     assert not AppArgs(models=[one], colocate=False).colocated
     assert not AppArgs(models=two).colocated
-
-
-def test_a_recipe_written_when_colocate_defaulted_to_false_keeps_its_hash():
-    from fulcrum.recipe import validate_recipe
-
-    from .test_recipe import MINIMAL
-
-    unset = validate_recipe(MINIMAL)
-    assert unset.serve.colocate is None
-    old = validate_recipe({**MINIMAL, "serve": {"colocate": False}})
-    assert old.hash == unset.hash
-    chosen = validate_recipe({**MINIMAL, "serve": {"colocate": True}})
-    assert chosen.hash != unset.hash
