@@ -20,7 +20,7 @@ from fulcrum.recipe import SETTLED, Recipe
 HEADER = """# Recipe reference
 
 Every key a recipe takes, section by section, written from the pydantic models in
-`platform/fulcrum/recipe.py` and `platform/fulcrum/serve_settings.py` by
+`platform/fulcrum/recipe/` and `platform/fulcrum/serve_settings.py` by
 `python -m fulcrum.reference > docs/recipe.md` (a test checks it is current). Unknown keys are
 errors, and an error names the key path. `null` defaults marked *settled* are chosen from the
 method and the data when training starts ([defaults.md](defaults.md)); `fulcrum validate

@@ -1,0 +1,485 @@
+"""The recipe's sections, one pydantic model each: every field has a type, a default,
+bounds and a description (docs/recipe.md is written from them). Unknown keys are errors."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from fulcrum.defaults import describe_rules
+from fulcrum.serve_settings import GatewaySettings, ReplicaSettings
+from fulcrum.storage import credentials_problem
+
+SETTLED = describe_rules()  # how each field left null is settled from the method and data
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DataSection(Section):
+    path: str | None = Field(
+        None, description="One labelled file (csv, tsv, jsonl, parquet), split by Fulcrum."
+    )
+    train: str | None = Field(None, description="Training file, when the data comes pre-split.")
+    validation: str | None = Field(
+        None, description="Validation file; carved from `train` when absent."
+    )
+    test: str | None = Field(None, description="Test file; carved from `train` when absent.")
+    format: Literal["auto", "csv", "tsv", "jsonl", "parquet", "lines", "conll"] = Field(
+        "auto",
+        description="File format; `auto` goes by the file extension. `lines`: one "
+        "`text<separator>label` per line.",
+    )
+    separator: str = Field(
+        "@",
+        min_length=1,
+        description="`lines` format: text and label split at its last occurrence.",
+    )
+    encoding: str = Field("utf-8", description="Text encoding of csv/tsv/conll files.")
+    text_column: str = Field("text", min_length=1, description="Column holding the input text.")
+    label_column: str = Field("label", min_length=1, description="Column holding the label.")
+    tokens_column: str = Field(
+        "tokens", min_length=1, description="Token classification, JSONL: list of tokens."
+    )
+    tags_column: str = Field(
+        "tags", min_length=1, description="Token classification, JSONL: list of tags."
+    )
+    conll_token_field: int = Field(
+        0, description="CoNLL: index of the token among a line's fields (negative from the end)."
+    )
+    conll_tag_field: int = Field(
+        -1, description="CoNLL: index of the tag among a line's fields (negative from the end)."
+    )
+    tag_scheme: Literal["bio", "iob1"] = Field(
+        "bio", description="Tag scheme of the files; IOB1 (CoNLL-2003) is converted to BIO."
+    )
+    labels: list[str] | None = Field(
+        None,
+        min_length=2,
+        description="Declared label (or tag) set, in output order; any other is an error.",
+    )
+    validation_fraction: float = Field(
+        0.15, gt=0, lt=0.5, description="Share of rows held out for validation when splitting."
+    )
+    test_fraction: float = Field(
+        0.15, ge=0, lt=0.5, description="Share of rows held out for test when splitting."
+    )
+
+    @field_validator("labels")
+    @classmethod
+    def _labels_unique(cls, labels: list[str] | None) -> list[str] | None:
+        if labels is not None:
+            duplicates = sorted({name for name in labels if labels.count(name) > 1})
+            if duplicates:
+                raise ValueError(f"labels must be unique (repeated: {', '.join(duplicates)})")
+        return labels
+
+    @model_validator(mode="after")
+    def _one_source(self) -> DataSection:
+        if (self.path is None) == (self.train is None):
+            raise ValueError("give exactly one of `path` (one file to split) or `train`")
+        if self.path is not None and (self.validation or self.test):
+            raise ValueError("`validation`/`test` files go with `train`, not with `path`")
+        return self
+
+
+class ModelSection(Section):
+    base: str = Field(
+        "builtin:minilm",
+        description="`builtin:minilm`, or a local Hugging Face model directory.",
+    )
+    max_length: int | None = Field(
+        None,
+        ge=8,
+        le=512,
+        description="Tokens per text after truncation; " + SETTLED["model.max_length"] + ".",
+    )
+    num_layers: int | None = Field(
+        None,
+        ge=1,
+        description="Keep only the first k encoder layers (a distillation student); "
+        "null keeps all.",
+    )
+    hidden_dropout: float | None = Field(
+        None, ge=0, lt=1, description="Dropout on hidden states; null keeps the model's own."
+    )
+    attention_dropout: float | None = Field(
+        None, ge=0, lt=1, description="Dropout on attention probabilities; null keeps the model's."
+    )
+    classifier_dropout: float | None = Field(
+        None, ge=0, lt=1, description="Dropout before the task head; null keeps the model's."
+    )
+
+    def architecture(self) -> dict[str, Any]:
+        """The knobs that change the pretrained config (None = keep the model's own)."""
+        return {
+            "num_layers": self.num_layers,
+            "hidden_dropout": self.hidden_dropout,
+            "attention_dropout": self.attention_dropout,
+            "classifier_dropout": self.classifier_dropout,
+        }
+
+
+TASK_METRICS = {
+    "sequence_classification": ("macro_f1", "accuracy"),
+    "token_classification": ("f1", "precision", "recall", "token_accuracy"),
+}
+
+
+class TaskSection(Section):
+    type: Literal["sequence_classification", "token_classification"] = Field(
+        "sequence_classification",
+        description="One label per text, or one BIO tag per word (named entities).",
+    )
+
+
+class PeftSection(Section):
+    method: Literal["lora", "adalora", "ia3", "prefix", "head_only", "full"] = Field(
+        "lora",
+        description="lora/adalora/ia3 (PEFT), prefix (key/value prefixes per layer), "
+        "head_only (frozen encoder), or full fine-tuning.",
+    )
+    r: int = Field(16, ge=1, le=512, description="LoRA rank; AdaLoRA's average target rank.")
+    alpha: float = Field(32.0, gt=0, description="LoRA scaling numerator (scale = alpha / r).")
+    dropout: float = Field(0.05, ge=0, lt=1, description="Dropout on the LoRA input.")
+    target_modules: list[str] | Literal["all-linear", "peft-default"] | None = Field(
+        None,
+        description="Module names to adapt; `all-linear`: every linear layer but the task "
+        "head; `peft-default`: PEFT's default for the architecture (BERT: query, value); "
+        + SETTLED["peft.target_modules"]
+        + ".",
+    )
+    adalora_init_r: int = Field(12, ge=1, description="AdaLoRA: rank each matrix starts with.")
+    adalora_warmup: float = Field(
+        0.1, ge=0, lt=1, description="AdaLoRA: share of steps before ranks are pruned (tinit)."
+    )
+    adalora_final: float = Field(
+        0.2, ge=0, lt=1, description="AdaLoRA: share of final steps with ranks frozen (tfinal)."
+    )
+    adalora_interval: int = Field(
+        10, ge=1, description="AdaLoRA: steps between rank budget updates (deltaT)."
+    )
+    num_virtual_tokens: int = Field(
+        16, ge=1, le=256, description="prefix: learned key/value positions per layer."
+    )
+
+    @model_validator(mode="after")
+    def _adalora_schedule(self) -> PeftSection:
+        if self.adalora_warmup + self.adalora_final >= 1:
+            raise ValueError(
+                f"adalora_warmup + adalora_final must be < 1 "
+                f"(got {self.adalora_warmup} + {self.adalora_final})"
+            )
+        return self
+
+
+class AdversarialSection(Section):
+    method: Literal["none", "fgm", "pgd"] = Field(
+        "none",
+        description="Perturb the embedding output along the loss gradient: fgm (one step) "
+        "or pgd (`steps` projected steps); the adversarial loss is added to the clean one.",
+    )
+    epsilon: float = Field(
+        0.25,
+        gt=0,
+        description="L2 radius of the perturbation, per example, in embedding units "
+        "(all-MiniLM's token embeddings have norm ~1.1).",
+    )
+    steps: int = Field(3, ge=1, le=20, description="pgd: gradient ascent steps.")
+    step_size: float = Field(0.1, gt=0, description="pgd: L2 length of each ascent step.")
+    weight: float = Field(1.0, gt=0, description="Weight of the adversarial loss.")
+
+
+class TrainSection(Section):
+    workers: int = Field(2, ge=1, description="Ray Train workers (data-parallel ranks).")
+    use_gpu: bool = Field(False, description="One GPU per worker; NCCL and bf16 when true.")
+    cpus_per_worker: float = Field(1.0, gt=0, description="CPUs reserved for each worker.")
+    epochs: int | None = Field(
+        None, ge=1, description="Passes over the training split; " + SETTLED["train.epochs"] + "."
+    )
+    batch_size: int = Field(16, ge=1, description="Examples per worker per micro-batch.")
+    gradient_accumulation_steps: int = Field(
+        1, ge=1, description="Micro-batches summed into one optimizer step."
+    )
+    lr: float | None = Field(
+        None, gt=0, description="Peak learning rate; " + SETTLED["train.lr"] + "."
+    )
+    weight_decay: float = Field(0.0, ge=0, description="Decoupled (AdamW) weight decay.")
+    l1: float = Field(
+        0.0, ge=0, description="L1 penalty on the trainable parameters (sum of |w|, times this)."
+    )
+    label_smoothing: float = Field(
+        0.0, ge=0, lt=1, description="Share of each target's probability spread over all labels."
+    )
+    class_weights: Literal["balanced", "none"] | dict[str, float] | None = Field(
+        None,
+        description="Weights of the labels (tags) in the loss: `balanced` weighs each by "
+        "rows / (labels x its rows), so rare labels count as much as common ones; `none`: all "
+        "weigh 1; a mapping from label to weight sets them (unnamed labels weigh 1); "
+        + SETTLED["train.class_weights"]
+        + ".",
+    )
+    early_stopping_patience: int | None = Field(
+        None,
+        ge=1,
+        description="Stop after this many evaluations without improving the metric by "
+        "early_stopping_min_delta; the best checkpoint is the one kept.",
+    )
+    early_stopping_min_delta: float = Field(
+        0.0, ge=0, description="Smallest metric gain that counts as an improvement."
+    )
+    adversarial: AdversarialSection = Field(default_factory=AdversarialSection)
+    scheduler: Literal["linear", "cosine"] = Field(
+        "linear", description="Decay after warmup: linear or cosine, to zero."
+    )
+    warmup_ratio: float | None = Field(
+        None,
+        ge=0,
+        lt=1,
+        description="Share of steps with linear warmup; " + SETTLED["train.warmup_ratio"] + ".",
+    )
+    grad_clip: float = Field(1.0, ge=0, description="Max gradient norm; 0 disables clipping.")
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = Field(
+        "auto", description="auto: bf16 on GPU, fp32 on CPU."
+    )
+    zero_stage: int = Field(2, ge=0, le=3, description="DeepSpeed ZeRO stage.")
+    offload_optimizer: bool = Field(
+        False, description="ZeRO >= 1: keep optimizer state in CPU memory."
+    )
+    offload_params: bool = Field(False, description="ZeRO-3: keep parameters in CPU memory.")
+    deepspeed_config: str | None = Field(
+        None, description="DeepSpeed JSON whose keys override the generated config."
+    )
+    metric: Literal["auto", "macro_f1", "accuracy", "f1", "precision", "recall"] = Field(
+        "auto",
+        description="Validation metric that picks the best checkpoint "
+        "(auto: macro_f1 for sequences, entity f1 for tokens).",
+    )
+    checkpoint_every_steps: int | None = Field(
+        None, ge=1, description="Also checkpoint (and evaluate) every N optimizer steps."
+    )
+    keep_checkpoints: int = Field(2, ge=1, description="Best checkpoints kept by Ray Train.")
+    max_failures: int = Field(
+        0, ge=-1, description="Worker failures survived by restarting from the last checkpoint."
+    )
+    storage_path: str | None = Field(
+        None,
+        description="Ray Train checkpoint storage (shared by all nodes on a cluster; local "
+        "path or URI); default: <output_dir>/<name>/_ray.",
+    )
+    log_every_steps: int = Field(10, ge=1, description="Progress line every N optimizer steps.")
+
+    @field_validator("storage_path")
+    @classmethod
+    def _no_password(cls, location: str | None) -> str | None:
+        return without_password(location)
+
+    @field_validator("class_weights")
+    @classmethod
+    def _positive_weights(cls, weights: Any) -> Any:
+        if isinstance(weights, dict):
+            for label, weight in weights.items():
+                if not weight > 0 or weight == float("inf"):
+                    raise ValueError(f"{label}: a weight must be a positive number (got {weight})")
+        return weights
+
+    @property
+    def resolved_precision(self) -> str:
+        if self.precision == "auto":
+            return "bf16" if self.use_gpu else "fp32"
+        return self.precision
+
+    @model_validator(mode="after")
+    def _consistent(self) -> TrainSection:
+        if self.offload_params and self.zero_stage != 3:
+            raise ValueError(f"offload_params needs zero_stage 3 (got {self.zero_stage})")
+        if self.offload_optimizer and self.zero_stage == 0:
+            raise ValueError("offload_optimizer needs zero_stage >= 1 (got 0)")
+        if self.precision in ("bf16", "fp16") and not self.use_gpu:
+            raise ValueError(f"precision {self.precision} needs use_gpu: true (CPUs train in fp32)")
+        if self.zero_stage == 3 and self.l1 > 0:
+            raise ValueError(
+                "l1 needs the whole trainable parameters on every rank, which ZeRO-3 partitions; "
+                "use zero_stage 0-2 (or weight_decay)"
+            )
+        if self.zero_stage == 3 and self.adversarial.method != "none":
+            raise ValueError(
+                "adversarial training takes extra gradients through the network outside "
+                "DeepSpeed's backward, which ZeRO-3's parameter gathering does not allow; "
+                "use zero_stage 0-2"
+            )
+        return self
+
+
+AUGMENT_OPERATIONS = {
+    "sequence_classification": ("synonym", "insert", "swap", "delete", "typo"),
+    # Only operations that keep each word's tag valid.
+    "token_classification": ("mention", "synonym", "typo"),
+}
+
+
+class AugmentSection(Section):
+    multiplier: int = Field(
+        2,
+        ge=1,
+        le=20,
+        description="Training rows become this many times as many: each original row plus "
+        "multiplier - 1 augmented copies (1 turns augmentation off).",
+    )
+    operations: list[Literal["synonym", "insert", "swap", "delete", "typo", "mention"]] | None = (
+        Field(
+            None,
+            min_length=1,
+            description="Operations each copy picks from at random; default: all the task allows "
+            "(sequences: synonym, insert, swap, delete, typo; tokens: mention, synonym, typo).",
+        )
+    )
+    rate: float = Field(
+        0.1, gt=0, le=0.5, description="Share of a text's words each operation touches."
+    )
+    synonym_neighbours: int = Field(
+        8, ge=1, le=50, description="synonym: candidates among nearest input embeddings."
+    )
+    synonym_min_similarity: float = Field(
+        0.45, ge=0, lt=1, description="synonym: least cosine similarity of a replacement."
+    )
+
+
+class DistillSection(Section):
+    teacher: str = Field(
+        ..., description="A training artifact directory (its `train` folder) to learn from."
+    )
+    alpha: float = Field(
+        0.5, ge=0, le=1, description="Weight of the hard-label loss; 1 - alpha weighs the teacher."
+    )
+    temperature: float = Field(2.0, gt=0, description="Softmax temperature of both models.")
+    batch_size: int = Field(64, ge=1, description="Rows per teacher inference batch.")
+    actors: int = Field(1, ge=1, description="Ray Data actors running the teacher.")
+
+
+class ExportSection(Section):
+    opset: int = Field(18, ge=14, le=23, description="ONNX opset version.")
+    max_abs_logit_diff: float = Field(
+        1e-3,
+        gt=0,
+        description="Largest |logit(ONNX) - logit(PyTorch)| allowed on validation or test.",
+    )
+    max_metric_drop: float = Field(
+        1.0,
+        ge=0,
+        description="Largest drop of the task metric (points) on validation or test against "
+        "the PyTorch parent; the same gate, and default, as compress.max_metric_drop.",
+    )
+
+
+COMPRESS_KINDS = ("fp32", "dynamic_int8", "static_int8", "fp16")
+
+
+class CompressVariant(Section):
+    """One compressed model to build, gate and report; each becomes its own artifact."""
+
+    kind: Literal["fp32", "dynamic_int8", "static_int8", "fp16"] = Field(
+        ...,
+        description="fp32: the merged model as is; dynamic_int8: INT8 weights, activations "
+        "quantised on the fly; static_int8: INT8 weights and activations, scales calibrated "
+        "on training texts; fp16: half precision (for GPUs).",
+    )
+    name: str | None = Field(
+        None, pattern=r"^[a-z0-9][a-z0-9_-]*$", description="Artifact folder; default: the kind."
+    )
+    optimize: bool = Field(
+        True,
+        description="ONNX Runtime's transformer fusions (Attention, EmbedLayerNormalization, "
+        "BiasGelu where the graph allows) before quantising.",
+    )
+    per_channel: bool | None = Field(
+        None,
+        description="INT8: a scale per output channel; default: yes for static_int8 (its "
+        "activation ranges are fixed, so one outlier weight must not coarsen every channel), "
+        "no for dynamic_int8.",
+    )
+    weight_type: Literal["qint8", "quint8"] = Field(
+        "qint8", description="INT8: signed or unsigned 8-bit weights."
+    )
+    calibration_rows: int = Field(
+        256,
+        ge=8,
+        description="Training rows static_int8 takes its activation ranges from (and a "
+        "retry its most sensitive layers).",
+    )
+    exclude_sensitive: int = Field(
+        4,
+        ge=0,
+        description="INT8: when the variant fails its gate, build it once more with this many "
+        "of its most outlier-prone MatMuls kept in float; 0: no retry.",
+    )
+
+    @property
+    def artifact_name(self) -> str:
+        return self.name or self.kind.replace("_", "-")
+
+    @property
+    def resolved_per_channel(self) -> bool:
+        return self.kind == "static_int8" if self.per_channel is None else self.per_channel
+
+
+class CompressSection(Section):
+    variants: list[CompressVariant] = Field(
+        default_factory=lambda: [
+            CompressVariant(kind="fp32"),
+            CompressVariant(kind="dynamic_int8"),
+        ],
+        min_length=1,
+        description="Models to build; a kind alone (`dynamic_int8`) takes the defaults.",
+    )
+    max_metric_drop: float = Field(
+        1.0,
+        ge=0,
+        description="Largest drop of the task metric (points) on validation or test against "
+        "the PyTorch parent; a variant beyond it is kept but marked not deployable.",
+    )
+    max_abs_logit_diff: float = Field(
+        1e-3, gt=0, description="fp32 only: largest |logit(ONNX) - logit(PyTorch)| allowed."
+    )
+    latency_texts: int = Field(
+        64, ge=8, description="Validation texts timed one at a time (and in batches of 32)."
+    )
+    threads: int | None = Field(
+        None, ge=1, description="Threads for PyTorch and ONNX Runtime when timing; default: all."
+    )
+
+    @field_validator("variants", mode="before")
+    @classmethod
+    def _kind_alone(cls, value: Any) -> Any:
+        if isinstance(value, list):
+            return [{"kind": item} if isinstance(item, str) else item for item in value]
+        return value
+
+    @model_validator(mode="after")
+    def _distinct_names(self) -> CompressSection:
+        names = [variant.artifact_name for variant in self.variants]
+        repeated = sorted({name for name in names if names.count(name) > 1})
+        if repeated:
+            raise ValueError(
+                f"variants: two variants would both be written to {repeated[0]}/ (give each a name)"
+            )
+        return self
+
+
+class ServeSection(Section, ReplicaSettings, GatewaySettings):
+    """Where Serve listens, and the model's replica and gateway settings, declared once in
+    fulcrum.serve_settings so a recipe and a Serve config file take the same keys."""
+
+    host: str = Field("127.0.0.1", description="HTTP bind address of the Serve proxy.")
+    port: int = Field(8000, ge=1, le=65535, description="HTTP port of the Serve proxy.")
+    route_prefix: str = Field("/", pattern=r"^/", description="URL prefix of the application.")
+    app_name: str = Field("fulcrum", min_length=1, description="Ray Serve application name.")
+
+
+def without_password(location: str | None) -> str | None:
+    problem = credentials_problem(location) if location else None
+    if problem:
+        raise ValueError(f"the URI {problem}")
+    return location
