@@ -88,6 +88,7 @@ class ErrorResponse(BaseModel):
     field: str | None
 
 
+RETRY_AFTER_S = 1  # what a 503 tells the client to wait before retrying
 ERRORS = {status: {"model": ErrorResponse} for status in (400, 401, 404, 413, 415, 422, 503)}
 REQUEST_BODY = {
     "requestBody": {
@@ -108,6 +109,13 @@ def error(status: int, field: str | None, message: str, **headers: str) -> JSONR
     return JSONResponse(
         status_code=status, content={"error": message, "field": field}, headers=headers or None
     )
+
+
+def unavailable(name: str, exc: BaseException) -> JSONResponse:
+    """A model replica died or timed out under this request: retryable, and said so, since
+    Serve replaces the replica within seconds."""
+    message = f"model {name!r} is unavailable, retry ({type(exc).__name__})"
+    return error(503, None, message, **{"Retry-After": str(RETRY_AFTER_S)})
 
 
 @api.exception_handler(HTTPException)
@@ -199,7 +207,7 @@ class Gateway:
         try:
             predictions = await self.models[name].predict.remote(texts)
         except Exception as exc:  # a replica died or timed out: the client gets an answer
-            return error(503, None, f"model {name!r} is unavailable, retry ({type(exc).__name__})")
+            return unavailable(name, exc)
         version = (await self._info(name))["version"]
         return JSONResponse({"model": name, "version": version, "predictions": predictions})
 
@@ -239,7 +247,7 @@ class Gateway:
         try:
             answer = await self.models[name].explain.remote(texts, self.args.max_explain_words)
         except Exception as exc:
-            return error(503, None, f"model {name!r} is unavailable, retry ({type(exc).__name__})")
+            return unavailable(name, exc)
         finally:
             self.explaining.leave()
         if "refused" in answer:

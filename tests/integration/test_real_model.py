@@ -1,29 +1,82 @@
-"""One short epoch of the real pretrained all-MiniLM-L6-v2 on the demo data, then export."""
+"""One short epoch of the real pretrained all-MiniLM-L6-v2 on the demo data, then export and
+INT8, each checked against the PyTorch model on real sentences it was not trained on."""
 
+import numpy as np
 import pytest
+import torch
 
 from fulcrum.artifacts import open_artifact
 from fulcrum.compress.export import export
+from fulcrum.compress.stage import compress, variant_dir
+from fulcrum.inference import OnnxClassifier
 from fulcrum.recipe import load_recipe
+from fulcrum.train.merge import TOKENIZER_DIR, load_merged
 from fulcrum.train.stage import train
 
-from ..conftest import REPOSITORY
+from ..conftest import REPOSITORY, SHARED_DATA
 
 pytestmark = [pytest.mark.integration, pytest.mark.real_model]
 
+# The least an INT8 model may agree with its parent on text of another domain.
+MIN_AGREEMENT = 0.95
 
-def test_one_epoch_of_minilm_learns_the_demo_intents(ray_cluster, tmp_path):
+
+def test_one_epoch_of_minilm_learns_the_demo_intents_and_int8_keeps_its_answers(
+    ray_cluster, tmp_path
+):
     recipe = load_recipe(
         REPOSITORY / "examples" / "demo.yaml",
-        ["train.epochs=1", f"output_dir={tmp_path}"],
+        [
+            "train.epochs=1",
+            f"output_dir={tmp_path}",
+            "compress.variants=[{kind: dynamic_int8, per_channel: true}]",
+            "compress.latency_texts=8",
+        ],
     )
-    metrics = open_artifact(train(recipe), kind="train").metrics
+    train_dir = train(recipe)
+    metrics = open_artifact(train_dir, kind="train").metrics
     # Six balanced intents: chance is 0.17. Pretrained features plus 7 LoRA steps get far past it.
     assert metrics["validation"]["accuracy"] >= 0.5, metrics
     assert metrics["test"]["accuracy"] >= 0.5, metrics
     assert metrics["validation"] == pytest.approx(metrics["training_validation"])
 
-    gate = open_artifact(export(recipe), kind="export").metrics["gate"]
-    for parity in gate.values():
+    exported = open_artifact(export(recipe), kind="export")
+    for parity in exported.metrics["gate"].values():
         assert parity["max_abs_logit_diff"] < 1e-4
         assert parity["metric_drop_points"] == 0.0
+
+    int8 = open_artifact(variant_dir(compress(recipe), "dynamic-int8"), kind="export")
+    assert int8.manifest["deployable"] is True, int8.manifest["not_deployable_because"]
+    # Beyond the gate's own splits: real financial news the intents model never saw.
+    texts = _phrasebank(200)
+    parent = _pytorch_predictions(train_dir, texts, recipe.model.max_length)
+    for artifact in (exported, int8):
+        served = np.array([p["label"] for p in OnnxClassifier(artifact.path).predict(texts)])
+        agreement = float((served == parent).mean())
+        floor = 0.99 if artifact is exported else MIN_AGREEMENT  # fp32: ties may flip
+        assert agreement >= floor, f"{artifact.path}: agrees with PyTorch on {agreement:.1%}"
+
+
+def _phrasebank(count: int) -> list[str]:
+    lines = (SHARED_DATA / "financial_phrasebank" / "Sentences_AllAgree.txt").read_text()
+    return [line.rpartition("@")[0] for line in lines.splitlines()[:count]]
+
+
+def _pytorch_predictions(train_dir, texts: list[str], max_length: int) -> np.ndarray:
+    from transformers import AutoTokenizer
+
+    model = load_merged(train_dir, "sequence_classification").eval()
+    tokenizer = AutoTokenizer.from_pretrained(train_dir / TOKENIZER_DIR)
+    labels = open_artifact(train_dir, kind="train").labels
+    predicted = []
+    with torch.no_grad():
+        for start in range(0, len(texts), 32):
+            encoded = tokenizer(
+                texts[start : start + 32],
+                padding=True,
+                truncation=True,
+                max_length=max_length,
+                return_tensors="pt",
+            )
+            predicted += model(**encoded).logits.argmax(-1).tolist()
+    return np.array([labels[index] for index in predicted])

@@ -15,25 +15,29 @@ from pathlib import Path
 import pytest
 
 from fulcrum.artifacts import open_artifact
+from fulcrum.train.stage import train
+
+from .test_training_faults import assert_same_weights
 
 pytestmark = pytest.mark.integration
 
 EPOCHS, STEPS_PER_EPOCH = 2, 6  # 84 rows, 2 ranks x batch 8
+# What decides the numbers; the faulted run adds only where checkpoints go and how many
+# failures it survives.
+RECIPE_TRAIN = {"epochs": EPOCHS, "checkpoint_every_steps": 2, "log_every_steps": 1}
 
 
 def test_losing_a_worker_node_resumes_on_the_nodes_left_without_losing_a_step(
-    tiny_recipe_factory, tmp_path
+    ray_cluster, tiny_recipe_factory, tmp_path
 ):
     shared = tmp_path / "shared-storage"
     recipe = tiny_recipe_factory(
         tmp_path / "artifacts",
         train={
-            "epochs": EPOCHS,
+            **RECIPE_TRAIN,
             "storage_path": str(shared),
-            "checkpoint_every_steps": 2,
             "keep_checkpoints": 20,
             "max_failures": 2,
-            "log_every_steps": 1,
         },
     )
     env = {key: value for key, value in os.environ.items() if key != "RAY_ADDRESS"}
@@ -67,6 +71,23 @@ def test_losing_a_worker_node_resumes_on_the_nodes_left_without_losing_a_step(
     logged = [int(row["step"]) for row in csv.DictReader(artifact.file("logs/steps.csv").open())]
     assert logged == list(range(1, EPOCHS * STEPS_PER_EPOCH + 1)), "a step lost or repeated"
     assert artifact.metrics["validation"] == artifact.metrics["training_validation"]
+    # The same numbers as the same recipe run without a fault, on one node: every step's
+    # loss, the metrics and the weights.
+    uninterrupted = open_artifact(
+        train(tiny_recipe_factory(tmp_path / "uninterrupted", train=RECIPE_TRAIN)), kind="train"
+    )
+    expected = {
+        int(row["step"]): float(row["loss"])
+        for row in csv.DictReader(uninterrupted.file("logs/steps.csv").open())
+    }
+    losses = {
+        int(row["step"]): float(row["loss"])
+        for row in csv.DictReader(artifact.file("logs/steps.csv").open())
+    }
+    assert losses.keys() == expected.keys()
+    assert [losses[step] for step in losses] == pytest.approx(list(expected.values()), rel=1e-5)
+    assert artifact.metrics["test"] == uninterrupted.metrics["test"]
+    assert_same_weights(artifact, uninterrupted)
     # Checkpoints went to the shared path (and were cleaned up there after the artifact).
     assert shared.is_dir() and not any(shared.iterdir())
     print(

@@ -76,6 +76,20 @@ def assert_same_run(artifact, reference) -> None:
         assert entry["train_loss"] == pytest.approx(expected_entry["train_loss"], rel=1e-5)
         assert entry["val_accuracy"] == pytest.approx(expected_entry["val_accuracy"], abs=1e-9)
     assert artifact.metrics["validation"] == reference.metrics["validation"]
+    assert artifact.metrics["test"] == reference.metrics["test"]
+    # And the model itself: the merged weights the artifact ships, tensor by tensor.
+    assert_same_weights(artifact, reference)
+
+
+def assert_same_weights(artifact, reference, atol: float = 1e-5) -> None:
+    from safetensors.torch import load_file
+
+    weights = load_file(artifact.file("merged/model.safetensors"))
+    expected = load_file(reference.file("merged/model.safetensors"))
+    assert weights.keys() == expected.keys()
+    differences = {name: (weights[name] - expected[name]).abs().max().item() for name in weights}
+    worst = max(differences, key=differences.get)
+    assert differences[worst] <= atol, f"{worst} differs by {differences[worst]:.3g}"
 
 
 def test_killed_worker_is_restarted_from_the_last_checkpoint(
