@@ -304,9 +304,13 @@ def campaign(ray_cluster, tiny_recipe_factory, tmp_path_factory):
         ledger = work / "driver_memory.jsonl"
         deadline = time.time() + 300
         while time.time() < deadline and _count_lines(ledger) < 2 and first.poll() is None:
-            time.sleep(1)
+            time.sleep(0.2)
         assert _count_lines(ledger) >= 2, (folder / "first.log").read_text()[-3000:]
-        time.sleep(2)  # past one experiment-state save
+        # Kill only once Tune has saved its state with those two trials ended in it.
+        ended_at = ledger.stat().st_mtime
+        while time.time() < deadline and _state_saved_at(work) <= ended_at:
+            time.sleep(0.2)
+        assert _state_saved_at(work) > ended_at, "Tune saved no experiment state"
         first.send_signal(signal.SIGKILL)
         assert first.wait(timeout=120) == -signal.SIGKILL
     ended = [json.loads(line)["trial_id"] for line in ledger.read_text().splitlines()]
@@ -318,8 +322,15 @@ def campaign(ray_cluster, tiny_recipe_factory, tmp_path_factory):
     second = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
     assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
     again = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
-    assert "this campaign finished already" in again.stdout, "a finished campaign is not rerun"
-    return recipe, open_artifact(folder / "campaign" / "tune", kind="tune"), stamps, second.stdout
+    assert "this campaign finished already" in again.stderr, "a finished campaign is not rerun"
+    said = second.stdout + second.stderr
+    return recipe, open_artifact(folder / "campaign" / "tune", kind="tune"), stamps, said
+
+
+def _state_saved_at(work) -> float:
+    """When Tune last saved the experiment's state (0 before the first save)."""
+    saved = list((work / "search").glob("experiment_state-*.json"))
+    return max((path.stat().st_mtime for path in saved), default=0.0)
 
 
 def _count_lines(path) -> int:

@@ -56,26 +56,34 @@ def submit(
     follow: bool = True,
 ) -> tuple[str, str]:
     """(job id, final status; "SUBMITTED" when not following)."""
+    from ray.exceptions import AuthenticationError
     from ray.job_submission import JobSubmissionClient
 
     # Ray 2.60 clusters authenticate with a token; the SDK sends it only when asked.
     os.environ.setdefault("RAY_AUTH_MODE", "token")
     _check_reachable(address)
-    try:
-        client = JobSubmissionClient(address)
-    except Exception as error:  # the SDK raises plain exceptions for unreachable heads
-        raise FulcrumError(
-            f"--address {address}: cannot reach the Ray job server ({error})"
-        ) from None
     entrypoint = f"python -m fulcrum run {RECIPE_FILE} --no-serve"
     if output_dir:
         entrypoint += f" --output-dir {shlex.quote(str(output_dir))}"
-    with tempfile.TemporaryDirectory(prefix="fulcrum-submit-") as working_dir:
-        job_id = client.submit_job(
-            entrypoint=entrypoint,
-            runtime_env=runtime_env(recipe, pip, Path(working_dir)),
-            metadata={"fulcrum_recipe": recipe.name, "recipe_hash": recipe.hash[:12]},
-        )
+    try:
+        client = JobSubmissionClient(address)
+        with tempfile.TemporaryDirectory(prefix="fulcrum-submit-") as working_dir:
+            job_id = client.submit_job(
+                entrypoint=entrypoint,
+                runtime_env=runtime_env(recipe, pip, Path(working_dir)),
+                metadata={"fulcrum_recipe": recipe.name, "recipe_hash": recipe.hash[:12]},
+            )
+    except AuthenticationError as error:
+        refused = str(error).splitlines()[0]
+        raise FulcrumError(
+            f"--address {address}: the job server refused this machine's token ({refused}); "
+            "set RAY_AUTH_TOKEN, or RAY_AUTH_TOKEN_PATH to a file holding it, to the "
+            "cluster's token"
+        ) from None
+    except OSError as error:  # the SDK's ConnectionError, or requests' own (an OSError)
+        raise FulcrumError(
+            f"--address {address}: cannot reach the Ray job server ({error})"
+        ) from None
     log.info(f"job {job_id} on {address}: {entrypoint}")
     if not follow:
         return job_id, "SUBMITTED"

@@ -116,3 +116,30 @@ def test_fulcrum_submit_runs_the_pipeline_as_a_job_and_streams_its_logs(
     )
     assert unreachable.returncode == 2
     assert "cannot reach the Ray job server" in unreachable.stderr
+
+
+def test_a_submit_without_the_clusters_token_is_refused_in_one_line(
+    ray_cluster, tiny_recipe_factory, tmp_path, monkeypatch
+):
+    """Token authentication is on (Ray 2.60's default): a machine with the wrong token gets
+    Fulcrum's one-line error, and no job runs."""
+    from ray.job_submission import JobSubmissionClient
+
+    monkeypatch.setenv("RAY_AUTH_MODE", "token")  # this process sends the right one
+    recipe_file = tmp_path / "tiny.yaml"
+    recipe_file.write_text(yaml.safe_dump(tiny_recipe_factory(tmp_path).to_dict()))
+    jobs_before = len(JobSubmissionClient(ray_cluster["dashboard"]).list_jobs())
+    fulcrum = str(Path(sys.executable).parent / "fulcrum")
+    env = {**os.environ, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": "not-the-token"}
+    env.pop("RAY_AUTH_TOKEN_PATH", None)
+    result = subprocess.run(
+        [fulcrum, "submit", str(recipe_file), "--address", ray_cluster["dashboard"]],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "the job server refused this machine's token" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert len(JobSubmissionClient(ray_cluster["dashboard"]).list_jobs()) == jobs_before
