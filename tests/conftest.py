@@ -120,18 +120,18 @@ def ray_cluster():
 
     # Job entry points run `python`; make it this interpreter's, with fulcrum installed.
     os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
-    dashboard_port = free_port()
+    # No dashboard port given: Ray binds 8265 or the next free one itself, so nothing can
+    # take the port between choosing it and binding it.
     context = ray.init(
         num_cpus=4,  # 2 cores, but logical CPUs for 2 train workers + Serve replicas + job driver
         include_dashboard=True,
         dashboard_host="127.0.0.1",
-        dashboard_port=dashboard_port,
         log_to_driver=True,
     )
     os.environ["RAY_ADDRESS"] = context.address_info["address"]
     yield {
         "address": context.address_info["address"],
-        "dashboard": f"http://127.0.0.1:{dashboard_port}",
+        "dashboard": f"http://{context.dashboard_url}",
     }
     try:
         from ray import serve
@@ -150,9 +150,9 @@ def s3_bucket():
     from moto.server import ThreadedMotoServer
 
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # a line per request otherwise
-    port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)  # any free
     server.start()
+    _, port = server.get_host_and_port()
     uri = f"s3://fulcrum?endpoint_override=127.0.0.1:{port}&scheme=http"
     filesystem, _ = pyarrow.fs.FileSystem.from_uri(uri + "&allow_bucket_creation=true")
     filesystem.create_dir("fulcrum")
@@ -162,7 +162,9 @@ def s3_bucket():
 
 @pytest.fixture(scope="session")
 def serve_port() -> int:
-    """Serve keeps its first HTTP port for the cluster's lifetime; every test uses this one."""
+    """Serve keeps its first HTTP port for the cluster's lifetime; every test uses this one.
+    Serve must be told a port (it cannot report one it chose), so this one is the OS's
+    choice, checked free just before."""
     return free_port()
 
 
