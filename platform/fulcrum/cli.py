@@ -107,25 +107,36 @@ def _parser() -> argparse.ArgumentParser:
         description="Fine-tune, export and serve transformer classifiers from one YAML recipe.",
     )
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
+    _stage_commands(commands)
+    _artifact_commands(commands)
+    _run_commands(commands)
+    return parser
+
+
+def _recipe_command(commands, name: str, handler, help_text: str) -> argparse.ArgumentParser:
+    """A command that reads a recipe, with --set and --output-dir."""
+    sub = commands.add_parser(
+        name, help=help_text, description=help_text, parents=[_output_options()]
+    )
+    sub.add_argument("recipe", help="recipe YAML file")
+    sub.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY.PATH=VALUE",
+        help="override a recipe value, e.g. --set train.epochs=1 (repeatable)",
+    )
+    sub.add_argument("--output-dir", help="where artifacts go (default: the recipe's output_dir)")
+    sub.set_defaults(command=handler)
+    return sub
+
+
+def _stage_commands(commands) -> None:
+    """validate, train, tune, export, compress, serve: one stage each."""
 
     def command(name: str, handler, help_text: str) -> argparse.ArgumentParser:
-        sub = commands.add_parser(
-            name, help=help_text, description=help_text, parents=[_output_options()]
-        )
-        sub.add_argument("recipe", help="recipe YAML file")
-        sub.add_argument(
-            "--set",
-            dest="overrides",
-            action="append",
-            default=[],
-            metavar="KEY.PATH=VALUE",
-            help="override a recipe value, e.g. --set train.epochs=1 (repeatable)",
-        )
-        sub.add_argument(
-            "--output-dir", help="where artifacts go (default: the recipe's output_dir)"
-        )
-        sub.set_defaults(command=handler)
-        return sub
+        return _recipe_command(commands, name, handler, help_text)
 
     command("validate", _validate, "check a recipe and print it with every default filled in")
     train = command(
@@ -165,6 +176,10 @@ def _parser() -> argparse.ArgumentParser:
         help="serve a model that has not learned (training warned), or a compressed variant "
         "that failed its parity gate (not deployable)",
     )
+
+
+def _artifact_commands(commands) -> None:
+    """explain, runs, show: commands that read artifacts, not recipes."""
     explain = commands.add_parser(
         "explain",
         parents=[_output_options()],
@@ -181,16 +196,6 @@ def _parser() -> argparse.ArgumentParser:
     explain.add_argument("--target", help="explain this label instead of the predicted one")
     explain.add_argument("--html", help="also write a self-contained HTML view here")
     explain.set_defaults(command=_explain)
-    submit = command(
-        "submit", _submit, "run the pipeline as a Ray job on a cluster, streaming its logs"
-    )
-    submit.add_argument("--address", required=True, help="the job server, http://HEAD:8265")
-    submit.add_argument(
-        "--pip", action="store_true", help="install the pinned packages in the job's environment"
-    )
-    submit.add_argument(
-        "--no-follow", action="store_true", help="print the job id and return at once"
-    )
     runs = commands.add_parser(
         "runs",
         help="list the artifacts under an output directory, oldest first",
@@ -204,6 +209,24 @@ def _parser() -> argparse.ArgumentParser:
     show.add_argument("artifact", help="its folder, or the end of its path (demo/export)")
     show.add_argument("--output-dir", default="artifacts", help="where to look for it")
     show.set_defaults(command=_show)
+
+
+def _run_commands(commands) -> None:
+    """run and submit: the whole pipeline, here or as a Ray job."""
+
+    def command(name: str, handler, help_text: str) -> argparse.ArgumentParser:
+        return _recipe_command(commands, name, handler, help_text)
+
+    submit = command(
+        "submit", _submit, "run the pipeline as a Ray job on a cluster, streaming its logs"
+    )
+    submit.add_argument("--address", required=True, help="the job server, http://HEAD:8265")
+    submit.add_argument(
+        "--pip", action="store_true", help="install the pinned packages in the job's environment"
+    )
+    submit.add_argument(
+        "--no-follow", action="store_true", help="print the job id and return at once"
+    )
     run = command(
         "run",
         _run,
@@ -236,7 +259,6 @@ def _parser() -> argparse.ArgumentParser:
         help="stop after the last stage and print the artifact to serve (what a Ray job runs: "
         "a job ends, an endpoint should not)",
     )
-    return parser
 
 
 def _auto_overrides(args) -> list[str]:
