@@ -356,8 +356,14 @@ def plots(staging: Path, rows: list[dict], recipe: Recipe, metric: str) -> None:
     scored = [row for row in rows if row[metric] is not None]
     if not scored:
         return
-    sign = 1 if recipe.tune.mode == "max" else -1
+    _plot_progress(plt, staging / "progress.png", rows, scored, recipe, metric)
+    _plot_hyperparameters(plt, staging / "hyperparameters.png", scored, recipe, metric)
+    _plot_pareto(plt, staging / "pareto.png", scored, recipe, metric)
 
+
+def _plot_progress(plt, path: Path, rows, scored, recipe: Recipe, metric: str) -> None:
+    """The metric of each trial over time with the best so far, and over trials."""
+    sign = 1 if recipe.tune.mode == "max" else -1
     figure, (over_time, over_trials) = plt.subplots(1, 2, figsize=(11, 4))
     start = min(row["started_s"] for row in scored if row["started_s"] is not None)
     for row in scored:
@@ -383,9 +389,12 @@ def plots(staging: Path, rows: list[dict], recipe: Recipe, metric: str) -> None:
     over_time.legend(fontsize=8)
     figure.suptitle(f"{recipe.name}: {len(rows)} trials")
     figure.tight_layout()
-    figure.savefig(staging / "progress.png", dpi=110)
+    figure.savefig(path, dpi=110)
     plt.close(figure)
 
+
+def _plot_hyperparameters(plt, path: Path, scored, recipe: Recipe, metric: str) -> None:
+    """The metric against each searched key's value."""
     dimensions = list(recipe.tune.space.items())
     columns = min(3, len(dimensions))
     lines = math.ceil(len(dimensions) / columns)
@@ -413,40 +422,44 @@ def plots(staging: Path, rows: list[dict], recipe: Recipe, metric: str) -> None:
     for axis in list(axes.flat)[len(dimensions) :]:
         axis.set_visible(False)
     figure.tight_layout()
-    figure.savefig(staging / "hyperparameters.png", dpi=110)
+    figure.savefig(path, dpi=110)
     plt.close(figure)
 
+
+def _plot_pareto(plt, path: Path, scored, recipe: Recipe, metric: str) -> None:
+    """A cost-aware campaign's trials, metric against cost, and their Pareto front."""
     cost = COST_COLUMNS.get(recipe.tune.cost)
     costed = [row for row in scored if cost and row.get(cost) is not None]
-    if cost and costed:
-        figure, axis = plt.subplots(figsize=(6, 4.2))
-        axis.scatter(
-            [row[cost] for row in costed],
-            [row[metric] for row in costed],
-            color="#999",
-            s=24,
-            label="trial",
-        )
-        front = sorted((row for row in costed if row["pareto"]), key=lambda row: row[cost])
-        axis.plot(
-            [row[cost] for row in front],
-            [row[metric] for row in front],
-            "o-",
-            color="#c33",
-            label="Pareto front",
-        )
-        for row in front:
-            axis.annotate(row["trial_id"].split("_")[-1], (row[cost], row[metric]), fontsize=7)
-        unit = f"ms per batch of {recipe.tune.cost_batch_size}"
-        axis.set_xlabel(
-            f"INT8 ONNX latency ({unit})" if recipe.tune.cost == "latency" else "INT8 ONNX MB"
-        )
-        axis.set_ylabel(metric)
-        axis.grid(alpha=0.3)
-        axis.legend(fontsize=8)
-        figure.tight_layout()
-        figure.savefig(staging / "pareto.png", dpi=110)
-        plt.close(figure)
+    if not (cost and costed):
+        return
+    figure, axis = plt.subplots(figsize=(6, 4.2))
+    axis.scatter(
+        [row[cost] for row in costed],
+        [row[metric] for row in costed],
+        color="#999",
+        s=24,
+        label="trial",
+    )
+    front = sorted((row for row in costed if row["pareto"]), key=lambda row: row[cost])
+    axis.plot(
+        [row[cost] for row in front],
+        [row[metric] for row in front],
+        "o-",
+        color="#c33",
+        label="Pareto front",
+    )
+    for row in front:
+        axis.annotate(row["trial_id"].split("_")[-1], (row[cost], row[metric]), fontsize=7)
+    unit = f"ms per batch of {recipe.tune.cost_batch_size}"
+    axis.set_xlabel(
+        f"INT8 ONNX latency ({unit})" if recipe.tune.cost == "latency" else "INT8 ONNX MB"
+    )
+    axis.set_ylabel(metric)
+    axis.grid(alpha=0.3)
+    axis.legend(fontsize=8)
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
 
 
 def plot_population(
