@@ -41,6 +41,22 @@ class PipelineRun:
     artifacts: dict[str, Path] = field(default_factory=dict)
     actions: dict[str, str] = field(default_factory=dict)  # stage -> "ran" | "skipped"
     served: Path | None = None
+    rerun: tuple[str, ...] = ()  # stages to run even when up to date
+
+    def stage(self, name: str, target: Path, reason: str | None, make) -> Path:
+        """Run `make` unless the stage is up to date (`reason` None) and not asked to
+        rerun; say which, and record the artifact."""
+        if reason is None and name not in self.rerun:
+            log.info(f"{name}: up to date, skipped ({_described(target)})")
+            self.actions[name] = "skipped"
+        else:
+            log.info(f"{name}: runs ({reason or 'asked to rerun'})")
+            started = time.time()
+            target = make()
+            self.actions[name] = "ran"
+            log.info(f"{name}: done in {time.time() - started:.0f}s -> {target}")
+        self.artifacts[name] = target
+        return target
 
 
 def stale_reason(
@@ -92,80 +108,29 @@ def run_stages(
     the artifact to serve."""
     from fulcrum.compress.export import export
     from fulcrum.compress.stage import compress, variant_dir
-    from fulcrum.data import load_splits
-    from fulcrum.train.stage import train
 
-    run = PipelineRun()
-
-    def stage(name: str, target: Path, reason: str | None, make) -> Path:
-        if reason is None and name not in rerun:
-            log.info(f"{name}: up to date, skipped ({_described(target)})")
-            run.actions[name] = "skipped"
-            return target
-        log.info(f"{name}: runs ({reason or 'asked to rerun'})")
-        started = time.time()
-        made = make()
-        run.actions[name] = "ran"
-        log.info(f"{name}: done in {time.time() - started:.0f}s -> {made}")
-        return made
-
-    if recipe.tune is not None:
-        from fulcrum.tune.campaign import tune
-
-        target = artifact_dir(recipe, "tune", output_dir)
-        refresh(target)
-        finished = (target / MANIFEST).is_file() and recipe_hash_of(target) == recipe.hash
-        campaign = open_artifact(tune(recipe, output_dir), kind="tune")  # skips a finished one
-        run.artifacts["tune"] = campaign.path
-        run.actions["tune"] = "skipped" if finished else "ran"
-        best = (campaign.metrics.get("best") or {}).get("artifact")
-        if not best:
-            raise ArtifactError(
-                f"{campaign.path}: no trial finished, so there is nothing to export"
-            )
-        train_dir = campaign.path / best
-        log.info(f"train: the campaign's best trial, {train_dir}")
-        run.actions["train"] = "skipped"
-    else:
-        target = artifact_dir(recipe, "train", output_dir)
-        splits = load_splits(recipe.data, recipe.seed, recipe.task.type)
-        teacher = Path(recipe.distill.teacher) if recipe.distill else None
-        reason = stale_reason(
-            target, "train", recipe, STAGE_SECTIONS["train"], teacher, splits.fingerprint
-        )
-        train_dir = stage("train", target, reason, lambda: train(recipe, output_dir))
-    run.artifacts["train"] = train_dir
-    not_learned = blocking(
-        open_artifact(train_dir, kind="train", verify=False).manifest.get("warnings")
-    )
-    if not_learned and not force:
-        tips = "; ".join(not_learned[0].get("try") or [])
-        raise TrainingError(
-            f"{train_dir}: not exported or served: {not_learned[0]['text']}"
-            + (f". Try: {tips}" if tips else "")
-            + ". To go on with this model anyway: fulcrum run --force"
-        )
+    run = PipelineRun(rerun=tuple(rerun))
+    train_dir = _trained(run, recipe, output_dir)
+    _check_learned(train_dir, force)
 
     def after_train(name: str, target: Path, kind: str) -> str | None:
         return stale_reason(target, kind, recipe, STAGE_SECTIONS[name], parent=train_dir)
 
     target = artifact_dir(recipe, "export", output_dir)
-    run.artifacts["export"] = stage(
+    run.served = run.stage(
         "export",
         target,
         after_train("export", target, "export"),
         lambda: export(recipe, train_dir, output_dir),
     )
-    run.served = run.artifacts["export"]
     if recipe.compress is not None:
         target = artifact_dir(recipe, "compress", output_dir)
-        report = stage(
+        report = run.stage(
             "compress",
             target,
             after_train("compress", target, "compress"),
             lambda: compress(recipe, train_dir, output_dir),
         )
-        run.artifacts["compress"] = report
         recommended = open_artifact(report, kind="compress").metrics["recommended"]
         if recommended is None:
             log.info("compress: no variant passed its gate; serving the fp32 export")
@@ -173,6 +138,50 @@ def run_stages(
             log.info(f"compress: serving {recommended}, the fastest variant that passed")
             run.served = variant_dir(report, recommended)
     return run
+
+
+def _trained(run: PipelineRun, recipe: Recipe, output_dir) -> Path:
+    """The training artifact to export: the campaign's best trial when the recipe has a
+    tune section (the campaign skips itself when finished), else the recipe's own."""
+    if recipe.tune is None:
+        from fulcrum.data import load_splits
+        from fulcrum.train.stage import train
+
+        target = artifact_dir(recipe, "train", output_dir)
+        splits = load_splits(recipe.data, recipe.seed, recipe.task.type)
+        teacher = Path(recipe.distill.teacher) if recipe.distill else None
+        reason = stale_reason(
+            target, "train", recipe, STAGE_SECTIONS["train"], teacher, splits.fingerprint
+        )
+        return run.stage("train", target, reason, lambda: train(recipe, output_dir))
+    from fulcrum.tune.campaign import tune
+
+    target = artifact_dir(recipe, "tune", output_dir)
+    refresh(target)
+    finished = (target / MANIFEST).is_file() and recipe_hash_of(target) == recipe.hash
+    campaign = open_artifact(tune(recipe, output_dir), kind="tune")  # skips a finished one
+    run.artifacts["tune"] = campaign.path
+    run.actions["tune"] = "skipped" if finished else "ran"
+    best = (campaign.metrics.get("best") or {}).get("artifact")
+    if not best:
+        raise ArtifactError(f"{campaign.path}: no trial finished, so there is nothing to export")
+    train_dir = campaign.path / best
+    log.info(f"train: the campaign's best trial, {train_dir}")
+    run.artifacts["train"], run.actions["train"] = train_dir, "skipped"
+    return train_dir
+
+
+def _check_learned(train_dir: Path, force: bool) -> None:
+    """A model that has not learned goes no further unless forced."""
+    warnings = open_artifact(train_dir, kind="train", verify=False).manifest.get("warnings")
+    not_learned = blocking(warnings)
+    if not_learned and not force:
+        tips = "; ".join(not_learned[0].get("try") or [])
+        raise TrainingError(
+            f"{train_dir}: not exported or served: {not_learned[0]['text']}"
+            + (f". Try: {tips}" if tips else "")
+            + ". To go on with this model anyway: fulcrum run --force"
+        )
 
 
 def _described(artifact_dir: Path) -> str:

@@ -283,16 +283,6 @@ def _training_table(
 
 def _fit(plan: _Plan, train_rows: pa.Table, callbacks: list, initial_checkpoint: str | None):
     init_ray()
-    import ray.data
-    from ray.train import (
-        CheckpointConfig,
-        DataConfig,
-        FailureConfig,
-        LoggingConfig,
-        RunConfig,
-        ScalingConfig,
-    )
-    from ray.train.torch import TorchTrainer
     from ray.util.queue import Queue
 
     from fulcrum.train.progress import ProgressPrinter, run_with_progress
@@ -313,17 +303,49 @@ def _fit(plan: _Plan, train_rows: pa.Table, callbacks: list, initial_checkpoint:
             "train.batch_size, train.gradient_accumulation_steps or train.workers"
         )
     queue = Queue(maxsize=10_000, actor_options=beside_this_process())
-    trainer = TorchTrainer(
+    trainer = _trainer(plan, train_rows, epochs, queue, callbacks, initial_checkpoint)
+    log.info(
+        f"training: {cfg.workers} worker(s) x batch {epochs.batch_size} x {epochs.accumulation} "
+        f"accumulated, {cfg.epochs} epoch(s) of {epochs.steps_per_epoch} step(s), DeepSpeed "
+        f"ZeRO-{cfg.zero_stage}, checkpoints in {join(plan.storage, name)}"
+    )
+    try:
+        result = run_with_progress(
+            trainer.fit, queue, ProgressPrinter(epochs.steps_per_epoch * cfg.epochs)
+        )
+    except Exception as error:
+        raise TrainingError(f"training failed: {_root_cause(error)}") from error
+    finally:
+        queue.shutdown()
+    return result
+
+
+def _trainer(plan: _Plan, train_rows: pa.Table, epochs: EpochPlan, queue, callbacks, initial):
+    """The Ray Train run: every rank gets the WorkerConfig, the whole training table and
+    the validation split; checkpoints scored on the validation metric."""
+    import ray.data
+    from ray.train import (
+        CheckpointConfig,
+        DataConfig,
+        FailureConfig,
+        LoggingConfig,
+        RunConfig,
+        ScalingConfig,
+    )
+    from ray.train.torch import TorchTrainer
+
+    recipe, cfg = plan.recipe, plan.recipe.train
+    return TorchTrainer(
         train_worker,
         train_loop_config=WorkerConfig(
             recipe=recipe.to_dict(),
             label_names=plan.splits.label_names,
             model_dir=str(plan.model_dir),
-            deepspeed=ds_config,
+            deepspeed=plan.ds_config,
             eval_batch_size=max(32, epochs.batch_size),
             model_overrides=plan.overrides,
             progress_queue=queue,
-            initial_checkpoint=initial_checkpoint,
+            initial_checkpoint=initial,
             class_weights=plan.class_weights,
         ).as_dict(),
         scaling_config=ScalingConfig(
@@ -332,7 +354,7 @@ def _fit(plan: _Plan, train_rows: pa.Table, callbacks: list, initial_checkpoint:
             resources_per_worker={"CPU": cfg.cpus_per_worker},  # use_gpu adds 1 GPU each
         ),
         run_config=RunConfig(
-            name=name,
+            name=run_name(plan.written),
             storage_path=plan.storage,
             checkpoint_config=CheckpointConfig(
                 num_to_keep=cfg.keep_checkpoints,
@@ -352,20 +374,6 @@ def _fit(plan: _Plan, train_rows: pa.Table, callbacks: list, initial_checkpoint:
         # evaluates its own share of validation batches, so no row is dropped there.
         dataset_config=DataConfig(datasets_to_split=[]),
     )
-    log.info(
-        f"training: {cfg.workers} worker(s) x batch {epochs.batch_size} x {epochs.accumulation} "
-        f"accumulated, {cfg.epochs} epoch(s) of {epochs.steps_per_epoch} step(s), DeepSpeed "
-        f"ZeRO-{cfg.zero_stage}, checkpoints in {join(plan.storage, name)}"
-    )
-    try:
-        result = run_with_progress(
-            trainer.fit, queue, ProgressPrinter(epochs.steps_per_epoch * cfg.epochs)
-        )
-    except Exception as error:
-        raise TrainingError(f"training failed: {_root_cause(error)}") from error
-    finally:
-        queue.shutdown()
-    return result
 
 
 def _best(result, metric: str) -> tuple[Any, dict[str, Any]]:
