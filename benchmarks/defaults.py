@@ -273,38 +273,20 @@ def run_plain_loop(dataset: str, seed: int) -> dict[str, Any]:
     settings: AdamW (torch's default weight decay), linear decay with no warm-up, no
     clipping, a shuffled order per epoch, the best epoch by validation macro-F1."""
     import numpy as np
-    import peft
     import torch
     import torch.nn.functional as F
 
     from fulcrum.data import load_splits
-    from fulcrum.metrics import classification_metrics, confusion_matrix
-    from fulcrum.models.classifier import label_maps, load_tokenizer, quiet_transformers
+    from fulcrum.models.classifier import load_tokenizer
     from fulcrum.models.registry import resolve_model_dir
     from fulcrum.recipe import validate_recipe
 
     recipe = validate_recipe(loop_recipe(dataset, seed, "plain"))
     splits = load_splits(recipe.data, recipe.seed)
-    names = splits.label_names
     model_dir = resolve_model_dir(recipe.model.base)
     tokenizer = load_tokenizer(model_dir)
-    quiet_transformers()
     torch.set_num_threads(2)
-    from transformers import AutoModelForSequenceClassification
-
-    torch.manual_seed(seed)  # as Fulcrum seeds before building: the same head and adapter
-    model = AutoModelForSequenceClassification.from_pretrained(model_dir, **label_maps(names))
-    lora = recipe.peft
-    model = peft.get_peft_model(
-        model,
-        peft.LoraConfig(
-            task_type="SEQ_CLS",
-            r=lora.r,
-            lora_alpha=lora.alpha,
-            lora_dropout=lora.dropout,
-            target_modules=lora.target_modules,
-        ),
-    )
+    model = _plain_lora_model(model_dir, recipe, splits.label_names, seed)
     batch = recipe.train.batch_size * recipe.train.workers
     texts = splits.train.column("text").to_pylist()
     labels = torch.tensor(splits.train.column("label").to_numpy())
@@ -323,17 +305,6 @@ def run_plain_loop(dataset: str, seed: int) -> dict[str, Any]:
             max_length=recipe.model.max_length,
             return_tensors="pt",
         )
-
-    @torch.no_grad()
-    def evaluate(table) -> dict[str, float]:
-        model.eval()
-        rows = table.column("text").to_pylist()
-        predicted = []
-        for start in range(0, len(rows), 64):
-            predicted.append(model(**encode(rows[start : start + 64])).logits.argmax(-1).numpy())
-        model.train()
-        gold = table.column("label").to_numpy()
-        return classification_metrics(confusion_matrix(gold, np.concatenate(predicted), len(names)))
 
     started = time.time()
     model.train()
@@ -354,8 +325,8 @@ def run_plain_loop(dataset: str, seed: int) -> dict[str, Any]:
             losses.append(loss.item())
         epochs.append(
             {
-                "validation": evaluate(splits.validation),
-                "test": evaluate(splits.test),
+                "validation": _plain_evaluate(model, encode, splits.validation, splits.label_names),
+                "test": _plain_evaluate(model, encode, splits.test, splits.label_names),
                 "loss": float(np.mean(losses)),
             }
         )
@@ -371,6 +342,47 @@ def run_plain_loop(dataset: str, seed: int) -> dict[str, Any]:
         "train_loss_by_epoch": [round(item["loss"], 4) for item in epochs],
         "wall_s": round(time.time() - started, 1),
     }
+
+
+def _plain_lora_model(model_dir, recipe, names: list[str], seed: int):
+    """The model and LoRA adapter Fulcrum builds for the same recipe, built by hand."""
+    import peft
+    import torch
+    from transformers import AutoModelForSequenceClassification
+
+    from fulcrum.models.classifier import label_maps, quiet_transformers
+
+    quiet_transformers()
+    torch.manual_seed(seed)  # as Fulcrum seeds before building: the same head and adapter
+    model = AutoModelForSequenceClassification.from_pretrained(model_dir, **label_maps(names))
+    lora = recipe.peft
+    return peft.get_peft_model(
+        model,
+        peft.LoraConfig(
+            task_type="SEQ_CLS",
+            r=lora.r,
+            lora_alpha=lora.alpha,
+            lora_dropout=lora.dropout,
+            target_modules=lora.target_modules,
+        ),
+    )
+
+
+def _plain_evaluate(model, encode, table, names: list[str]) -> dict[str, float]:
+    import numpy as np
+    import torch
+
+    from fulcrum.metrics import classification_metrics, confusion_matrix
+
+    model.eval()
+    rows = table.column("text").to_pylist()
+    predicted = []
+    with torch.no_grad():
+        for start in range(0, len(rows), 64):
+            predicted.append(model(**encode(rows[start : start + 64])).logits.argmax(-1).numpy())
+    model.train()
+    gold = table.column("label").to_numpy()
+    return classification_metrics(confusion_matrix(gold, np.concatenate(predicted), len(names)))
 
 
 # --------------------------------------------------------------------------- report
