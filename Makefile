@@ -1,7 +1,7 @@
 # Fulcrum: set-up, demo and tests on a fresh machine.
 #   make demo   fine-tune -> ONNX -> Ray Serve -> three predictions over HTTP
 #   make test   the whole test suite
-# Installing is idempotent: the venv is rebuilt only when pyproject.toml changes.
+# Installing is idempotent: the venv is rebuilt only when pyproject.toml or setup.py changes.
 
 PYTHON  ?= python3
 VENV    ?= .venv
@@ -28,7 +28,7 @@ export PYTHONUNBUFFERED := 1
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml setup.py
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -qq "$(TORCH_SPEC)"
 	$(PY) -m pip install -qq -e ".[$(EXTRA),dev]"
