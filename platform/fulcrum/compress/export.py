@@ -11,6 +11,8 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
+import numpy as np
+
 from fulcrum.artifacts import artifact_dir, staged_artifact
 from fulcrum.compress.build import (
     Parent,
@@ -22,7 +24,7 @@ from fulcrum.compress.build import (
 )
 from fulcrum.compress.gate import Tolerance
 from fulcrum.errors import ParityError
-from fulcrum.inference.predictor import MODEL_FILE
+from fulcrum.inference.predictor import MODEL_FILE, OnnxClassifier
 from fulcrum.log import stage_log
 from fulcrum.recipe import CompressVariant, Recipe
 
@@ -61,7 +63,30 @@ def export(
         }
         onnx = {"opset": opset, "inputs": input_names, "exporter": exporter, "steps": built.steps}
         write_variant(staging, recipe, parent, built, onnx, metrics)
+        _check_served_tokenizer(staging, parent, tolerance, target)
     return target
+
+
+def _check_served_tokenizer(staging: Path, parent: Parent, tolerance: Tolerance, target) -> None:
+    """The gate fed both models the training code's tokenisation; Serve tokenises with the
+    `tokenizers` library from the artifact's files. Run the artifact the way Serve does and
+    hold it to the same logit limit, so a tokenizer that differs there is caught here."""
+    if parent.task.name != "sequence_classification":
+        return  # a tagger's served output is per word, checked by the gate's own alignment
+    from fulcrum.data import texts_of
+
+    split = parent.gate_splits["validation"]
+    reference = np.concatenate(split.reference_logits)
+    texts = texts_of(parent.splits.validation, len(reference))
+    served = OnnxClassifier(staging, verify=False).logits(texts)
+    difference = float(np.abs(served - reference).max())
+    if difference > tolerance.max_abs_logit_diff:
+        raise ParityError(
+            f"{target}: ONNX export rejected: served as Serve runs it, its logits differ from "
+            f"PyTorch's by {difference:.3g} > export.max_abs_logit_diff "
+            f"{tolerance.max_abs_logit_diff:g}: the artifact's tokenizer files do not "
+            "tokenise as the training tokenizer did"
+        )
 
 
 def _parity_line(parent: Parent, gate: dict, tolerance: Tolerance) -> str:
