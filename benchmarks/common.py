@@ -17,6 +17,10 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 sys.path.insert(0, str(REPOSITORY / "platform"))
 
+from fulcrum.log import configure as configure_output  # noqa: E402  (after the path above)
+
+configure_output()  # Fulcrum's [stage] lines beside the benchmark's own, as the CLI shows them
+
 
 def data_file(*parts: str) -> str:
     path = SHARED_DATA.joinpath(*parts)

@@ -136,16 +136,17 @@ def _readable(args: dict[str, Any]) -> dict[str, Any]:
 
 
 def stop(section: ServeSection) -> None:
-    """Delete this application, and stop Serve itself once no other application runs on
-    the cluster (another team's, or another of ours, keeps it up)."""
+    """Delete this application. Serve itself is left to the cluster: a local one started
+    by this process goes, Serve with it, when the process ends, and on a shared cluster
+    Serve stays up for the next deployment (`serve shutdown` stops it). Shutting Serve down
+    from here would kill its controller mid-call, which Ray reports on this terminal as a
+    failed task to be retried."""
     from ray import serve
     from ray.serve.context import _connect
 
     if _connect(raise_if_no_controller_running=False) is None:
         return  # Serve is already down
     serve.delete(section.app_name)
-    if not serve.status().applications:
-        serve.shutdown()
 
 
 def wait_until_ready(base_url: str, timeout_s: float = 120.0) -> None:

@@ -27,7 +27,7 @@ from pathlib import Path
 
 from fulcrum.artifacts import artifact_dir
 from fulcrum.errors import FulcrumError
-from fulcrum.log import DEFAULT, QUIET, VERBOSE, stage_log
+from fulcrum.log import DEFAULT, QUIET, VERBOSE, divert_native_stderr, stage_log
 from fulcrum.log import configure as configure_output
 from fulcrum.pipeline import STAGE_SECTIONS
 from fulcrum.recipe import Recipe, load_recipe
@@ -43,6 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     configure_output(args.verbosity)
+    divert_native_stderr()
     try:
         args.overrides = [*getattr(args, "overrides", []), *_auto_overrides(args)]
         recipe = _recipe(args) if hasattr(args, "recipe") else None

@@ -18,10 +18,14 @@ The level travels to Ray's worker processes in FULCRUM_VERBOSITY, set before Ray
 
 from __future__ import annotations
 
+import atexit
 import logging
 import os
 import sys
+import tempfile
+import time
 import warnings
+from pathlib import Path
 
 VERBOSITY_ENV = "FULCRUM_VERBOSITY"
 QUIET, DEFAULT, VERBOSE = -1, 0, 1
@@ -99,6 +103,40 @@ def quiet_libraries() -> None:
         # Deprecation and future-change notices say nothing a user of Fulcrum can act on.
         for category in (FutureWarning, DeprecationWarning, UserWarning):
             warnings.filterwarnings("ignore", category=category)
+
+
+def divert_native_stderr() -> Path | None:
+    """Send what native code writes to this process's stderr (Ray's C++ core: "Task
+    ServeController.graceful_shutdown failed ... will be retried" as Serve shuts down, ONNX
+    Runtime's own warnings) to a file, keeping Python's sys.stderr, and so Fulcrum's lines,
+    warnings and any traceback, on the terminal. Native code writes to file descriptor 2
+    directly, where no logging level reaches it. Not under -v, and not where stderr is no
+    real file (a test's capture). Returns the file, or None."""
+    if verbosity() >= VERBOSE:
+        return None
+    try:
+        descriptor = sys.stderr.fileno()
+    except (AttributeError, OSError, ValueError):
+        return None
+    folder = Path(tempfile.gettempdir()) / "fulcrum-logs"
+    folder.mkdir(exist_ok=True)
+    path = folder / f"{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.stderr"
+    terminal = os.fdopen(
+        os.dup(descriptor), "w", buffering=1, encoding=sys.stderr.encoding, errors="replace"
+    )
+    with open(path, "ab", buffering=0) as sink:
+        os.dup2(sink.fileno(), descriptor)
+    sys.stderr = terminal
+    atexit.register(_remove_if_empty, path)
+    return path
+
+
+def _remove_if_empty(path: Path) -> None:
+    try:
+        if path.stat().st_size == 0:
+            path.unlink()
+    except OSError:
+        pass
 
 
 def forward_worker_output() -> bool:

@@ -3,6 +3,7 @@ cluster already running on this machine, or a new local one started in-process."
 
 from __future__ import annotations
 
+import logging
 import os
 
 # Ray Data draws a progress bar per dataset per worker; interleaved from several processes
@@ -30,13 +31,16 @@ def init_ray() -> None:
     # shares this interpreter's environment; on a remote one, install fulcrum in the image
     # or pass its wheel with `py_modules` (docs/cluster.md). Their output reaches this
     # terminal only under -v: Fulcrum's own lines come back through its progress channels.
-    ray.init(address=os.environ.get("RAY_ADDRESS"), log_to_driver=forward_worker_output())
+    verbose = forward_worker_output()
+    ray.init(
+        address=os.environ.get("RAY_ADDRESS"),
+        log_to_driver=verbose,
+        logging_level=logging.INFO if verbose else logging.ERROR,  # "Connecting to ..." lines
+    )
     quiet_ray_data()
 
 
 def quiet_ray_data() -> None:
-    import logging
-
     from ray.data import DataContext
 
     context = DataContext.get_current()

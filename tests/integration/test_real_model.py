@@ -1,4 +1,4 @@
-"""One short epoch of the real pretrained all-MiniLM-L6-v2 on the demo data, then export and
+"""The real pretrained all-MiniLM-L6-v2 trained as the demo trains it, then export and
 INT8, each checked against the PyTorch model on real sentences it was not trained on."""
 
 import numpy as np
@@ -21,13 +21,12 @@ pytestmark = [pytest.mark.integration, pytest.mark.real_model]
 MIN_AGREEMENT = 0.95
 
 
-def test_one_epoch_of_minilm_learns_the_demo_intents_and_int8_keeps_its_answers(
-    ray_cluster, tmp_path
-):
+def test_minilm_learns_the_demo_intents_and_int8_keeps_its_answers(ray_cluster, tmp_path):
+    # The demo's own training (6 epochs): one epoch leaves logits so close that INT8's
+    # rounding flips some of the 48 validation answers, 2 points each.
     recipe = load_recipe(
         REPOSITORY / "examples" / "demo.yaml",
         [
-            "train.epochs=1",
             f"output_dir={tmp_path}",
             "compress.variants=[{kind: dynamic_int8, per_channel: true}]",
             "compress.latency_texts=8",
@@ -35,9 +34,9 @@ def test_one_epoch_of_minilm_learns_the_demo_intents_and_int8_keeps_its_answers(
     )
     train_dir = train(recipe)
     metrics = open_artifact(train_dir, kind="train").metrics
-    # Six balanced intents: chance is 0.17. Pretrained features plus 7 LoRA steps get far past it.
-    assert metrics["validation"]["accuracy"] >= 0.5, metrics
-    assert metrics["test"]["accuracy"] >= 0.5, metrics
+    # Six balanced intents: chance is 0.17; the demo reaches about 0.9.
+    assert metrics["validation"]["accuracy"] >= 0.8, metrics
+    assert metrics["test"]["accuracy"] >= 0.8, metrics
     assert metrics["validation"] == pytest.approx(metrics["training_validation"])
 
     exported = open_artifact(export(recipe), kind="export")

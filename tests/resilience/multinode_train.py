@@ -16,6 +16,7 @@ from pathlib import Path
 from ray.cluster_utils import Cluster
 from registered import registered  # beside this script
 
+from fulcrum.log import configure as configure_output
 from fulcrum.recipe import validate_recipe
 from fulcrum.train.stage import run_name, train
 
@@ -50,6 +51,7 @@ def lose_a_node(cluster: Cluster, checkpoints: Path, kill_after: int, report: di
 
 
 def main() -> None:
+    configure_output()  # the [train] lines the test reads, as the CLI prints them
     recipe = validate_recipe(json.loads(sys.argv[1]))
     kill_after = int(sys.argv[3]) if len(sys.argv) > 3 else 0
     # Its own dashboard port (the state API that finds the ranks goes through the dashboard),

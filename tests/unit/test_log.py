@@ -49,3 +49,31 @@ def test_worker_processes_take_the_level_from_the_environment(restore_output, mo
     log.configure(log.DEFAULT)
     handlers = [h for h in logging.getLogger("fulcrum").handlers if isinstance(h, log._Stderr)]
     assert len(handlers) == 1  # configuring again adds no second handler
+
+
+def test_native_stderr_goes_to_a_file_and_fulcrums_lines_stay(tmp_path):
+    """What C++ writes to file descriptor 2 (Ray's core, ONNX Runtime) leaves the terminal;
+    Python's stderr, and so Fulcrum's lines, stay on it."""
+    import subprocess
+    import sys
+
+    script = (
+        "import os, sys\n"
+        "from fulcrum import log\n"
+        "log.configure(log.DEFAULT)\n"
+        "path = log.divert_native_stderr()\n"
+        "os.write(2, b'core_worker.cc: native noise\\n')\n"
+        "log.stage_log('train').info('step 1/2')\n"
+        "print('where', path, file=sys.stderr)\n"
+    )
+    env = {"PATH": "/usr/bin:/bin", "TMPDIR": str(tmp_path)}
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, env=env
+    )
+    assert result.returncode == 0, result.stderr
+    assert "[train] step 1/2" in result.stderr
+    assert "native noise" not in result.stderr
+    (path,) = [
+        line.split(" ", 1)[1] for line in result.stderr.splitlines() if line.startswith("where")
+    ]
+    assert "native noise" in open(path).read()
