@@ -17,6 +17,8 @@ EXTRA      ?= gpu
 else
 TORCH_SPEC ?= torch==2.13.0
 EXTRA      ?= cpu
+# DeepSpeed would probe for an accelerator and warn that it found none.
+export DS_ACCELERATOR := cpu
 endif
 
 export HF_HUB_OFFLINE := 1
