@@ -3,7 +3,7 @@ of the terminal unless asked for.
 
 Each stage logs to `fulcrum.<stage>` (`stage_log("train")`); the prefix is the stage's name.
 The library configures nothing: an application that embeds it sees the records through its
-own handlers. The `fulcrum` command (and the processes it starts on Ray: trials, replicas)
+own handlers. The `fulcrum` command (and the Tune trials it starts on Ray)
 call `configure`, which writes the lines to stderr, results staying on stdout, and sets
 what reaches the terminal:
 
