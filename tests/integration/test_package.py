@@ -62,20 +62,28 @@ def installed(tmp_path_factory) -> Path:
     return venv
 
 
+def _run_installed(venv: Path, program: str, *args, cwd: Path) -> subprocess.CompletedProcess:
+    """`program` from the installed venv's bin/, in `cwd`, with nothing pointing back at
+    this checkout or the session's cluster."""
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "RAY_ADDRESS")}
+    return subprocess.run(
+        [venv / "bin" / program, *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=cwd,
+        env=env,
+    )
+
+
 def test_installed_wheel_writes_a_serve_config_whose_app_imports_from_it(
     installed, pipeline, tmp_path
 ):
     _, _, export_dir = pipeline
     outside = tmp_path / "elsewhere"
     outside.mkdir()
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "RAY_ADDRESS")}
-    written = subprocess.run(
-        [installed / "bin" / "fulcrum", "serve", "config", f"posts={export_dir}", "-o", "s.yaml"],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        cwd=outside,
-        env=env,
+    written = _run_installed(
+        installed, "fulcrum", "serve", "config", f"posts={export_dir}", "-o", "s.yaml", cwd=outside
     )
     assert written.returncode == 0, written.stderr
     config = yaml.safe_load((outside / "s.yaml").read_text())
@@ -83,14 +91,7 @@ def test_installed_wheel_writes_a_serve_config_whose_app_imports_from_it(
     assert application["import_path"] == "fulcrum.serve.app:build_app"
     assert application["args"]["models"][0]["name"] == "posts"
 
-    imported = subprocess.run(
-        [installed / "bin" / "python", "-c", IMPORT_APP, "s.yaml"],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        cwd=outside,
-        env=env,
-    )
+    imported = _run_installed(installed, "python", "-c", IMPORT_APP, "s.yaml", cwd=outside)
     assert imported.returncode == 0, imported.stderr
     module_file, app_type = imported.stdout.split()
     assert Path(module_file).is_relative_to(installed), module_file
@@ -100,14 +101,6 @@ def test_installed_wheel_writes_a_serve_config_whose_app_imports_from_it(
 
 def test_installed_wheel_runs_as_a_module_where_no_script_is_on_path(installed, tmp_path):
     """What a Ray job's driver runs when fulcrum came to the cluster as a wheel."""
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    result = subprocess.run(
-        [installed / "bin" / "python", "-m", "fulcrum", "run", "--help"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=tmp_path,
-        env=env,
-    )
+    result = _run_installed(installed, "python", "-m", "fulcrum", "run", "--help", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert "--no-serve" in result.stdout

@@ -49,16 +49,17 @@ def served(pipeline, tmp_path_factory):
     launch.stop(recipe.serve)
 
 
-def serve_processes() -> dict[str, int]:
-    """The proxy's and every replica's pid, by actor class (ServeReplica:app:deployment)."""
+def serve_processes(app: str = "resilience", proxy: bool = True) -> dict[str, int]:
+    """Every replica's pid of `app` (and the HTTP proxy's), by actor class
+    (ServeReplica:app:deployment)."""
     from ray.util.state import list_actors
 
     actors = list_actors(filters=[("state", "=", "ALIVE")], limit=1000)
     return {
         actor["class_name"]: actor["pid"]
         for actor in actors
-        if actor["class_name"].startswith("ServeReplica:resilience:")
-        or actor["class_name"] == "ProxyActor"
+        if actor["class_name"].startswith(f"ServeReplica:{app}:")
+        or (proxy and actor["class_name"] == "ProxyActor")
     }
 
 
@@ -224,7 +225,7 @@ def _kill_under_load(base_url: str, export_dir, replica: str, token: str | None 
     pid, the victim's pid), after checking that nothing hung or was wrong, that at most
     MAX_FAILED_SHARE failed, and that the replacement itself answers correctly."""
     expected = [p["label"] for p in OnnxClassifier(export_dir).predict(TEXTS)]
-    victim = _serve_processes(replica.split(":")[1])[replica]
+    victim = serve_processes(replica.split(":")[1], proxy=False)[replica]
     headers = {"authorization": f"Bearer {token}"} if token else {}
     outcomes: Counter = Counter()
     wrong: list = []
@@ -262,11 +263,11 @@ def _kill_under_load(base_url: str, export_dir, replica: str, token: str | None 
     # only come from the new one.
     app = replica.split(":")[1]
     _wait_for(
-        lambda: _serve_processes(app).get(replica) not in (None, victim),
+        lambda: serve_processes(app, proxy=False).get(replica) not in (None, victim),
         120,
         f"replacement for {replica}",
     )
-    replacement = _serve_processes(app)[replica]
+    replacement = serve_processes(app, proxy=False)[replica]
     assert not psutil.pid_exists(victim) or psutil.Process(victim).status() == "zombie"
     assert _answers_correctly(base_url, expected, headers)
     return outcomes, replacement, victim
@@ -282,17 +283,6 @@ def _outcome(response, expected: list[str], wrong: list) -> str:
     if response.status_code == 503 and response.headers.get("retry-after"):
         return "error 503 retry-after"
     return f"error {response.status_code}"
-
-
-def _serve_processes(app: str) -> dict[str, int]:
-    from ray.util.state import list_actors
-
-    actors = list_actors(filters=[("state", "=", "ALIVE")], limit=1000)
-    return {
-        actor["class_name"]: actor["pid"]
-        for actor in actors
-        if actor["class_name"].startswith(f"ServeReplica:{app}:")
-    }
 
 
 def _wait_for(condition, timeout_s: float, what: str):

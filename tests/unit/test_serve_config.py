@@ -21,6 +21,8 @@ def _changed(model: type, autoscaling: dict) -> dict:
             changed[name] = True
         elif name == "auth_token_env":
             changed[name] = "MY_TOKEN"
+    # auth_token_file would conflict with auth_token_env; every other field is changed.
+    assert set(changed) == set(model.model_fields) - {"auth_token_file"}, set(changed)
     return changed
 
 
