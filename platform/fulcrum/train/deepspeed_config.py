@@ -73,9 +73,20 @@ def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]
     return merged
 
 
+def skip_inference_comm_op() -> None:
+    """DeepSpeed's CPU backend JIT-compiles a shared-memory all-reduce when its process group
+    starts: about a minute on two cores on a machine's first run, and again whenever another
+    interpreter or compiler flag builds it over, yet only tensor-parallel inference calls it
+    (`inference_all_reduce`); training reduces through torch.distributed. DeepSpeed keeps its
+    op probe in one module-level dict so that edits like this one hold."""
+    import deepspeed.ops
+
+    deepspeed.ops.__compatible_ops__["deepspeed_shm_comm"] = False
+
+
 def clear_stale_build_locks(max_age_s: float = 900.0, idle_age_s: float = 60.0) -> list[Path]:
-    """DeepSpeed JIT-builds its CPU communication op on first use, under a lock file in
-    torch's extensions folder. A build killed midway (a cancelled job, a preempted node, a
+    """DeepSpeed JIT-builds an op on its first use on a machine (its CPU optimizers, when a
+    DeepSpeed JSON asks for one), under a lock file in torch's extensions folder. A build killed midway (a cancelled job, a preempted node, a
     trial stopped by Tune) leaves the lock behind, and every later DeepSpeed start on that
     machine then waits on it forever, silently. A lock is stale when nothing on this node
     is building in its folder (no process runs there or names it) and it is older than the

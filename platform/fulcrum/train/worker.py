@@ -37,7 +37,7 @@ from fulcrum.recipe import Recipe
 from fulcrum.runtime import quiet_ray_data
 from fulcrum.tasks import TASKS, Task, evaluate_counts, model_inputs
 from fulcrum.train.adversarial import Attack, EmbeddingPerturbation
-from fulcrum.train.deepspeed_config import clear_stale_build_locks
+from fulcrum.train.deepspeed_config import clear_stale_build_locks, skip_inference_comm_op
 from fulcrum.train.distill import TEACHER_COLUMN, teacher_targets
 from fulcrum.train.integrity import damage, newest_whole, seal
 from fulcrum.train.loop import TrainState, WorkerConfig, batch_loss, judge
@@ -206,6 +206,7 @@ def _engine(model, train_cfg, ds_config: dict[str, Any], total_steps: int, progr
             scheduler = make_scheduler(optimizer, warmup, total_steps, train_cfg.scheduler)
     for lock in clear_stale_build_locks():
         progress.emit(type="message", text=f"removed a stale DeepSpeed build lock: {lock}")
+    skip_inference_comm_op()
     engine, _, _, engine_scheduler = deepspeed.initialize(
         model=model,
         optimizer=optimizer,
