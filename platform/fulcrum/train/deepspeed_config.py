@@ -86,12 +86,13 @@ def skip_inference_comm_op() -> None:
 
 def clear_stale_build_locks(max_age_s: float = 900.0, idle_age_s: float = 60.0) -> list[Path]:
     """DeepSpeed JIT-builds an op on its first use on a machine (its CPU optimizers, when a
-    DeepSpeed JSON asks for one), under a lock file in torch's extensions folder. A build killed midway (a cancelled job, a preempted node, a
-    trial stopped by Tune) leaves the lock behind, and every later DeepSpeed start on that
-    machine then waits on it forever, silently. A lock is stale when nothing on this node
-    is building in its folder (no process runs there or names it) and it is older than the
-    moment between taking a lock and starting the compiler; or when it is older than any
-    build takes. Returns the locks removed."""
+    DeepSpeed JSON asks for one), under a lock file in torch's extensions folder. A build
+    killed midway (a cancelled job, a preempted node, a trial stopped by Tune) leaves the
+    lock behind, and every later DeepSpeed start on that machine then waits on it forever,
+    silently. A lock is stale when nothing on this node is building in its folder (no
+    process runs there or names it) and it is older than the moment between taking a lock
+    and starting the compiler; or when it is older than any build takes. Returns the locks
+    removed."""
     from torch.utils.cpp_extension import get_default_build_root
 
     # torch builds in $TORCH_EXTENSIONS_DIR/<op>, else in <cache>/<python+device>/<op>.
