@@ -104,7 +104,7 @@ def train_or_reuse(raw: dict[str, Any]):
     finished = artifact_dir(recipe, "train")
     if (finished / "manifest.json").is_file():
         artifact = open_artifact(finished, kind="train")
-        if artifact.manifest["recipe_hash"] == recipe.hash:
+        if artifact.manifest.recipe_hash == recipe.hash:
             print(f"[benchmark] {recipe.name}: reusing {finished} (same recipe)", flush=True)
             return recipe, artifact
     return recipe, open_artifact(train(recipe), kind="train")

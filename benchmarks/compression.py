@@ -65,7 +65,7 @@ def ner_model():
     if (existing / "manifest.json").is_file():
         artifact = open_artifact(existing, kind="train")
         print(f"[benchmark] ner: using {existing}", flush=True)
-        return validate_recipe(artifact.settled_recipe), artifact
+        return validate_recipe(artifact.manifest.settled_recipe), artifact
     return train_or_reuse(raw)
 
 

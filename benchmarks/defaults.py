@@ -177,8 +177,8 @@ def trained(raw: dict[str, Any]):
     if (target / "manifest.json").is_file():
         artifact = open_artifact(target, kind="train")
         settled = settle_from_files(recipe).recipe.to_dict()
-        if artifact.manifest.get("recipe_hash") == recipe.hash and (
-            artifact.settled_recipe == settled
+        if artifact.manifest.recipe_hash == recipe.hash and (
+            artifact.manifest.settled_recipe == settled
         ):
             return artifact
     train(recipe)
@@ -191,14 +191,14 @@ def run_default(dataset: str) -> dict[str, Any]:
     metrics = artifact.metrics
     return {
         "dataset": dataset,
-        "task": artifact.manifest["task"],
-        "rows": artifact.manifest["split_sizes"],
+        "task": artifact.manifest.task,
+        "rows": artifact.manifest.split_sizes,
         "labels": len(artifact.labels),
         "test": scores(metrics["test"]),
         "validation": scores(metrics["validation"]),
         "best_epoch": metrics["best_epoch"],
-        "settled": {item["key"]: item["value"] for item in artifact.manifest["settled"]},
-        "warnings": [item["text"] for item in artifact.manifest.get("warnings") or []],
+        "settled": {item["key"]: item["value"] for item in artifact.manifest.settled},
+        "warnings": [item["text"] for item in artifact.manifest.warnings],
         "wall_s": metrics["train_seconds"],
         "measured_s": round(time.time() - started, 1),
     }

@@ -129,7 +129,7 @@ def test_texts(train_dir: Path, min_words: int) -> list[str]:
     from fulcrum.data import load_splits, texts_of
     from fulcrum.recipe import validate_recipe
 
-    recipe = validate_recipe(open_artifact(train_dir, kind="train").settled_recipe)
+    recipe = validate_recipe(open_artifact(train_dir, kind="train").manifest.settled_recipe)
     splits = load_splits(recipe.data, recipe.seed, recipe.task.type)
     return [text for text in texts_of(splits.test, 100_000) if len(text.split()) >= min_words]
 

@@ -215,7 +215,7 @@ def validation_texts(train_dir: Path) -> list[str]:
     from fulcrum.data import load_splits, texts_of
     from fulcrum.recipe import validate_recipe
 
-    recipe = validate_recipe(open_artifact(train_dir, kind="train").settled_recipe)
+    recipe = validate_recipe(open_artifact(train_dir, kind="train").manifest.settled_recipe)
     splits = load_splits(recipe.data, recipe.seed, recipe.task.type)
     return texts_of(splits.validation, 10_000)
 
