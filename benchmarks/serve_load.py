@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import socket
 import subprocess
 import sys
 import threading
@@ -33,6 +32,8 @@ from typing import Any
 import numpy as np
 from common import RESULTS, table, train_or_reuse, write_results
 from compression import fpb_recipe
+
+from fulcrum.runtime import unclaimed_port
 
 VARIANT = {"kind": "dynamic_int8", "per_channel": True, "name": "dynamic-int8-per-channel"}
 TARGETS = {"throughput_vs_baseline": 3.0, "throughput_vs_in_process": 0.7}
@@ -265,7 +266,7 @@ class fulcrum_endpoint:
 
         self.launch = launch
         self.section = ServeSection(
-            port=free_port(),
+            port=unclaimed_port(),
             num_cpus=self.args.threads,
             max_batch_size=self.args.max_batch_size,
             batch_wait_timeout_s=self.args.batch_wait_timeout_s,
@@ -302,7 +303,7 @@ class baseline_endpoint:
         self.train_dir, self.threads = train_dir, threads
 
     def __enter__(self) -> baseline_endpoint:
-        port = free_port()
+        port = unclaimed_port()
         env = os.environ | {
             "MODEL_DIR": str(self.train_dir.resolve() / "merged"),
             "TOKENIZER_DIR": str(self.train_dir.resolve() / "tokenizer"),
@@ -455,7 +456,7 @@ def autoscaling_phase(variant_dir: Path, texts: list[str], load_s: float = 45) -
     from fulcrum.serve.app import deployment_name
 
     section = ServeSection(
-        port=free_port(),
+        port=unclaimed_port(),
         num_cpus=1,
         max_batch_size=8,
         autoscaling={
@@ -601,12 +602,6 @@ def cpu_table(rows: list[dict]) -> str:
             ("total", "total CPU ms/request"),
         ],
     )
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def wait_for(url: str, process: subprocess.Popen, timeout_s: float = 180) -> None:
