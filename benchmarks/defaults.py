@@ -33,7 +33,15 @@ import time
 from pathlib import Path
 from typing import Any
 
-from common import REPOSITORY, RESULTS, data_file, phrasebank_data, table, write_results
+from common import (
+    REPOSITORY,
+    RESULTS,
+    data_file,
+    phrasebank_data,
+    splice_block,
+    table,
+    write_results,
+)
 
 OUTPUT = REPOSITORY / "artifacts" / "benchmarks" / "defaults"
 RESULTS_NAME = "defaults"
@@ -559,15 +567,7 @@ def write_report() -> None:
     text = report(results)
     print(text)
     plot(results, RESULTS / "defaults.png")
-    DOCS.parent.mkdir(exist_ok=True)
-    body = DOCS.read_text() if DOCS.is_file() else ""
-    start, end = "<!-- defaults table: begin -->", "<!-- defaults table: end -->"
-    block = f"{start}\n{text}\n{end}"
-    if start in body and end in body:
-        body = body[: body.index(start)] + block + body[body.index(end) + len(end) :]
-    else:
-        body += ("\n" if body else "") + block + "\n"
-    DOCS.write_text(body)
+    DOCS.write_text(splice_block(DOCS.read_text(), "defaults table", text, where=DOCS))
     print(f"[benchmark] wrote {DOCS.relative_to(REPOSITORY)} and benchmarks/results/defaults.png")
 
 
