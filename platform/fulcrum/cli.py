@@ -485,14 +485,7 @@ def _said(prediction: dict) -> str:
     return f"{prediction['label']} ({prediction['score']:.2f})"
 
 
-def serve_config_main(argv: list[str]) -> int:
-    """`fulcrum serve config ARTIFACT... [-o FILE]`: a Serve config file for `serve deploy`
-    serving those export artifacts (each under its recipe's name, or NAME=ARTIFACT)."""
-    import yaml
-
-    from fulcrum.recipe import ServeSection
-    from fulcrum.serve import launch
-
+def serve_config_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="fulcrum serve config",
         description=serve_config_main.__doc__.split("\n")[0],
@@ -502,7 +495,18 @@ def serve_config_main(argv: list[str]) -> int:
     parser.add_argument("--recipe", help="take the serve: settings from this recipe")
     parser.add_argument("--force", action="store_true", help="include not-deployable variants")
     parser.add_argument("-o", "--output", help="write here (default: standard output)")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def serve_config_main(argv: list[str]) -> int:
+    """`fulcrum serve config ARTIFACT... [-o FILE]`: a Serve config file for `serve deploy`
+    serving those export artifacts (each under its recipe's name, or NAME=ARTIFACT)."""
+    import yaml
+
+    from fulcrum.recipe import ServeSection
+    from fulcrum.serve import launch
+
+    args = serve_config_parser().parse_args(argv)
     configure_output(args.verbosity)
     try:
         section = load_recipe(args.recipe).serve if args.recipe else ServeSection()
