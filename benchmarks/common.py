@@ -56,6 +56,16 @@ def table(rows: list[dict[str, Any]], columns: list[tuple[str, str]]) -> str:
     return "\n".join(lines)
 
 
+def splice_block(body: str, name: str, text: str, where: Path) -> str:
+    """`body` with what lies between `<!-- {name}: begin -->` and `<!-- {name}: end -->`
+    replaced by `text`: a generated table inside hand-written docs."""
+    start, end = f"<!-- {name}: begin -->", f"<!-- {name}: end -->"
+    if start not in body or end not in body:
+        raise SystemExit(f"{where}: no `{start}` ... `{end}` block to write the {name} into")
+    head, tail = body[: body.index(start)], body[body.index(end) + len(end) :]
+    return f"{head}{start}\n{text}\n{end}{tail}"
+
+
 def machine() -> dict[str, Any]:
     import torch
 
@@ -104,7 +114,7 @@ def train_or_reuse(raw: dict[str, Any]):
     finished = artifact_dir(recipe, "train")
     if (finished / "manifest.json").is_file():
         artifact = open_artifact(finished, kind="train")
-        if artifact.manifest["recipe_hash"] == recipe.hash:
+        if artifact.manifest.recipe_hash == recipe.hash:
             print(f"[benchmark] {recipe.name}: reusing {finished} (same recipe)", flush=True)
             return recipe, artifact
     return recipe, open_artifact(train(recipe), kind="train")

@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
+from pathlib import Path
 
 from common import RESULTS, phrasebank_data, table, train_or_reuse, write_results
 from ner import recipe_dict as ner_recipe
@@ -65,7 +66,7 @@ def ner_model():
     if (existing / "manifest.json").is_file():
         artifact = open_artifact(existing, kind="train")
         print(f"[benchmark] ner: using {existing}", flush=True)
-        return validate_recipe(artifact.settled_recipe), artifact
+        return validate_recipe(artifact.manifest.settled_recipe), artifact
     return train_or_reuse(raw)
 
 
@@ -76,84 +77,7 @@ def main() -> None:
     parser.add_argument("--latency-texts", type=int, default=128)
     args = parser.parse_args()
 
-    from fulcrum.artifacts import open_artifact
-    from fulcrum.compress.stage import compress, variant_dir
-    from fulcrum.recipe import validate_recipe
-
-    results = {}
-    for name in args.models:
-        if name == "fpb":
-            recipe, trained = train_or_reuse(fpb_recipe())
-        else:
-            recipe, trained = ner_model()
-        recipe = validate_recipe(
-            {
-                **recipe.to_dict(),
-                "compress": {
-                    "variants": VARIANTS[name],
-                    "threads": args.threads,
-                    "latency_texts": args.latency_texts,
-                },
-            }
-        )
-        report = open_artifact(compress(recipe, trained.path), kind="compress")
-        rows = report.metrics["variants"]
-        for row in rows:
-            if row["kind"] == "pytorch":
-                continue
-            gate = open_artifact(variant_dir(report.path, row["variant"])).metrics["gate"]["test"]
-            for key in ("accuracy", "macro_f1", "f1"):
-                if key in gate["metrics"]:
-                    row[f"test_{key}_drop_points"] = 100 * (
-                        gate["parent_metrics"][key] - gate["metrics"][key]
-                    )
-        shutil.copyfile(report.file("report.png"), RESULTS / f"compression_{name}.png")
-        metric = "accuracy" if name == "fpb" else "f1"
-        print(f"\n{name}: {trained.path}")
-        print(
-            table(
-                rows,
-                [
-                    ("variant", "variant"),
-                    ("deployable", "deployable"),
-                    ("size_mb", "MB"),
-                    ("size_ratio", "size"),
-                    (f"test_{metric}_drop_points", f"test {metric} drop (pts)"),
-                    ("batch1_p50_ms", "b1 p50 ms"),
-                    ("batch1_p95_ms", "b1 p95 ms"),
-                    ("batch32_p50_ms", "b32 p50 ms"),
-                    ("throughput_per_s", "texts/s (b32)"),
-                    ("batch1_speedup", "b1 speed-up"),
-                    ("batch32_speedup", "b32 speed-up"),
-                ],
-            )
-        )
-        # The dynamic INT8 variant a user would deploy: the fastest that passed its gate.
-        int8 = max(
-            (row for row in rows if row["kind"] == "dynamic_int8" and row["deployable"]),
-            key=lambda row: row["throughput_per_s"],
-        )
-        checks = {
-            "batch32_speedup": int8["batch32_speedup"] >= TARGETS["batch32_speedup"],
-            "batch1_speedup": int8["batch1_speedup"] >= TARGETS["batch1_speedup"],
-            "size_ratio": int8["size_ratio"] <= TARGETS["size_ratio"],
-            "drop_points": int8[f"test_{metric}_drop_points"] <= TARGETS["drop_points"],
-        }
-        if name == "ner":
-            checks = {"drop_points": checks["drop_points"]}
-        print(
-            "dynamic INT8 targets: "
-            + ", ".join(f"{k} {'met' if v else 'MISSED'}" for k, v in checks.items())
-        )
-        print(f"(judged on {int8['variant']})")
-        results[name] = {
-            "judged_variant": int8["variant"],
-            "training_artifact": str(trained.path),
-            "compress_artifact": str(report.path),
-            "rows": rows,
-            "recommended": report.metrics["recommended"],
-            "targets_met": checks,
-        }
+    results = {name: compress_model(name, args.threads, args.latency_texts) for name in args.models}
     # A run over some of the models keeps the others' last figures.
     previous = RESULTS / "compression.json"
     kept = json.loads(previous.read_text()) if previous.is_file() else {}
@@ -169,6 +93,84 @@ def main() -> None:
         },
     )
     print(f"\nwrote {path}")
+
+
+def compress_model(name: str, threads: int, latency_texts: int) -> dict:
+    """Train (or reuse) the model, compress it into every variant, print its table and
+    whether the dynamic INT8 variant a user would deploy meets TARGETS."""
+    from fulcrum.artifacts import open_artifact
+    from fulcrum.compress.stage import compress
+    from fulcrum.recipe import validate_recipe
+
+    recipe, trained = train_or_reuse(fpb_recipe()) if name == "fpb" else ner_model()
+    settings = {"variants": VARIANTS[name], "threads": threads, "latency_texts": latency_texts}
+    recipe = validate_recipe({**recipe.to_dict(), "compress": settings})
+    report = open_artifact(compress(recipe, trained.path), kind="compress")
+    rows = report.metrics["variants"]
+    _add_test_drops(report.path, rows)
+    shutil.copyfile(report.file("report.png"), RESULTS / f"compression_{name}.png")
+    metric = "accuracy" if name == "fpb" else "f1"
+    print(f"\n{name}: {trained.path}")
+    print(
+        table(
+            rows,
+            [
+                ("variant", "variant"),
+                ("deployable", "deployable"),
+                ("size_mb", "MB"),
+                ("size_ratio", "size"),
+                (f"test_{metric}_drop_points", f"test {metric} drop (pts)"),
+                ("batch1_p50_ms", "b1 p50 ms"),
+                ("batch1_p95_ms", "b1 p95 ms"),
+                ("batch32_p50_ms", "b32 p50 ms"),
+                ("throughput_per_s", "texts/s (b32)"),
+                ("batch1_speedup", "b1 speed-up"),
+                ("batch32_speedup", "b32 speed-up"),
+            ],
+        )
+    )
+    # The dynamic INT8 variant a user would deploy: the fastest that passed its gate.
+    int8 = max(
+        (row for row in rows if row["kind"] == "dynamic_int8" and row["deployable"]),
+        key=lambda row: row["throughput_per_s"],
+    )
+    checks = {
+        "batch32_speedup": int8["batch32_speedup"] >= TARGETS["batch32_speedup"],
+        "batch1_speedup": int8["batch1_speedup"] >= TARGETS["batch1_speedup"],
+        "size_ratio": int8["size_ratio"] <= TARGETS["size_ratio"],
+        "drop_points": int8[f"test_{metric}_drop_points"] <= TARGETS["drop_points"],
+    }
+    if name == "ner":
+        checks = {"drop_points": checks["drop_points"]}
+    print(
+        "dynamic INT8 targets: "
+        + ", ".join(f"{k} {'met' if v else 'MISSED'}" for k, v in checks.items())
+    )
+    print(f"(judged on {int8['variant']})")
+    return {
+        "judged_variant": int8["variant"],
+        "training_artifact": str(trained.path),
+        "compress_artifact": str(report.path),
+        "rows": rows,
+        "recommended": report.metrics["recommended"],
+        "targets_met": checks,
+    }
+
+
+def _add_test_drops(report_dir: Path, rows: list[dict]) -> None:
+    """Each variant's test-metric drop from its gate, in points, into its row."""
+    from fulcrum.artifacts import open_artifact
+    from fulcrum.compress.stage import variant_dir
+
+    for row in rows:
+        if row["kind"] == "pytorch":
+            continue
+        gate = open_artifact(variant_dir(report_dir, row["variant"])).metrics["gate"]["test"]
+        for key in ("accuracy", "macro_f1", "f1"):
+            if key in gate["metrics"]:
+                row[f"test_{key}_drop_points"] = 100 * (
+                    gate["parent_metrics"][key] - gate["metrics"][key]
+                )
 
 
 if __name__ == "__main__":

@@ -33,7 +33,15 @@ import time
 from pathlib import Path
 from typing import Any
 
-from common import REPOSITORY, RESULTS, data_file, phrasebank_data, table, write_results
+from common import (
+    REPOSITORY,
+    RESULTS,
+    data_file,
+    phrasebank_data,
+    splice_block,
+    table,
+    write_results,
+)
 
 OUTPUT = REPOSITORY / "artifacts" / "benchmarks" / "defaults"
 RESULTS_NAME = "defaults"
@@ -177,8 +185,8 @@ def trained(raw: dict[str, Any]):
     if (target / "manifest.json").is_file():
         artifact = open_artifact(target, kind="train")
         settled = settle_from_files(recipe).recipe.to_dict()
-        if artifact.manifest.get("recipe_hash") == recipe.hash and (
-            artifact.settled_recipe == settled
+        if artifact.manifest.recipe_hash == recipe.hash and (
+            artifact.manifest.settled_recipe == settled
         ):
             return artifact
     train(recipe)
@@ -191,14 +199,14 @@ def run_default(dataset: str) -> dict[str, Any]:
     metrics = artifact.metrics
     return {
         "dataset": dataset,
-        "task": artifact.manifest["task"],
-        "rows": artifact.manifest["split_sizes"],
+        "task": artifact.manifest.task,
+        "rows": artifact.manifest.split_sizes,
         "labels": len(artifact.labels),
         "test": scores(metrics["test"]),
         "validation": scores(metrics["validation"]),
         "best_epoch": metrics["best_epoch"],
-        "settled": {item["key"]: item["value"] for item in artifact.manifest["settled"]},
-        "warnings": [item["text"] for item in artifact.manifest.get("warnings") or []],
+        "settled": {item["key"]: item["value"] for item in artifact.manifest.settled},
+        "warnings": [item["text"] for item in artifact.manifest.warnings],
         "wall_s": metrics["train_seconds"],
         "measured_s": round(time.time() - started, 1),
     }
@@ -559,15 +567,7 @@ def write_report() -> None:
     text = report(results)
     print(text)
     plot(results, RESULTS / "defaults.png")
-    DOCS.parent.mkdir(exist_ok=True)
-    body = DOCS.read_text() if DOCS.is_file() else ""
-    start, end = "<!-- defaults table: begin -->", "<!-- defaults table: end -->"
-    block = f"{start}\n{text}\n{end}"
-    if start in body and end in body:
-        body = body[: body.index(start)] + block + body[body.index(end) + len(end) :]
-    else:
-        body += ("\n" if body else "") + block + "\n"
-    DOCS.write_text(body)
+    DOCS.write_text(splice_block(DOCS.read_text(), "defaults table", text, where=DOCS))
     print(f"[benchmark] wrote {DOCS.relative_to(REPOSITORY)} and benchmarks/results/defaults.png")
 
 

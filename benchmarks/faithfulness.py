@@ -43,61 +43,21 @@ def main() -> None:
         "integrated_gradients": TorchModel(open_artifact(train_dir, kind="train")),
         "occlusion": OnnxModel(open_artifact(variant_dir, kind="export")),
     }
-    results = {}
-    for method, model in models.items():
-        rng = np.random.default_rng(args.seed)
-        falls = {"method": {k: [] for k in KS}, "random": {k: [] for k in KS}}
-        deltas = []
-        started = time.time()
-        for index, text in enumerate(texts, start=1):
-            (explanation,) = model.explain(text, method, args.steps, None)
-            if explanation.delta is not None:
-                deltas.append(abs(explanation.delta))
-            encoding = model.tokenizer.encode(text)
-            target = model.labels.index(explanation.target)
-            full = explanation.probability
-            ranked = np.argsort([-word.score for word in explanation.words], kind="stable")
-            for k in KS:
-                falls["method"][k].append(
-                    full - probability_without(model, encoding, ranked[:k], target)
-                )
-                draws = [
-                    full
-                    - probability_without(
-                        model,
-                        encoding,
-                        rng.choice(len(explanation.words), k, replace=False),
-                        target,
-                    )
-                    for _ in range(RANDOM_DRAWS)
-                ]
-                falls["random"][k].append(float(np.mean(draws)))
-            if index % 25 == 0 or index == len(texts):
-                rate = index / (time.time() - started)
-                print(
-                    f"[faithfulness] {method}: {index}/{len(texts)} texts, {rate:.1f}/s, "
-                    f"ETA {(len(texts) - index) / rate:.0f}s",
-                    flush=True,
-                )
-        results[method] = {
-            "aopc": {k: float(np.mean(falls["method"][k])) for k in KS},
-            "random_aopc": {k: float(np.mean(falls["random"][k])) for k in KS},
-            "seconds": round(time.time() - started, 1),
-            "mean_abs_convergence_delta": float(np.mean(deltas)) if deltas else None,
+    results = {
+        method: deletion_curve(model, method, texts, args.steps, args.seed)
+        for method, model in models.items()
+    }
+    rows = [
+        {
+            "method": method,
+            "k": k,
+            "aopc": values["aopc"][k],
+            "random": values["random_aopc"][k],
+            "ratio": values["aopc"][k] / max(values["random_aopc"][k], 1e-9),
         }
-
-    rows = []
-    for method, values in results.items():
-        for k in KS:
-            rows.append(
-                {
-                    "method": method,
-                    "k": k,
-                    "aopc": values["aopc"][k],
-                    "random": values["random_aopc"][k],
-                    "ratio": values["aopc"][k] / max(values["random_aopc"][k], 1e-9),
-                }
-            )
+        for method, values in results.items()
+        for k in KS
+    ]
     print()
     print(
         table(
@@ -124,12 +84,54 @@ def main() -> None:
     print(f"wrote {path}")
 
 
+def deletion_curve(model, method: str, texts: list[str], steps: int, seed: int) -> dict:
+    """How far the predicted class's probability falls when the k words the method ranks
+    highest are deleted, against k words drawn at random (AOPC, per k)."""
+    rng = np.random.default_rng(seed)
+    falls = {"method": {k: [] for k in KS}, "random": {k: [] for k in KS}}
+    deltas = []
+    started = time.time()
+    for index, text in enumerate(texts, start=1):
+        (explanation,) = model.explain(text, method, steps, None)
+        if explanation.delta is not None:
+            deltas.append(abs(explanation.delta))
+        encoding = model.tokenizer.encode(text)
+        target = model.labels.index(explanation.target)
+        full = explanation.probability
+        ranked = np.argsort([-word.score for word in explanation.words], kind="stable")
+        for k in KS:
+            falls["method"][k].append(
+                full - probability_without(model, encoding, ranked[:k], target)
+            )
+            draws = [
+                full
+                - probability_without(
+                    model, encoding, rng.choice(len(explanation.words), k, replace=False), target
+                )
+                for _ in range(RANDOM_DRAWS)
+            ]
+            falls["random"][k].append(float(np.mean(draws)))
+        if index % 25 == 0 or index == len(texts):
+            rate = index / (time.time() - started)
+            print(
+                f"[faithfulness] {method}: {index}/{len(texts)} texts, {rate:.1f}/s, "
+                f"ETA {(len(texts) - index) / rate:.0f}s",
+                flush=True,
+            )
+    return {
+        "aopc": {k: float(np.mean(falls["method"][k])) for k in KS},
+        "random_aopc": {k: float(np.mean(falls["random"][k])) for k in KS},
+        "seconds": round(time.time() - started, 1),
+        "mean_abs_convergence_delta": float(np.mean(deltas)) if deltas else None,
+    }
+
+
 def test_texts(train_dir: Path, min_words: int) -> list[str]:
     from fulcrum.artifacts import open_artifact
     from fulcrum.data import load_splits, texts_of
     from fulcrum.recipe import validate_recipe
 
-    recipe = validate_recipe(open_artifact(train_dir, kind="train").settled_recipe)
+    recipe = validate_recipe(open_artifact(train_dir, kind="train").manifest.settled_recipe)
     splits = load_splits(recipe.data, recipe.seed, recipe.task.type)
     return [text for text in texts_of(splits.test, 100_000) if len(text.split()) >= min_words]
 

@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import socket
 import subprocess
 import sys
 import threading
@@ -34,11 +33,77 @@ import numpy as np
 from common import RESULTS, table, train_or_reuse, write_results
 from compression import fpb_recipe
 
+from fulcrum.runtime import unclaimed_port
+
 VARIANT = {"kind": "dynamic_int8", "per_channel": True, "name": "dynamic-int8-per-channel"}
 TARGETS = {"throughput_vs_baseline": 3.0, "throughput_vs_in_process": 0.7}
 
 
 def main() -> None:
+    args = _arguments()
+    ray_env = dict(item.split("=", 1) for item in args.ray_env)
+    os.environ.update(ray_env)  # before anything starts Ray: its processes inherit them
+
+    train_dir, variant_dir = model_artifacts()
+    texts = validation_texts(train_dir)
+    print(f"[benchmark] {len(texts)} validation texts; model {variant_dir}", flush=True)
+    # The ceiling: ONNX Runtime in this process on batches of the size the server runs
+    # (max_batch_size) and of the size each request carries; measured before and after the
+    # Fulcrum levels, and their mean used, so that a machine whose speed drifts (a shared
+    # VM's did by 30% within a run) is compared at about the speed the server had.
+    batch_sizes = sorted({args.max_batch_size, *args.texts_per_request})
+    bracket = {"before": _ceilings(variant_dir, texts, batch_sizes, args.threads, "before")}
+    model_cpu_ms = model_cpu_ms_per_text(variant_dir, texts, args.threads)
+    print(f"[benchmark] the model's own CPU: {model_cpu_ms:.1f} ms per text", flush=True)
+
+    levels = [(size, c) for size in args.texts_per_request for c in args.concurrency]
+    with fulcrum_endpoint(variant_dir, args) as endpoint:
+        rows = _load_levels("fulcrum", endpoint, texts, levels, lambda size: args.requests)
+    bracket["after"] = _ceilings(variant_dir, texts, batch_sizes, args.threads, "after")
+    ceilings = {
+        batch: (bracket["before"][batch] + bracket["after"][batch]) / 2 for batch in batch_sizes
+    }
+    ceiling = ceilings[args.max_batch_size]
+    with baseline_endpoint(train_dir, args.threads) as endpoint:
+        # The baseline is slow: fewer requests keep the run bounded, enough for a p99.
+        rows += _load_levels("pipeline", endpoint, texts, levels, lambda size: args.requests // 3)
+
+    comparison = compare(rows, ceilings, args.max_batch_size)
+    print()
+    print(comparison_table(comparison, args.max_batch_size))
+    print()
+    print(cpu_table(rows))
+    print(f"(the model's own CPU per text, in-process: {model_cpu_ms:.1f} ms)")
+    checks = targets_met(comparison)
+    plot_load(rows, ceiling, RESULTS / f"{args.results_name}.png")
+
+    scaling = None
+    if not args.skip_autoscaling:
+        scaling = autoscaling_phase(variant_dir, texts)
+        plot_autoscaling(scaling, RESULTS / "serve_autoscaling.png")
+    path = write_results(
+        args.results_name,
+        {
+            "threads": args.threads,
+            "max_batch_size": args.max_batch_size,
+            "ray_env": ray_env,
+            "colocate": not args.two_deployments,
+            "model": str(variant_dir),
+            "in_process_texts_per_s": ceiling,
+            "in_process_texts_per_s_by_batch": ceilings,
+            "in_process_texts_per_s_before_and_after": bracket,
+            "model_cpu_ms_per_text": model_cpu_ms,
+            "rows": rows,
+            "comparison": comparison,
+            "targets": TARGETS,
+            "targets_met": checks,
+            "autoscaling": scaling,
+        },
+    )
+    print(f"wrote {path}")
+
+
+def _arguments() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--requests", type=int, default=600)
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 32])
@@ -68,133 +133,81 @@ def main() -> None:
         "e.g. RAY_SERVE_THROUGHPUT_OPTIMIZED=1)",
     )
     parser.add_argument("--results-name", default="serve_load", help="results file stem")
-    args = parser.parse_args()
-    ray_env = dict(item.split("=", 1) for item in args.ray_env)
-    os.environ.update(ray_env)  # before anything starts Ray: its processes inherit them
+    return parser.parse_args()
 
-    train_dir, variant_dir = model_artifacts()
-    texts = validation_texts(train_dir)
-    print(f"[benchmark] {len(texts)} validation texts; model {variant_dir}", flush=True)
 
-    # The ceiling: ONNX Runtime in this process on batches of the size the server runs
-    # (max_batch_size) and of the size each request carries; measured before and after the
-    # Fulcrum levels, and their mean used, so that a machine whose speed drifts (a shared
-    # VM's did by 30% within a run) is compared at about the speed the server had.
-    batch_sizes = sorted({args.max_batch_size, *args.texts_per_request})
-
-    def measure_ceilings(when: str) -> dict[int, float]:
-        measured = {
-            batch: in_process_throughput(variant_dir, texts, batch, args.threads)
-            for batch in batch_sizes
-        }
-        for batch, value in measured.items():
-            print(
-                f"[benchmark] in-process ONNX Runtime, batch {batch}, {when}: {value:.0f} texts/s",
-                flush=True,
-            )
-        return measured
-
-    bracket = {"before": measure_ceilings("before")}
-    model_cpu_ms = model_cpu_ms_per_text(variant_dir, texts, args.threads)
-    print(f"[benchmark] the model's own CPU: {model_cpu_ms:.1f} ms per text", flush=True)
-
-    rows = []
-    levels = [(size, c) for size in args.texts_per_request for c in args.concurrency]
-    with fulcrum_endpoint(variant_dir, args) as endpoint:
-        for size, concurrency in levels:
-            count = args.requests // size * 2 if size > 1 else args.requests
-            rows.append(
-                {"server": "fulcrum", "texts_per_request": size, "concurrency": concurrency}
-                | run_load(endpoint.url, texts, count, concurrency, size, endpoint.processes())
-            )
-            print(f"[benchmark] {describe(rows[-1])}", flush=True)
-    bracket["after"] = measure_ceilings("after")
-    ceilings = {
-        batch: (bracket["before"][batch] + bracket["after"][batch]) / 2 for batch in batch_sizes
+def _ceilings(variant_dir: Path, texts, batch_sizes, threads: int, when: str) -> dict[int, float]:
+    measured = {
+        batch: in_process_throughput(variant_dir, texts, batch, threads) for batch in batch_sizes
     }
-    ceiling = ceilings[args.max_batch_size]
-    with baseline_endpoint(train_dir, args.threads) as endpoint:
-        for size, concurrency in levels:
-            # The baseline is slow: fewer requests keep the run bounded, enough for a p99.
-            count = max(100, args.requests // 3 // size * 2 if size > 1 else args.requests // 3)
-            rows.append(
-                {"server": "pipeline", "texts_per_request": size, "concurrency": concurrency}
-                | run_load(endpoint.url, texts, count, concurrency, size, endpoint.processes())
-            )
-            print(f"[benchmark] {describe(rows[-1])}", flush=True)
-
-    comparison = compare(rows, ceilings, args.max_batch_size)
-    print()
-    print(
-        table(
-            comparison,
-            [
-                ("texts_per_request", "texts/request"),
-                ("concurrency", "concurrency"),
-                ("fulcrum_tps", "Fulcrum texts/s"),
-                ("baseline_tps", "pipeline texts/s"),
-                ("speedup", "throughput ratio"),
-                ("fulcrum_p50", "Fulcrum p50 ms"),
-                ("fulcrum_p99", "Fulcrum p99 ms"),
-                ("baseline_p50", "pipeline p50 ms"),
-                ("baseline_p99", "pipeline p99 ms"),
-                ("vs_in_process", "Fulcrum / in-process, batch = texts/request"),
-                ("vs_in_process_server_batch", f"... batch {args.max_batch_size}"),
-            ],
+    for batch, value in measured.items():
+        print(
+            f"[benchmark] in-process ONNX Runtime, batch {batch}, {when}: {value:.0f} texts/s",
+            flush=True,
         )
+    return measured
+
+
+def _load_levels(server: str, endpoint, texts, levels, requests_for) -> list[dict]:
+    """One row per (texts per request, concurrency) level; `requests_for(size)`: how many
+    one-text requests' worth to send (requests of 16 texts send twice as many texts)."""
+    rows = []
+    for size, concurrency in levels:
+        count = requests_for(size)
+        count = max(100, count // size * 2 if size > 1 else count)
+        rows.append(
+            {"server": server, "texts_per_request": size, "concurrency": concurrency}
+            | run_load(endpoint.url, texts, count, concurrency, size, endpoint.processes())
+        )
+        print(f"[benchmark] {describe(rows[-1])}", flush=True)
+    return rows
+
+
+def comparison_table(comparison: list[dict], max_batch_size: int) -> str:
+    return table(
+        comparison,
+        [
+            ("texts_per_request", "texts/request"),
+            ("concurrency", "concurrency"),
+            ("fulcrum_tps", "Fulcrum texts/s"),
+            ("baseline_tps", "pipeline texts/s"),
+            ("speedup", "throughput ratio"),
+            ("fulcrum_p50", "Fulcrum p50 ms"),
+            ("fulcrum_p99", "Fulcrum p99 ms"),
+            ("baseline_p50", "pipeline p50 ms"),
+            ("baseline_p99", "pipeline p99 ms"),
+            ("vs_in_process", "Fulcrum / in-process, batch = texts/request"),
+            ("vs_in_process_server_batch", f"... batch {max_batch_size}"),
+        ],
     )
-    print()
-    print(cpu_table(rows))
-    print(f"(the model's own CPU per text, in-process: {model_cpu_ms:.1f} ms)")
+
+
+def targets_met(comparison: list[dict]) -> dict[str, dict]:
+    """Per request shape, the best ratios and whether they meet TARGETS; printed too."""
     checks = {}
     for size in sorted({row["texts_per_request"] for row in comparison}):
         shape = [row for row in comparison if row["texts_per_request"] == size]
         # At equal or lower p99: the best ratio among levels where Fulcrum's p99 is no worse.
         fair = [row for row in shape if row["fulcrum_p99"] <= row["baseline_p99"]]
-        checks[f"{size}_text_per_request"] = {
+        values = {
             "best_speedup_at_equal_or_lower_p99": max((r["speedup"] for r in fair), default=0),
             "best_vs_in_process": max(r["vs_in_process"] for r in shape),
             "best_vs_in_process_server_batch": max(r["vs_in_process_server_batch"] for r in shape),
         }
-    for shape, values in checks.items():
         values["throughput_vs_baseline_met"] = (
             values["best_speedup_at_equal_or_lower_p99"] >= TARGETS["throughput_vs_baseline"]
         )
         values["throughput_vs_in_process_met"] = (
             values["best_vs_in_process"] >= TARGETS["throughput_vs_in_process"]
         )
+        checks[f"{size}_text_per_request"] = values
         print(
-            f"{shape}: {values['best_speedup_at_equal_or_lower_p99']:.2f}x the baseline at equal "
-            f"or lower p99 (target {TARGETS['throughput_vs_baseline']}x), "
+            f"{size}_text_per_request: {values['best_speedup_at_equal_or_lower_p99']:.2f}x the "
+            f"baseline at equal or lower p99 (target {TARGETS['throughput_vs_baseline']}x), "
             f"{values['best_vs_in_process']:.2f}x in-process ONNX Runtime "
             f"(target {TARGETS['throughput_vs_in_process']}x)"
         )
-    plot_load(rows, ceiling, RESULTS / f"{args.results_name}.png")
-
-    scaling = None
-    if not args.skip_autoscaling:
-        scaling = autoscaling_phase(variant_dir, texts)
-        plot_autoscaling(scaling, RESULTS / "serve_autoscaling.png")
-    path = write_results(
-        args.results_name,
-        {
-            "threads": args.threads,
-            "max_batch_size": args.max_batch_size,
-            "ray_env": ray_env,
-            "colocate": not args.two_deployments,
-            "model": str(variant_dir),
-            "in_process_texts_per_s": ceiling,
-            "in_process_texts_per_s_by_batch": ceilings,
-            "in_process_texts_per_s_before_and_after": bracket,
-            "model_cpu_ms_per_text": model_cpu_ms,
-            "rows": rows,
-            "comparison": comparison,
-            "targets": TARGETS,
-            "targets_met": checks,
-            "autoscaling": scaling,
-        },
-    )
-    print(f"wrote {path}")
+    return checks
 
 
 def model_artifacts() -> tuple[Path, Path]:
@@ -215,7 +228,7 @@ def validation_texts(train_dir: Path) -> list[str]:
     from fulcrum.data import load_splits, texts_of
     from fulcrum.recipe import validate_recipe
 
-    recipe = validate_recipe(open_artifact(train_dir, kind="train").settled_recipe)
+    recipe = validate_recipe(open_artifact(train_dir, kind="train").manifest.settled_recipe)
     splits = load_splits(recipe.data, recipe.seed, recipe.task.type)
     return texts_of(splits.validation, 10_000)
 
@@ -265,7 +278,7 @@ class fulcrum_endpoint:
 
         self.launch = launch
         self.section = ServeSection(
-            port=free_port(),
+            port=unclaimed_port(),
             num_cpus=self.args.threads,
             max_batch_size=self.args.max_batch_size,
             batch_wait_timeout_s=self.args.batch_wait_timeout_s,
@@ -302,7 +315,7 @@ class baseline_endpoint:
         self.train_dir, self.threads = train_dir, threads
 
     def __enter__(self) -> baseline_endpoint:
-        port = free_port()
+        port = unclaimed_port()
         env = os.environ | {
             "MODEL_DIR": str(self.train_dir.resolve() / "merged"),
             "TOKENIZER_DIR": str(self.train_dir.resolve() / "tokenizer"),
@@ -455,7 +468,7 @@ def autoscaling_phase(variant_dir: Path, texts: list[str], load_s: float = 45) -
     from fulcrum.serve.app import deployment_name
 
     section = ServeSection(
-        port=free_port(),
+        port=unclaimed_port(),
         num_cpus=1,
         max_batch_size=8,
         autoscaling={
@@ -601,12 +614,6 @@ def cpu_table(rows: list[dict]) -> str:
             ("total", "total CPU ms/request"),
         ],
     )
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def wait_for(url: str, process: subprocess.Popen, timeout_s: float = 180) -> None:

@@ -20,7 +20,6 @@ must not grow with the number of trials.
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
 import time
 
@@ -73,15 +72,13 @@ def campaign_recipe(
 
 
 def run(name: str, raw: dict) -> dict:
-    from fulcrum.artifacts import artifact_dir, open_artifact
+    from fulcrum.artifacts import artifact_dir, open_artifact, recipe_hash_of
     from fulcrum.recipe import validate_recipe
     from fulcrum.tune.campaign import tune
 
     recipe = validate_recipe(raw)
     target = artifact_dir(recipe, "tune")
-    if (target / "manifest.json").is_file() and (
-        json.loads((target / "manifest.json").read_text())["recipe_hash"] == recipe.hash
-    ):
+    if recipe_hash_of(target) == recipe.hash:
         print(f"[benchmark] {name}: reusing {target}", flush=True)
     else:
         shutil.rmtree(target, ignore_errors=True)

@@ -31,18 +31,15 @@ def check_deployable(args: AppArgs) -> None:
     gate (unless forced), and a bearer token that is configured but absent."""
     for model in args.models:
         artifact = open_artifact(model.artifact, kind="export")
-        not_learned = blocking(artifact.manifest.get("warnings"))
+        not_learned = blocking(artifact.manifest.warnings)
         if not_learned and not model.force:
             raise ArtifactError(
                 f"{model.artifact}: not served: {not_learned[0]['text']}. Retrain (see the "
                 "training output for what to try), or force it (--force)"
             )
-        if artifact.manifest.get("deployable") is False and not model.force:
-            reasons = "; ".join(
-                artifact.manifest.get("not_deployable_because") or ["no reason given"]
-            )
+        if artifact.manifest.refusal and not model.force:
             raise ArtifactError(
-                f"{model.artifact}: not deployable: {reasons}. Serve another variant, raise "
+                f"{model.artifact}: not deployable: {artifact.manifest.refusal}. Serve another variant, raise "
                 "compress.max_metric_drop and compress again, or force it (fulcrum serve --force)"
             )
     try:
@@ -91,9 +88,8 @@ def served_name(export_dir: str | Path) -> str:
     """The URL name an artifact is served under by default: its recipe's name, with the
     variant's for a compressed variant (`demo`, `demo-dynamic-int8`)."""
     manifest = open_artifact(export_dir, kind="export", verify=False).manifest
-    name = manifest["recipe"]["name"]
-    variant = (manifest.get("variant") or {}).get("name")
-    return f"{name}-{variant}" if variant else name
+    variant = manifest.variant_name
+    return f"{manifest.name}-{variant}" if variant else manifest.name
 
 
 def serve_config(

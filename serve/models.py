@@ -33,10 +33,10 @@ class Model:
         # `serve deploy` of a hand-written config skips the launcher's checks: repeat the
         # one that matters, so a variant that failed its parity gate never takes traffic.
         artifact = open_artifact(model.artifact, kind="export")  # a URI: fetched to this node
-        manifest = artifact.manifest
-        if manifest.get("deployable") is False and not model.force:
-            reasons = "; ".join(manifest.get("not_deployable_because") or ["no reason given"])
-            raise RuntimeError(f"{model.artifact}: not deployable ({reasons}); set force: true")
+        if artifact.manifest.refusal and not model.force:
+            raise RuntimeError(
+                f"{model.artifact}: not deployable ({artifact.manifest.refusal}); set force: true"
+            )
         # ONNX Runtime threads follow the replica's CPU share; more would only contend. Its
         # idle threads must not spin: they would take the CPU from the replica's own event
         # loop and the HTTP proxy (+20% requests/s at 8 in flight on 2 cores without).
@@ -158,15 +158,15 @@ def describe(name: str, predictor) -> dict[str, Any]:
     is the model file's content hash: two replicas (or two clusters) that say the same
     version serve the same weights."""
     manifest = predictor.artifact.manifest
-    metrics = manifest.get("metrics", {})
+    metrics = manifest.metrics
     return {
         "name": name,
-        "version": manifest["files"]["model.onnx"][:12],
+        "version": manifest.version,
         "task": predictor.task,
         "labels": predictor.labels,
         "max_length": predictor.max_length,
-        "deployable": manifest.get("deployable", True),
-        "variant": (manifest.get("variant") or {}).get("name"),
+        "deployable": manifest.deployable,
+        "variant": manifest.variant_name,
         "metrics": {key: metrics[key] for key in ("validation", "test") if key in metrics},
         "lineage": lineage(predictor.artifact.path),
     }

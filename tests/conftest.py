@@ -6,7 +6,6 @@ both read built once."""
 import logging
 import os
 import shutil
-import socket
 import sys
 import tempfile
 from pathlib import Path
@@ -15,6 +14,7 @@ import pytest
 
 from fulcrum.log import configure as configure_output
 from fulcrum.recipe import Recipe, validate_recipe
+from fulcrum.runtime import unclaimed_port
 
 # Nothing may download at test time, and Ray must not phone home.
 os.environ["HF_HUB_OFFLINE"] = "1"
@@ -108,12 +108,6 @@ def write_people_conll(path: Path, surnames: bool = False, varied_places: bool =
 # --------------------------------------------------------------- Ray cluster and artifacts
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 @pytest.fixture(scope="session")
 def ray_cluster():
     import ray
@@ -162,10 +156,8 @@ def s3_bucket():
 
 @pytest.fixture(scope="session")
 def serve_port() -> int:
-    """Serve keeps its first HTTP port for the cluster's lifetime; every test uses this one.
-    Serve must be told a port (it cannot report one it chose), so this one is the OS's
-    choice, checked free just before."""
-    return free_port()
+    """Serve keeps its first HTTP port for the cluster's lifetime; every test uses this one."""
+    return unclaimed_port()
 
 
 @pytest.fixture(scope="session")

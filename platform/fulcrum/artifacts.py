@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from fulcrum.errors import ArtifactError
+from fulcrum.manifest import FORMAT_VERSION, AnyManifest, new_manifest, parse_manifest
 from fulcrum.storage import MANIFEST, local_path, output_root, publish, refresh, remote_of
 
 __all__ = [
@@ -41,7 +42,6 @@ __all__ = [
 STAGES = ("train", "export", "compress", "tune")
 # A disk or quota that is full, a file-size limit, a file system mounted read-only.
 WRITE_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS)
-FORMAT_VERSION = 1
 TRACKED_PACKAGES = (
     "fulcrum",
     "torch",
@@ -60,25 +60,19 @@ TRACKED_PACKAGES = (
 @dataclass(frozen=True)
 class Artifact:
     path: Path
-    manifest: dict[str, Any]
+    manifest: AnyManifest
 
     @property
     def kind(self) -> str:
-        return self.manifest["kind"]
+        return self.manifest.kind
 
     @property
     def metrics(self) -> dict[str, Any]:
-        return self.manifest.get("metrics", {})
+        return self.manifest.metrics
 
     @property
     def labels(self) -> list[str]:
-        return list(self.manifest["labels"])
-
-    @property
-    def settled_recipe(self) -> dict[str, Any]:
-        """The recipe a training artifact was trained with, every value concrete (what the
-        run settled from the data included); `recipe` is the recipe as written."""
-        return self.manifest.get("settled_recipe") or self.manifest["recipe"]
+        return list(self.manifest.labels)
 
     def file(self, relative: str) -> Path:
         return self.path / relative
@@ -130,24 +124,24 @@ def write_manifest(
     parent: Path | None = None,
     data_fingerprint: str | None = None,
     extra: dict[str, Any] | None = None,
-) -> dict[str, Any]:
-    """Hash every file in the directory and write manifest.json beside them."""
-    manifest = {
-        "format_version": FORMAT_VERSION,
-        "kind": kind,
-        "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "recipe": recipe,
-        "recipe_hash": recipe_hash,
-        "parent": _parent_entry(parent),
-        "data_fingerprint": data_fingerprint,
-        "labels": labels,
-        "metrics": metrics,
-        "packages": package_versions(),
-        "files": {rel: sha256_file(artifact_dir / rel) for rel in _files(artifact_dir)},
+) -> None:
+    """Hash every file in the directory and write manifest.json beside them. `extra`: the
+    fields of this kind's manifest beyond the ones every artifact has (fulcrum.manifest)."""
+    manifest = new_manifest(
+        kind,
+        format_version=FORMAT_VERSION,
+        created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        recipe=recipe,
+        recipe_hash=recipe_hash,
+        parent=_parent_entry(parent),
+        data_fingerprint=data_fingerprint,
+        labels=labels,
+        metrics=metrics,
+        packages=package_versions(),
+        files={rel: sha256_file(artifact_dir / rel) for rel in _files(artifact_dir)},
         **(extra or {}),
-    }
-    write_json_atomic(artifact_dir / MANIFEST, manifest)
-    return manifest
+    )
+    write_json_atomic(artifact_dir / MANIFEST, manifest.model_dump(mode="json"))
 
 
 def open_artifact(path: str | Path, kind: str | None = None, verify: bool = True) -> Artifact:
@@ -159,16 +153,13 @@ def open_artifact(path: str | Path, kind: str | None = None, verify: bool = True
     manifest_path = path / MANIFEST
     if not manifest_path.is_file():
         raise ArtifactError(f"{path}: not an artifact (no {MANIFEST}); run the stage that makes it")
-    try:
-        manifest = json.loads(manifest_path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise ArtifactError(f"{manifest_path}: unreadable manifest ({error})") from None
-    if kind is not None and manifest.get("kind") != kind:
+    manifest = parse_manifest(manifest_path.read_bytes(), where=str(manifest_path))
+    if kind is not None and manifest.kind != kind:
         raise ArtifactError(
-            f"{path}: expected a {kind} artifact, found a {manifest.get('kind')!r} artifact"
+            f"{path}: expected a {kind} artifact, found a {manifest.kind!r} artifact"
         )
     if verify:
-        for rel, expected in manifest.get("files", {}).items():
+        for rel, expected in manifest.files.items():
             file_path = path / rel
             if not file_path.is_file():
                 raise ArtifactError(f"{file_path}: listed in the manifest but missing")
@@ -190,8 +181,13 @@ def artifact_dir(recipe, stage: str, output_dir: str | Path | None = None) -> Pa
 
 def recipe_hash_of(artifact_dir: Path) -> str | None:
     """The hash of the recipe an artifact was made from, without verifying its files: how a
-    stage tells whether its artifact is up to date."""
-    return json.loads((Path(artifact_dir) / MANIFEST).read_text()).get("recipe_hash")
+    stage tells whether its artifact is up to date. None where there is no manifest, or one
+    this version cannot read: either way the stage runs again."""
+    path = Path(artifact_dir) / MANIFEST
+    try:
+        return parse_manifest(path.read_bytes(), where=str(path)).recipe_hash
+    except (OSError, ArtifactError):
+        return None
 
 
 def sha256_file(path: Path) -> str:

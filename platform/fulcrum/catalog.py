@@ -4,12 +4,12 @@ instant on any number of artifacts and the Serve gateway can describe a model ch
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 from fulcrum.artifacts import MANIFEST
 from fulcrum.errors import ArtifactError
+from fulcrum.manifest import ExportManifest, Manifest, parse_manifest
 from fulcrum.storage import artifact_uris, is_uri, read_manifest_bytes
 
 # Folders that hold a stage's working state rather than artifacts.
@@ -20,7 +20,7 @@ def find_artifacts(root: str | Path, max_depth: int = 6) -> list[dict[str, Any]]
     """One summary per manifest under `root` (a folder or a URI), oldest first."""
     if is_uri(root):
         found = [
-            summary(uri, _parse(uri, read_manifest_bytes(uri)))
+            summary(uri, read_manifest_bytes(uri))
             for uri in artifact_uris(str(root), SKIPPED_DIRS, max_depth)
         ]
         return sorted(found, key=lambda item: item["created_at"] or "")
@@ -30,7 +30,7 @@ def find_artifacts(root: str | Path, max_depth: int = 6) -> list[dict[str, Any]]
     def walk(folder: Path, depth: int) -> None:
         manifest = folder / MANIFEST
         if manifest.is_file():
-            found.append(summary(folder, _read(manifest)))
+            found.append(summary(folder, manifest.read_bytes()))
         if depth == max_depth:
             return
         for child in sorted(folder.iterdir()):
@@ -42,26 +42,33 @@ def find_artifacts(root: str | Path, max_depth: int = 6) -> list[dict[str, Any]]
     return sorted(found, key=lambda item: item["created_at"] or "")
 
 
-def summary(folder: str | Path, manifest: dict[str, Any]) -> dict[str, Any]:
-    recipe = manifest.get("recipe") or {}
+def summary(folder: str | Path, raw: bytes | None) -> dict[str, Any]:
+    """One line of `fulcrum runs`. A manifest this version cannot read is listed with why,
+    rather than hiding the other artifacts behind one error."""
+    try:
+        manifest = parse_manifest(raw or b"", where=f"{folder}/{MANIFEST}")
+    except ArtifactError as error:
+        return dict.fromkeys(("kind", "name", "created_at", "recipe_hash", "parent")) | {
+            "path": str(folder),
+            "headline": f"unreadable: {error}",
+        }
     return {
         "path": str(folder),
-        "kind": manifest.get("kind"),
-        "name": recipe.get("name"),
-        "created_at": manifest.get("created_at"),
-        "recipe_hash": (manifest.get("recipe_hash") or "")[:12] or None,
-        "parent": _parent_path(manifest),
+        "kind": manifest.kind,
+        "name": manifest.name,
+        "created_at": manifest.created_at,
+        "recipe_hash": manifest.recipe_hash[:12],
+        "parent": manifest.parent.path if manifest.parent else None,
         "headline": headline(manifest),
     }
 
 
-def headline(manifest: dict[str, Any]) -> str:
+def headline(manifest: Manifest) -> str:
     """The figure that says how good the artifact is, in a few words."""
-    metrics = manifest.get("metrics") or {}
-    kind = manifest.get("kind")
-    if kind == "compress":
+    metrics = manifest.metrics
+    if manifest.kind == "compress":
         return f"recommended: {metrics.get('recommended') or 'none passed'}"
-    if kind == "tune":
+    if manifest.kind == "tune":
         best, metric = metrics.get("best") or {}, metrics.get("metric")
         score = best.get(metric) if isinstance(best, dict) else None
         finished = f"{metrics.get('trials', '?')} trials"
@@ -73,7 +80,7 @@ def headline(manifest: dict[str, Any]) -> str:
             key = "f1" if "f1" in values else "macro_f1" if "macro_f1" in values else "accuracy"
             if isinstance(values.get(key), float):
                 parts.append(f"{split} {key} {values[key]:.4f}")
-    if manifest.get("deployable") is False:
+    if isinstance(manifest, ExportManifest) and not manifest.deployable:
         parts.append("NOT deployable")
     return ", ".join(parts)
 
@@ -87,37 +94,18 @@ def lineage(path: str | Path, limit: int = 8) -> list[dict[str, Any]]:
         raw = read_manifest_bytes(current)
         if raw is None:
             break
-        manifest = _parse(current, raw)
+        manifest = parse_manifest(raw, where=f"{current}/{MANIFEST}")
         chain.append(
             {
-                "kind": manifest.get("kind"),
+                "kind": manifest.kind,
                 "path": str(current),
-                "created_at": manifest.get("created_at"),
-                "recipe": (manifest.get("recipe") or {}).get("name"),
-                "recipe_hash": (manifest.get("recipe_hash") or "")[:12] or None,
-                "data_fingerprint": (manifest.get("data_fingerprint") or "")[:12] or None,
-                "test": (manifest.get("metrics") or {}).get("test"),
+                "created_at": manifest.created_at,
+                "recipe": manifest.name,
+                "recipe_hash": manifest.recipe_hash[:12],
+                "data_fingerprint": (manifest.data_fingerprint or "")[:12] or None,
+                "test": manifest.metrics.get("test"),
             }
         )
-        parent = _parent_path(manifest)
+        parent = manifest.parent.path if manifest.parent else None
         current = None if not parent else parent if is_uri(parent) else Path(parent)
     return chain
-
-
-def _parent_path(manifest: dict[str, Any]) -> str | None:
-    parent = manifest.get("parent")
-    return parent.get("path") if isinstance(parent, dict) else parent
-
-
-def _read(manifest: Path) -> dict[str, Any]:
-    try:
-        return json.loads(manifest.read_text())
-    except (OSError, ValueError) as error:
-        raise ArtifactError(f"{manifest}: unreadable manifest ({error})") from None
-
-
-def _parse(where: str | Path, raw: bytes | None) -> dict[str, Any]:
-    try:
-        return json.loads(raw or b"")
-    except ValueError as error:
-        raise ArtifactError(f"{where}/{MANIFEST}: unreadable manifest ({error})") from None

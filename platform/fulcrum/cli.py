@@ -69,7 +69,7 @@ def _recipe(args) -> Recipe:
         from fulcrum.recipe import apply_overrides, validate_recipe
 
         parent = open_artifact(args.recipe, kind="train", verify=False)
-        raw = apply_overrides(dict(parent.manifest["recipe"]), args.overrides)
+        raw = apply_overrides(dict(parent.manifest.recipe), args.overrides)
         if args.output_dir is None:
             beside = parent_of(args.recipe, 2) if remote else target.resolve().parent.parent
             args.output_dir = str(beside)
@@ -444,6 +444,7 @@ def _runs(_, args) -> int:
 
 def _show(_, args) -> int:
     from fulcrum.catalog import find_artifacts, lineage
+    from fulcrum.manifest import parse_manifest
     from fulcrum.storage import MANIFEST, is_uri, join, read_manifest_bytes
 
     target = args.artifact if is_uri(args.artifact) else Path(args.artifact)
@@ -461,8 +462,8 @@ def _show(_, args) -> int:
                 f"{args.output_dir} matches ({found})"
             )
         target = matches[0]
-    manifest = json.loads(read_manifest_bytes(target))
-    print(f"{manifest.get('kind')} artifact {target}")
+    manifest = parse_manifest(read_manifest_bytes(target), where=join(str(target), MANIFEST))
+    print(f"{manifest.kind} artifact {target}")
     for index, step in enumerate(lineage(target)):
         test = step["test"] or {}
         figures = ", ".join(f"{k} {v:.4f}" for k, v in test.items() if isinstance(v, float))
@@ -471,9 +472,9 @@ def _show(_, args) -> int:
             f"{step['recipe_hash']}  data {step['data_fingerprint']}"
             + (f"  test: {figures}" if figures else "")
         )
-    metrics = {k: v for k, v in (manifest.get("metrics") or {}).items() if k != "history"}
+    metrics = {k: v for k, v in manifest.metrics.items() if k != "history"}
     print(json.dumps(metrics, indent=2, default=str)[:4000])
-    print(f"{len(manifest.get('files', {}))} files, sha256 in {join(str(target), MANIFEST)}")
+    print(f"{len(manifest.files)} files, sha256 in {join(str(target), MANIFEST)}")
     return 0
 
 
@@ -484,14 +485,7 @@ def _said(prediction: dict) -> str:
     return f"{prediction['label']} ({prediction['score']:.2f})"
 
 
-def serve_config_main(argv: list[str]) -> int:
-    """`fulcrum serve config ARTIFACT... [-o FILE]`: a Serve config file for `serve deploy`
-    serving those export artifacts (each under its recipe's name, or NAME=ARTIFACT)."""
-    import yaml
-
-    from fulcrum.recipe import ServeSection
-    from fulcrum.serve import launch
-
+def serve_config_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="fulcrum serve config",
         description=serve_config_main.__doc__.split("\n")[0],
@@ -501,7 +495,18 @@ def serve_config_main(argv: list[str]) -> int:
     parser.add_argument("--recipe", help="take the serve: settings from this recipe")
     parser.add_argument("--force", action="store_true", help="include not-deployable variants")
     parser.add_argument("-o", "--output", help="write here (default: standard output)")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def serve_config_main(argv: list[str]) -> int:
+    """`fulcrum serve config ARTIFACT... [-o FILE]`: a Serve config file for `serve deploy`
+    serving those export artifacts (each under its recipe's name, or NAME=ARTIFACT)."""
+    import yaml
+
+    from fulcrum.recipe import ServeSection
+    from fulcrum.serve import launch
+
+    args = serve_config_parser().parse_args(argv)
     configure_output(args.verbosity)
     try:
         section = load_recipe(args.recipe).serve if args.recipe else ServeSection()
@@ -559,7 +564,7 @@ def _print_training_summary(artifact: Path) -> None:
                 f"{label} {values[key]}"
                 if isinstance(values[key], int)
                 else f"{label} {values[key]:.4f}"
-                for key, label in SUMMARY_FIELDS[opened.manifest["task"]]
+                for key, label in SUMMARY_FIELDS[opened.manifest.task]
             ]
             print(f"{split}: " + "  ".join(parts))
     _print_per_label(metrics.get("per_label") or {}, artifact)

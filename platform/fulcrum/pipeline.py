@@ -11,7 +11,6 @@ the checkpoints its Ray run left (the run is named after the recipe).
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -76,7 +75,7 @@ def stale_reason(
             return "no artifact yet"
         return f"the artifact there is unusable ({error})"
     try:
-        made_with = Recipe.model_validate(artifact.manifest["recipe"])
+        made_with = Recipe.model_validate(artifact.manifest.recipe)
     except Exception:  # noqa: BLE001 - any recipe this version cannot read means: remake
         return "its recipe is from an incompatible version"
     changed = [
@@ -85,13 +84,10 @@ def stale_reason(
     if changed:
         return "recipe changed: " + ", ".join(changed)
     if parent is not None:
-        entry = artifact.manifest.get("parent") or {}
-        if entry.get("manifest_sha256") != sha256_file(parent / MANIFEST):
+        entry = artifact.manifest.parent
+        if entry is None or entry.manifest_sha256 != sha256_file(parent / MANIFEST):
             return f"its parent {parent} was remade"
-    if (
-        data_fingerprint is not None
-        and artifact.manifest.get("data_fingerprint") != data_fingerprint
-    ):
+    if data_fingerprint is not None and artifact.manifest.data_fingerprint != data_fingerprint:
         return "the data changed"
     return None
 
@@ -158,7 +154,7 @@ def _trained(run: PipelineRun, recipe: Recipe, output_dir) -> Path:
 
     target = artifact_dir(recipe, "tune", output_dir)
     refresh(target)
-    finished = (target / MANIFEST).is_file() and recipe_hash_of(target) == recipe.hash
+    finished = recipe_hash_of(target) == recipe.hash
     campaign = open_artifact(tune(recipe, output_dir), kind="tune")  # skips a finished one
     run.artifacts["tune"] = campaign.path
     run.actions["tune"] = "skipped" if finished else "ran"
@@ -173,8 +169,7 @@ def _trained(run: PipelineRun, recipe: Recipe, output_dir) -> Path:
 
 def _check_learned(train_dir: Path, force: bool) -> None:
     """A model that has not learned goes no further unless forced."""
-    warnings = open_artifact(train_dir, kind="train", verify=False).manifest.get("warnings")
-    not_learned = blocking(warnings)
+    not_learned = blocking(open_artifact(train_dir, kind="train", verify=False).manifest.warnings)
     if not_learned and not force:
         tips = "; ".join(not_learned[0].get("try") or [])
         raise TrainingError(
@@ -185,7 +180,7 @@ def _check_learned(train_dir: Path, force: bool) -> None:
 
 
 def _described(artifact_dir: Path) -> str:
-    manifest = json.loads((artifact_dir / MANIFEST).read_text())
     from fulcrum.catalog import headline
 
-    return f"{artifact_dir}, made {manifest.get('created_at')}; {headline(manifest)}"
+    manifest = open_artifact(artifact_dir, verify=False).manifest
+    return f"{artifact_dir}, made {manifest.created_at}; {headline(manifest)}"

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import logging
 import os
+import random
+import socket
 
 # Ray Data draws a progress bar per dataset per worker; interleaved from several processes
 # they bury Fulcrum's own progress lines. Set before ray.init so local workers inherit it.
@@ -15,6 +17,35 @@ QUIET_ENV = {
     "RAY_USAGE_STATS_ENABLED": "0",
     "RAY_AIR_NEW_OUTPUT": "0",
 }
+
+
+# Ray's workers listen on ports 10002-19999 (its default worker port range).
+ABOVE_RAY_WORKER_PORTS = 20000
+
+
+def unclaimed_port(host: str = "127.0.0.1") -> int:
+    """A free port for a server that must be told one (Serve cannot report a port it chose),
+    taken from between Ray's worker ports and the OS's ephemeral range, where every socket
+    bound to port 0 (Ray's own included) gets its port: nothing on the machine lands on it by
+    chance between this check and the server binding it, as it can on a port the OS chose."""
+    low, high = ABOVE_RAY_WORKER_PORTS, _ephemeral_ports_start()
+    start = random.randrange(low, high)
+    for port in [*range(start, high), *range(low, start)]:
+        with socket.socket() as probe:
+            try:
+                probe.bind((host, port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError(f"no free port on {host} between {low} and {high}")
+
+
+def _ephemeral_ports_start() -> int:
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as handle:
+            return int(handle.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768  # Linux's default, and inside the ranges other systems use
 
 
 def init_ray() -> None:

@@ -63,9 +63,7 @@ def test_ray_job_submit_runs_finetune(finetune_job):
     train_artifact = open_artifact(output_dir / "tiny" / "train", kind="train")
     assert [entry["epoch"] for entry in train_artifact.metrics["history"]] == [1, 2, 3]
     export_artifact = open_artifact(output_dir / "tiny" / "export", kind="export")
-    assert export_artifact.manifest["parent"]["path"] == str(
-        (output_dir / "tiny" / "train").resolve()
-    )
+    assert export_artifact.manifest.parent.path == str((output_dir / "tiny" / "train").resolve())
 
 
 def test_fulcrum_submit_runs_the_pipeline_as_a_job_and_streams_its_logs(

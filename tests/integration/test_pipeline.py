@@ -29,11 +29,11 @@ def test_training_artifact_is_complete_and_consistent(pipeline):
         "tokenizer/tokenizer.json",
         "metrics.json",
     ):
-        assert name in manifest["files"], name
-    assert manifest["recipe_hash"] == recipe.hash and manifest["recipe"]["name"] == "tiny"
-    assert len(manifest["data_fingerprint"]) == 64
-    assert {"torch", "ray", "deepspeed", "peft", "transformers"} <= set(manifest["packages"])
-    assert manifest["split_sizes"] == {"train": 84, "validation": 18, "test": 18}
+        assert name in manifest.files, name
+    assert manifest.recipe_hash == recipe.hash and manifest.name == "tiny"
+    assert len(manifest.data_fingerprint) == 64
+    assert {"torch", "ray", "deepspeed", "peft", "transformers"} <= set(manifest.packages)
+    assert manifest.split_sizes == {"train": 84, "validation": 18, "test": 18}
 
     metrics = artifact.metrics
     history = metrics["history"]
@@ -69,9 +69,9 @@ def test_export_matches_pytorch_within_tolerance(pipeline):
         assert 0 <= parity["max_abs_logit_diff"] <= recipe.export.max_abs_logit_diff
         assert parity["prediction_agreement"] == 1.0
         assert parity["metrics"] == parity["parent_metrics"]
-    assert artifact.manifest["deployable"] is True and "variant" not in artifact.manifest
-    assert artifact.manifest["parent"]["path"] == str(train_dir.resolve())
-    assert artifact.manifest["onnx"]["inputs"] == ["input_ids", "attention_mask", "token_type_ids"]
+    assert artifact.manifest.deployable is True and artifact.manifest.variant is None
+    assert artifact.manifest.parent.path == str(train_dir.resolve())
+    assert artifact.manifest.onnx["inputs"] == ["input_ids", "attention_mask", "token_type_ids"]
 
 
 def test_onnx_graph_has_dynamic_batch_and_sequence(pipeline):
@@ -143,13 +143,13 @@ def test_every_variant_is_an_export_artifact_gated_against_its_parent(pipeline, 
         if name == "fp32":
             assert all(gate[split]["max_abs_logit_diff"] < 1e-4 for split in gate)
             assert gate["test"]["metrics"] == gate["test"]["parent_metrics"]
-        assert artifact.manifest["deployable"] is passes
-        assert bool(artifact.manifest["not_deployable_because"]) is not passes
-        assert artifact.manifest["variant"]["kind"] == name.replace("-", "_")
+        assert artifact.manifest.deployable is passes
+        assert bool(artifact.manifest.not_deployable_because) is not passes
+        assert artifact.manifest.variant["kind"] == name.replace("-", "_")
         sizes[name] = artifact.file("model.onnx").stat().st_size
     assert sizes["dynamic-int8"] < 0.5 * sizes["fp32"]
     assert sizes["fp16"] < 0.6 * sizes["fp32"]
-    steps = open_artifact(compress_dir / "variants" / "dynamic-int8").manifest["variant"]["steps"]
+    steps = open_artifact(compress_dir / "variants" / "dynamic-int8").manifest.variant["steps"]
     assert {"Attention", "EmbedLayerNormalization"} <= set(steps["fusions"]), steps["fusions"]
     assert "SkipLayerNormalization" not in steps["fusions"], "slower on CPU: left unfused"
 
@@ -197,17 +197,18 @@ def test_a_variant_serves_the_parents_predictions_and_a_refused_one_does_not_sta
     refused = tmp_path / "refused"
     shutil.copytree(fp32, refused)
     manifest = open_artifact(refused).manifest
-    extra = {
-        key: manifest[key] for key in ("task", "max_length", "onnx", "variant", "vocab_size")
-    } | {"deployable": False, "not_deployable_because": ["test macro_f1 drops 5.00 points > 1"]}
+    extra = manifest.model_dump(include={"task", "max_length", "onnx", "variant", "vocab_size"}) | {
+        "deployable": False,
+        "not_deployable_because": ["test macro_f1 drops 5.00 points > 1"],
+    }
     (refused / "manifest.json").unlink()
     write_manifest(
         refused,
         kind="export",
-        recipe=manifest["recipe"],
-        recipe_hash=manifest["recipe_hash"],
-        labels=manifest["labels"],
-        metrics=manifest["metrics"],
+        recipe=manifest.recipe,
+        recipe_hash=manifest.recipe_hash,
+        labels=manifest.labels,
+        metrics=manifest.metrics,
         extra=extra,
     )
     from fulcrum.serve import launch

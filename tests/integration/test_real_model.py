@@ -45,7 +45,7 @@ def test_minilm_learns_the_demo_intents_and_int8_keeps_its_answers(ray_cluster, 
         assert parity["metric_drop_points"] == 0.0
 
     int8 = open_artifact(variant_dir(compress(recipe), "dynamic-int8"), kind="export")
-    assert int8.manifest["deployable"] is True, int8.manifest["not_deployable_because"]
+    assert int8.manifest.deployable is True, int8.manifest.not_deployable_because
     # Beyond the gate's own splits: real financial news the intents model never saw.
     texts = _phrasebank(200)
     parent = _pytorch_predictions(train_dir, texts, recipe.model.max_length)

@@ -72,9 +72,9 @@ def test_distilled_student_has_its_teacher_logits_and_lineage(
         distill={"teacher": str(teacher.path), "alpha": 0.3, "temperature": 2.0},
     )
     student = open_artifact(train(recipe), kind="train")
-    assert student.manifest["parent"]["path"] == str(teacher.path)
+    assert student.manifest.parent.path == str(teacher.path)
     assert json.loads(student.file("merged/config.json").read_text())["num_hidden_layers"] == 1
-    assert student.manifest["model_overrides"] == {"num_hidden_layers": 1}
+    assert student.manifest.model_overrides == {"num_hidden_layers": 1}
     assert student.metrics["validation"] == student.metrics["training_validation"]
 
     # The cached logits are the teacher's own, row for row.

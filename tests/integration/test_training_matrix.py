@@ -26,8 +26,8 @@ def test_saved_artifact_reproduces_in_memory_metrics(
     )
     artifact = open_artifact(train(recipe), kind="train")
     metrics = artifact.metrics
-    assert artifact.manifest["method"] == method
-    assert artifact.manifest["deepspeed"]["zero_optimization"]["stage"] == stage
+    assert artifact.manifest.method == method
+    assert artifact.manifest.deepspeed["zero_optimization"]["stage"] == stage
     assert metrics["validation"] == metrics["training_validation"]
     assert metrics["validation"]["examples"] == 18
     losses = [entry["train_loss"] for entry in metrics["history"]]
@@ -73,12 +73,12 @@ def test_step_logs_tensorboard_and_plot_are_in_the_artifact(
     assert float(rows[-1]["lr"]) < float(rows[1]["lr"])  # decayed
     events = [
         name
-        for name in artifact.manifest["files"]
+        for name in artifact.manifest.files
         if name.startswith("logs/tensorboard/events.out.tfevents")
     ]
-    assert events, artifact.manifest["files"]
+    assert events, artifact.manifest.files
     assert artifact.file("learning_curve.png").stat().st_size > 10_000
-    assert artifact.manifest["deepspeed"]["gradient_accumulation_steps"] == 2
+    assert artifact.manifest.deepspeed["gradient_accumulation_steps"] == 2
     assert artifact.metrics["parameters"]["trainable"] == 32 * 3 + 3
 
 
@@ -90,7 +90,7 @@ def test_token_classification_trains_scores_entities_and_compresses(ner_trained)
     assert set(metrics["validation"]["per_type"]) == {"LOC", "PER"}
     assert metrics["validation"]["entities"] == 9 * 3
     assert metrics["validation"]["f1"] == metrics["training_validation"]["f1"]
-    assert artifact.manifest["task"] == "token_classification"
+    assert artifact.manifest.task == "token_classification"
 
     # Compressed for token labels too: per-token logits, gated on entity F1.
     from fulcrum.compress.stage import compress
@@ -142,7 +142,7 @@ def test_a_run_that_cannot_learn_says_so_and_is_neither_exported_nor_served_unle
     said = capsys.readouterr().err
     assert "warning: epoch 1 step 6: the model has not learned" in said  # 42 rows a rank / 8
     assert "try: raise train.lr (now 1e-06; lora's default is 0.001)" in said
-    (warning,) = [item for item in artifact.manifest["warnings"] if item["blocking"]]
+    (warning,) = [item for item in artifact.manifest.warnings if item["blocking"]]
     assert warning["kind"] == "not_learned" and warning["try"][0].startswith("raise train.lr")
     assert artifact.metrics["class_weights"] == {"apple": 1.0, "car": 1.0, "tax": 1.0}
 

@@ -67,7 +67,7 @@ def test_fulcrum_run_of_a_recipe_with_a_tune_section_exports_the_best_trial(camp
     assert run.actions == {"tune": "skipped", "train": "skipped", "export": "ran"}
     assert run.artifacts["train"] == best
     exported = open_artifact(run.artifacts["export"], kind="export")
-    assert exported.manifest["parent"]["path"] == str(best.resolve())
+    assert exported.manifest.parent.path == str(best.resolve())
     assert exported.labels == open_artifact(best, kind="train").labels
     again = run_stages(recipe)
     assert again.actions == {"tune": "skipped", "train": "skipped", "export": "skipped"}
@@ -206,4 +206,4 @@ def test_auto_campaign_sizes_itself_to_its_budget_and_starts_from_the_defaults(
     }
     best = artifact.metrics["best"]
     assert best["status"] == "finished" and (artifact.path / best["artifact"]).is_dir()
-    assert artifact.manifest["recipe"]["tune"]["auto"] is True
+    assert artifact.manifest.recipe["tune"]["auto"] is True

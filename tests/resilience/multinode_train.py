@@ -7,7 +7,6 @@ Writes what it did as JSON to argv[2]."""
 
 import json
 import os
-import socket
 import sys
 import threading
 import time
@@ -18,6 +17,7 @@ from registered import registered  # beside this script
 
 from fulcrum.log import configure as configure_output
 from fulcrum.recipe import validate_recipe
+from fulcrum.runtime import unclaimed_port
 from fulcrum.train.stage import run_name, train
 
 NODE = {"num_cpus": 1, "object_store_memory": 150 * 2**20}
@@ -56,9 +56,7 @@ def main() -> None:
     kill_after = int(sys.argv[3]) if len(sys.argv) > 3 else 0
     # Its own dashboard port (the state API that finds the ranks goes through the dashboard),
     # so a Ray instance already holding 8265 on this machine does not take it away.
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        dashboard_port = probe.getsockname()[1]
+    dashboard_port = unclaimed_port()
     cluster = Cluster(
         initialize_head=True,
         head_node_args={

@@ -110,8 +110,8 @@ def test_the_same_recipe_and_seed_give_the_same_metrics(tiny_recipe_factory, tmp
     for split in ("validation", "test"):
         assert again.metrics[split] == reference.metrics[split], split
     assert (
-        again.manifest["files"]["merged/model.safetensors"]
-        == (reference.manifest["files"]["merged/model.safetensors"])
+        again.manifest.files["merged/model.safetensors"]
+        == (reference.manifest.files["merged/model.safetensors"])
     ), "bit-identical merged weights"
 
 

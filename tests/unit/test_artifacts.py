@@ -1,11 +1,16 @@
 """Artifacts: published whole or not at all, and refused when altered."""
 
 import json
+from pathlib import Path
 
 import pytest
 
 from fulcrum.artifacts import open_artifact, staged_artifact, write_manifest
+from fulcrum.catalog import find_artifacts
 from fulcrum.errors import ArtifactError
+from fulcrum.manifest import ExportManifest
+
+from .manifests import KIND_FIELDS
 
 
 def publish(target, files: dict[str, str], kind="train", parent=None):
@@ -22,6 +27,7 @@ def publish(target, files: dict[str, str], kind="train", parent=None):
             metrics={"accuracy": 0.5},
             parent=parent,
             data_fingerprint="fp",
+            extra=KIND_FIELDS[kind],
         )
     return target
 
@@ -94,8 +100,39 @@ def test_wrong_kind_and_not_an_artifact(tmp_path):
 def test_parent_is_recorded_with_its_manifest_hash(tmp_path):
     parent = publish(tmp_path / "parent", {"a.txt": "x"})
     child = publish(tmp_path / "child", {"b.txt": "y"}, kind="export", parent=parent)
-    entry = open_artifact(child).manifest["parent"]
-    assert entry["path"] == str(parent.resolve()) and len(entry["manifest_sha256"]) == 64
+    entry = open_artifact(child).manifest.parent
+    assert entry.path == str(parent.resolve()) and len(entry.manifest_sha256) == 64
+
+
+def test_a_manifest_is_read_back_as_its_kind_and_one_from_another_version_names_its_field(
+    tmp_path,
+):
+    export = open_artifact(publish(tmp_path / "export", {"m.onnx": "x"}, kind="export"))
+    assert isinstance(export.manifest, ExportManifest) and export.manifest.refusal is None
+    written = json.loads((tmp_path / "export" / "manifest.json").read_text())
+
+    def rewrite(**changes):
+        (tmp_path / "export" / "manifest.json").write_text(json.dumps(written | changes))
+
+    rewrite(added_by_a_newer_fulcrum={"x": 1})  # unknown fields are ignored
+    assert open_artifact(tmp_path / "export").manifest == export.manifest
+    rewrite(max_length="long")
+    with pytest.raises(ArtifactError, match=r"manifest.json: field 'max_length' of this export"):
+        open_artifact(tmp_path / "export")
+    del written["deployable"]
+    rewrite()
+    with pytest.raises(
+        ArtifactError, match=r"field 'deployable' of this export manifest is missing"
+    ):
+        open_artifact(tmp_path / "export")
+    rewrite(kind="notebook")
+    with pytest.raises(ArtifactError, match=r"not an artifact fulcrum knows \(kind 'notebook'"):
+        open_artifact(tmp_path / "export")
+    # `fulcrum runs` lists it with why, and the others as usual.
+    publish(tmp_path / "train", {"w.bin": "x"})
+    found = {Path(item["path"]).name: item["headline"] for item in find_artifacts(tmp_path)}
+    assert found["export"].startswith("unreadable: ") and "accuracy" not in found["export"]
+    assert found["train"] == ""
 
 
 def test_unwritable_location_is_a_clear_error(tmp_path):

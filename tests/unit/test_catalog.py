@@ -3,6 +3,8 @@
 from fulcrum.artifacts import write_manifest
 from fulcrum.catalog import find_artifacts, lineage
 
+from .manifests import KIND_FIELDS
+
 
 def _artifact(folder, kind, metrics, parent=None, **extra):
     folder.mkdir(parents=True)
@@ -16,7 +18,7 @@ def _artifact(folder, kind, metrics, parent=None, **extra):
         metrics=metrics,
         parent=parent,
         data_fingerprint="cd" * 32,
-        extra=extra,
+        extra=KIND_FIELDS[kind] | extra,
     )
     return folder
 

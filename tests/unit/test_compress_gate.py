@@ -5,7 +5,6 @@ from pathlib import Path
 
 import pytest
 
-from fulcrum.artifacts import Artifact
 from fulcrum.compress.gate import Tolerance, verdict
 from fulcrum.compress.report import markdown, write_report
 from fulcrum.errors import ArtifactError
@@ -103,11 +102,9 @@ def test_a_tokenizer_larger_than_the_embedding_is_refused(tmp_path: Path):
     from fulcrum.inference.predictor import _check_tokenizer_fits
 
     tokenizer = Tokenizer(WordLevel({f"w{i}": i for i in range(50)}, unk_token="w0"))
-    fits = Artifact(path=tmp_path, manifest={"vocab_size": 50})
-    _check_tokenizer_fits(tokenizer, fits)
-    other = Artifact(path=tmp_path, manifest={"vocab_size": 30})
+    _check_tokenizer_fits(tokenizer, 50, tmp_path / "tokenizer.json")
     with pytest.raises(ArtifactError, match="50 tokens, but the model's embedding has 30 rows"):
-        _check_tokenizer_fits(tokenizer, other)
+        _check_tokenizer_fits(tokenizer, 30, tmp_path / "tokenizer.json")
 
 
 def test_the_matmul_whose_input_has_outliers_is_the_most_sensitive(tmp_path: Path):

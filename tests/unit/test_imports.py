@@ -12,6 +12,7 @@ FOUNDATIONS = (
     "fulcrum.errors",
     "fulcrum.log",
     "fulcrum.storage",
+    "fulcrum.manifest",
     "fulcrum.artifacts",
     "fulcrum.defaults",
     "fulcrum.serve_settings",

@@ -7,6 +7,8 @@ from fulcrum.artifacts import staged_artifact, write_manifest
 from fulcrum.pipeline import STAGE_SECTIONS, stale_reason
 from fulcrum.recipe import validate_recipe
 
+from .manifests import KIND_FIELDS
+
 TRAIN = STAGE_SECTIONS["train"]
 EXPORT = STAGE_SECTIONS["export"]
 
@@ -39,6 +41,7 @@ def publish(target, recipe, kind="train", parent=None, fingerprint="fp-1"):
             metrics={},
             parent=parent,
             data_fingerprint=fingerprint,
+            extra=KIND_FIELDS[kind],
         )
     return target
 

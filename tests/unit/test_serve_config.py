@@ -64,3 +64,15 @@ def _replica_part(values: dict) -> dict:
 
 def _app_part(values: dict) -> dict:
     return {k: v for k, v in values.items() if k in GatewaySettings.model_fields}
+
+
+def test_the_port_serve_is_told_is_free_and_outside_the_ranges_other_sockets_draw_from():
+    import socket
+
+    from fulcrum.runtime import ABOVE_RAY_WORKER_PORTS, _ephemeral_ports_start, unclaimed_port
+
+    ports = {unclaimed_port() for _ in range(20)}
+    assert all(ABOVE_RAY_WORKER_PORTS <= port < _ephemeral_ports_start() for port in ports)
+    assert len(ports) > 1  # drawn at random: two test sessions rarely pick the same
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", ports.pop()))  # free indeed

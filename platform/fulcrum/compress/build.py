@@ -72,10 +72,10 @@ def open_parent(
 ) -> Parent:
     """`doing` names the stage in the error a changed dataset gets ("exporting")."""
     artifact = open_artifact(train_dir or artifact_dir(recipe, "train", output_dir), kind="train")
-    trained_with = Recipe.model_validate(artifact.settled_recipe)
+    trained_with = Recipe.model_validate(artifact.manifest.settled_recipe)
     task = TASKS[trained_with.task.type]
     splits = load_splits(trained_with.data, trained_with.seed, task.name)
-    if splits.fingerprint != artifact.manifest["data_fingerprint"]:
+    if splits.fingerprint != artifact.manifest.data_fingerprint:
         raise ArtifactError(
             f"{artifact.path}: the data changed since this model was trained "
             f"(fingerprint differs); retrain before {doing}"
@@ -172,7 +172,7 @@ def write_variant(
         "not_deployable_because": built.reasons,
         "vocab_size": int(parent.model_config["vocab_size"]),
         # What training found about whether the model learned travels with it.
-        "warnings": parent.artifact.manifest.get("warnings") or [],
+        "warnings": parent.artifact.manifest.warnings,
     }
     if variant is not None:
         extra["variant"] = variant

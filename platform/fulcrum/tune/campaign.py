@@ -60,7 +60,7 @@ def tune(recipe: Recipe, output_dir: str | Path | None = None) -> Path:
         raise RecipeError(f"{recipe.name}: the recipe has no tune section to run a campaign from")
     target = artifact_dir(recipe, "tune", output_dir)
     refresh(target)  # under a URI output_dir, the URI says whether it finished
-    if (target / "manifest.json").is_file() and recipe_hash_of(target) == recipe.hash:
+    if recipe_hash_of(target) == recipe.hash:
         log.info(f"this campaign finished already: {target} (delete it to run it again)")
         return target
     started = time.time()

@@ -15,6 +15,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import yaml
 
+from fulcrum.artifacts import open_artifact
 from fulcrum.log import stage_log
 from fulcrum.recipe import Recipe, validate_recipe
 from fulcrum.tune.pareto import pareto_front
@@ -199,8 +200,8 @@ def _public(row: dict) -> dict:
 
 def _lineage(staging: Path, best: dict | None) -> tuple[list[str], str | None]:
     if best and best.get("artifact"):
-        manifest = json.loads((staging / best["artifact"] / "manifest.json").read_text())
-        return manifest.get("labels", []), manifest.get("data_fingerprint")
+        manifest = open_artifact(staging / best["artifact"], verify=False).manifest
+        return manifest.labels, manifest.data_fingerprint
     return [], None
 
 

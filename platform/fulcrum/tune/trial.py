@@ -60,7 +60,7 @@ def run_trial(
         )
         _forget_runs(recipe)
     done = artifact_dir(recipe, "train")
-    if (done / "manifest.json").is_file() and recipe_hash_of(done) == recipe.hash:
+    if recipe_hash_of(done) == recipe.hash:
         # Finished before the driver was interrupted, after Tune last saved its state.
         artifact = open_artifact(done, kind="train")
     elif pbt:
@@ -96,7 +96,7 @@ def run_trial(
             artifact.path,
             texts_of(splits.validation, COST_TEXTS),
             settings.cost_batch_size,
-            validate_recipe(artifact.settled_recipe).model.max_length,
+            validate_recipe(artifact.manifest.settled_recipe).model.max_length,
             recipe.task.type,
             threads=max(1, int(trial_resources(recipe)["CPU"])),
             opset=recipe.export.opset,
