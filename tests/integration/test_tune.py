@@ -145,7 +145,7 @@ def test_pbt_trailing_trial_continues_the_leaders_weights_with_its_own_values(
         ], "the clone's artifact carries the leader's epochs up to the clone"
         steps_per_epoch = clone_history[0]["step"]
         total = steps_per_epoch * recipe.train.epochs
-        settled = histories[trial_id].settled_recipe["train"]
+        settled = histories[trial_id].manifest.settled_recipe["train"]
         warmup = round(settled["warmup_ratio"] * total)
         steps = csv.DictReader(histories[trial_id].file("logs/steps.csv").open())
         after = [row for row in steps if int(row["step"]) > taken * steps_per_epoch]
