@@ -27,13 +27,14 @@ from fulcrum.artifacts import (
 )
 from fulcrum.compress.gate import GateSplit, Tolerance, evaluate_variant, prepare_splits, verdict
 from fulcrum.compress.onnx_export import export_onnx, export_onnx_for_fusion
-from fulcrum.compress.variants import FUSABLE_MODEL_TYPES, build_variant
+from fulcrum.compress.variants import build_variant
 from fulcrum.data import load_splits
 from fulcrum.data.dataset import LabelledSplits
 from fulcrum.errors import ArtifactError
 from fulcrum.inference.session import open_session
 from fulcrum.log import stage_log
 from fulcrum.models.classifier import load_tokenizer
+from fulcrum.models.families import FUSABLE_MODEL_TYPES
 from fulcrum.recipe import CompressVariant, Recipe
 from fulcrum.tasks import TASKS, Task
 from fulcrum.train.merge import MERGED_DIR, TOKENIZER_DIR, load_merged

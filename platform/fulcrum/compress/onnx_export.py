@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import inspect
 import io
 import logging
 import warnings
@@ -25,11 +26,27 @@ class LogitsOnly(torch.nn.Module):
         return self.model(input_ids=input_ids, attention_mask=attention_mask, **extra).logits
 
 
+def model_input_names(model: torch.nn.Module, tokenizer) -> list[str]:
+    """The inputs both sides have: a BERT tokenizer makes token_type_ids that DistilBERT
+    does not take, and a DeBERTa without token types ignores them."""
+    accepted = inspect.signature(model.forward).parameters
+    return [
+        name for name in INPUT_NAMES if name in tokenizer.model_input_names and name in accepted
+    ]
+
+
+def graph_input_names(path: Path) -> list[str]:
+    """What a session must be fed: the exporter drops inputs the model never reads."""
+    import onnx
+
+    return [item.name for item in onnx.load(str(path), load_external_data=False).graph.input]
+
+
 def export_onnx(model: torch.nn.Module, tokenizer, target: Path, opset: int) -> list[str]:
     """Export with the dynamo exporter and return the graph's input names."""
     from torch.export import Dim
 
-    input_names = [name for name in INPUT_NAMES if name in tokenizer.model_input_names]
+    input_names = model_input_names(model, tokenizer)
     # Trace with two texts of different lengths so padding is part of the traced graph.
     example = tokenizer(
         ["a short one", "a somewhat longer example sentence for tracing"],
@@ -37,9 +54,7 @@ def export_onnx(model: torch.nn.Module, tokenizer, target: Path, opset: int) -> 
         return_tensors="pt",
     )
     batch, sequence = Dim("batch", min=1, max=4096), Dim("sequence", min=2, max=4096)
-    dynamic = {
-        name: ({0: batch, 1: sequence} if name in input_names else None) for name in INPUT_NAMES
-    }
+    dynamic = {name: {0: batch, 1: sequence} for name in input_names}
     # The exporter narrates each pass on stdout and warns about optional torchvision ops;
     # neither helps a user, and a real failure still raises.
     logging.getLogger("torch.onnx").setLevel(logging.ERROR)
@@ -58,7 +73,7 @@ def export_onnx(model: torch.nn.Module, tokenizer, target: Path, opset: int) -> 
             external_data=False,
             verbose=False,
         )
-    return input_names
+    return graph_input_names(target)
 
 
 def export_onnx_for_fusion(
@@ -70,7 +85,7 @@ def export_onnx_for_fusion(
     they recognise neither the dynamo exporter's graph nor SDPA's (checked with torch 2.13,
     transformers 5.24 and onnxruntime 1.32: only SkipLayerNormalization and BiasGelu fuse
     there). The model's own attention implementation is put back afterwards."""
-    input_names = [name for name in INPUT_NAMES if name in tokenizer.model_input_names]
+    input_names = model_input_names(model, tokenizer)
     example = tokenizer(
         ["a short one", "a somewhat longer example sentence for tracing"],
         padding=True,
@@ -98,4 +113,4 @@ def export_onnx_for_fusion(
             )
     finally:
         model.set_attn_implementation(previous)
-    return input_names
+    return graph_input_names(target)

@@ -18,10 +18,9 @@ from typing import Any
 import numpy as np
 
 from fulcrum.compress.quantize import quantize_dynamic_int8
+from fulcrum.models.families import FUSABLE_MODEL_TYPES
 from fulcrum.recipe import CompressVariant
 
-# The architectures ONNX Runtime's optimizer knows as "bert" (same encoder layout).
-FUSABLE_MODEL_TYPES = ("bert", "roberta", "xlm-roberta", "electra")
 CALIBRATION_BATCH = 16
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from fulcrum.errors import ModelError
+from fulcrum.models.families import POSITION_OFFSET
 from fulcrum.models.prefix import add_prefix, prefix_tokens
 from fulcrum.tasks import Task
 
@@ -98,10 +99,6 @@ def load_tokenizer(model_dir: Path):
 
     quiet_transformers()
     return AutoTokenizer.from_pretrained(model_dir)
-
-
-# Families whose position ids start after the padding index, so two positions are not usable.
-POSITION_OFFSET = {"roberta": 2, "xlm-roberta": 2, "camembert": 2, "longformer": 2}
 
 
 def model_limit(model_dir: Path, tokenizer) -> int:

@@ -22,6 +22,7 @@ from torch import nn
 
 from fulcrum.defaults import METHOD_TARGETS
 from fulcrum.errors import ModelError
+from fulcrum.models.families import classic_targets, linear_layers
 from fulcrum.models.prefix import add_prefix
 from fulcrum.recipe import PeftSection
 from fulcrum.tasks import Task
@@ -54,7 +55,9 @@ def parameter_counts(model: nn.Module) -> dict[str, int]:
 # --------------------------------------------------------------------------- PEFT adapters
 
 
-def _lora(section: PeftSection, targets, task_type, total_steps: int):
+# Each builder: (recipe section, target modules, IA3's feed-forward modules, PEFT task type,
+# optimizer steps of the run) -> PEFT config.
+def _lora(section: PeftSection, targets, feedforward, task_type, total_steps: int):
     from peft import LoraConfig
 
     return LoraConfig(
@@ -66,7 +69,7 @@ def _lora(section: PeftSection, targets, task_type, total_steps: int):
     )
 
 
-def _adalora(section: PeftSection, targets, task_type, total_steps: int):
+def _adalora(section: PeftSection, targets, feedforward, task_type, total_steps: int):
     from peft import AdaLoraConfig
 
     # The rank schedule is in steps in PEFT, in shares of the run in the recipe.
@@ -84,48 +87,54 @@ def _adalora(section: PeftSection, targets, task_type, total_steps: int):
     )
 
 
-def _ia3(section: PeftSection, targets, task_type, total_steps: int):
+def _ia3(section: PeftSection, targets, feedforward, task_type, total_steps: int):
     from peft import IA3Config
 
-    return IA3Config(task_type=task_type, target_modules=targets)
+    return IA3Config(task_type=task_type, target_modules=targets, feedforward_modules=feedforward)
 
 
 PEFT_CONFIGS = {"lora": _lora, "adalora": _adalora, "ia3": _ia3}
+# The modules PEFT's SEQ_CLS and TOKEN_CLS tasks train and save on their own.
+PEFT_SAVES = ("classifier", "score")
 
 
 def _peft_wrap(model, head, section, task, total_steps):
     import peft
 
-    # SEQ_CLS/TOKEN_CLS make PEFT train and save the new head (modules_to_save) beside the
-    # adapter; without it the head would stay at its random initialisation.
+    # SEQ_CLS/TOKEN_CLS make PEFT train and save the new classifier (modules_to_save) beside
+    # the adapter; without it the head would stay at its random initialisation. The rest of
+    # the new head trains and is saved the same way: a pooler the checkpoint lacks (DeBERTa's,
+    # ModernBERT's, multilingual-e5's), else it would be drawn afresh at every load.
     task_type = getattr(peft.TaskType, task.peft_task_type)
-    targets = adapter_targets(model, head, section)
+    targets, feedforward = adapter_targets(model, head, section)
+    config = PEFT_CONFIGS[section.method](section, targets, feedforward, task_type, total_steps)
+    # PEFT adds its classifier names to these when it wraps the model.
+    config.modules_to_save = [
+        module
+        for module in sorted({name.rsplit(".", 1)[0] for name in head})
+        if module.split(".", 1)[0] not in PEFT_SAVES
+    ] or None
     try:
-        return peft.get_peft_model(
-            model, PEFT_CONFIGS[section.method](section, targets, task_type, total_steps)
-        )
+        return peft.get_peft_model(model, config)
     except Exception as error:  # PEFT's own error types vary by version; say which pair failed
         raise ModelError(
             f"peft.method {section.method} cannot wrap {type(model).__name__}: {error}"
         ) from None
 
 
-def adapter_targets(model: nn.Module, head: list[str], section: PeftSection) -> list[str] | None:
-    """The modules a PEFT adapter goes on. `all-linear`: every linear layer outside the new
-    task head, by full name, so a head layer that shares an encoder layer's name (RoBERTa's
-    `classifier.dense`) stays out (PEFT's own `all-linear` would wrap a token head, which
-    it also trains whole); `peft-default`: PEFT's default for the architecture (None)."""
+def adapter_targets(
+    model: nn.Module, head: list[str], section: PeftSection
+) -> tuple[list[str] | None, list[str] | None]:
+    """(target modules, IA3's feed-forward modules) for a PEFT adapter. `all-linear`: every
+    linear layer outside the new task head (PEFT's own `all-linear` would wrap a token head,
+    which it also trains whole); `peft-default`: where the method's paper puts it, by the
+    family's layer names (models/families.py), else PEFT's default for the architecture
+    (None)."""
     wanted = section.target_modules or METHOD_TARGETS.get(section.method, "peft-default")
     if wanted == "peft-default":
-        return None
-    if wanted == "all-linear":
-        head_modules = {name.rsplit(".", 1)[0] for name in head}
-        return [
-            name
-            for name, module in model.named_modules()
-            if isinstance(module, nn.Linear) and name not in head_modules
-        ]
-    return list(wanted)
+        return classic_targets(model, head, section.method) or (None, None)
+    names = linear_layers(model, head) if wanted == "all-linear" else list(wanted)
+    return names, [] if section.method == "ia3" else None
 
 
 def _peft_save(model, directory: Path) -> None:
@@ -134,8 +143,17 @@ def _peft_save(model, directory: Path) -> None:
 
 def _peft_restore(base, directory: Path):
     from peft import PeftModel
+    from peft.utils import ModulesToSaveWrapper
 
-    return PeftModel.from_pretrained(base, directory).merge_and_unload()
+    model = PeftModel.from_pretrained(base, directory)
+    # The trained head goes back in place of its wrapper first: PEFT's IA3 merge cannot
+    # unload a wrapped head made of several layers (RoBERTa's and ELECTRA's dense + out_proj).
+    for name, module in list(model.named_modules()):
+        if isinstance(module, ModulesToSaveWrapper):
+            parent, _, child = name.rpartition(".")
+            (trained,) = module.modules_to_save.values()
+            setattr(model.get_submodule(parent), child, trained)
+    return model.merge_and_unload()
 
 
 # --------------------------------------------------------------------------- plain parameters

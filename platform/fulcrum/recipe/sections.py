@@ -151,7 +151,9 @@ class PeftSection(Section):
     target_modules: list[str] | Literal["all-linear", "peft-default"] | None = Field(
         None,
         description="Module names to adapt; `all-linear`: every linear layer but the task "
-        "head; `peft-default`: PEFT's default for the architecture (BERT: query, value); "
+        "head; `peft-default`: where the method's paper puts it, by the model family's layer "
+        "names (LoRA: query and value; IA3: keys, values and the feed-forward output; "
+        "docs/models.md), else PEFT's default for the architecture; "
         + SETTLED["peft.target_modules"]
         + ".",
     )
