@@ -111,7 +111,9 @@ def test_pbt_trailing_trial_continues_the_leaders_weights_with_its_own_values(
     recipe = tiny_recipe_factory(
         tmp_path,
         name="population",
-        train={"workers": 1, "epochs": 3},
+        # 21 steps an epoch (batch 4): the leader is ahead by its first report, whichever
+        # trial reports first (PBT compares only the trials that have a score).
+        train={"workers": 1, "epochs": 3, "batch_size": 4},
         tune={
             # 1e-2 is the rate the tiny model learns at (the pipeline's); 1e-5 learns nothing.
             # (1e-1, tried before, sometimes collapsed onto one label too: a tie, no exploit.)
