@@ -22,7 +22,7 @@ os.environ["TRANSFORMERS_OFFLINE"] = "1"
 os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
 os.environ["RAY_DATA_DISABLE_PROGRESS_BARS"] = "1"
 # Ray Train's controller looks at its workers every 2 s, so a finished run waits up to 2 s to
-# be noticed; the suite runs about 30 tiny runs, each a few seconds of training.
+# be noticed: much of a tiny run, which trains for a few seconds.
 os.environ["RAY_TRAIN_HEALTH_CHECK_INTERVAL_S"] = "0.5"
 # Credentials for the local S3 server (moto) that the storage tests write to; set before Ray
 # starts, so its workers (which write checkpoints there) have them too. Never real AWS.

@@ -20,8 +20,8 @@ class Layout:
     """Regular expressions over full module names (`roberta.encoder.layer.0.attention...`)."""
 
     query: str
-    value: str
     key: str
+    value: str
     ffn_out: str
 
 

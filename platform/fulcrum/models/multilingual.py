@@ -15,7 +15,6 @@ own at cosine > 0.99), not equal to it; docs/models.md says what that costs.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -26,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+from fulcrum.artifacts import sha256_file
 from fulcrum.errors import ModelError
 
 NAME = "multilingual-e5-small-q4"
@@ -56,7 +56,7 @@ def build(target: Path) -> None:
         header, tensors = read_q4_model(weights)
         _write_model(staging, header, tensors)
         _write_tokenizer(staging, tokenizer, header)
-        digest = _sha256(staging / "model.safetensors")
+        digest = sha256_file(staging / "model.safetensors")
         if digest != WEIGHTS_SHA256:
             raise ModelError(
                 f"builtin:multilingual: the weights built from {weights} have sha256 {digest}, "
@@ -223,14 +223,6 @@ def _write_tokenizer(folder: Path, tokenizer_json: Path, header: dict) -> None:
     }
     (folder / "tokenizer_config.json").write_text(json.dumps(config, indent=2) + "\n")
     (folder / "special_tokens_map.json").write_text(json.dumps(special, indent=2) + "\n")
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 if __name__ == "__main__":

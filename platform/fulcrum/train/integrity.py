@@ -10,10 +10,11 @@ have none and are trusted, as they were.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Callable
 from pathlib import Path
+
+from fulcrum.artifacts import sha256_file
 
 SEALS_DIR = "seals"
 
@@ -21,7 +22,7 @@ SEALS_DIR = "seals"
 def seal(directory: Path, rank: int) -> None:
     """Record the sha256 of every file this rank put in `directory` (call it last)."""
     files = {
-        str(path.relative_to(directory)): _sha256(path)
+        str(path.relative_to(directory)): sha256_file(path)
         for path in sorted(directory.rglob("*"))
         if path.is_file() and SEALS_DIR not in path.relative_to(directory).parts
     }
@@ -42,7 +43,7 @@ def damage(directory: Path) -> str | None:
             path = directory / relative
             if not path.is_file():
                 return f"{relative} is missing"
-            if _sha256(path) != digest:
+            if sha256_file(path) != digest:
                 return f"{relative} does not match its sha256 (truncated or altered)"
     return None
 
@@ -65,11 +66,3 @@ def newest_whole(
 
 def _name(candidate) -> str:
     return Path(getattr(candidate, "path", str(candidate))).name
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
