@@ -207,3 +207,22 @@ def test_financial_phrasebank_reads_as_is():
     table = read(source, file_format="lines")
     assert table.num_rows == 2264
     assert set(table.column("label").to_pylist()) == {"positive", "neutral", "negative"}
+
+
+def test_labels_are_trimmed(tmp_path):
+    # ChnSentiCorp's test set holds the label `"    0"` once.
+    path = tmp_path / "d.tsv"
+    path.write_text("label\ttext_a\n    0\t差\n1 \t好\n", encoding="utf-8")
+    table = read_labelled_file(path, text_column="text_a", label_column="label")
+    assert table.column("label").to_pylist() == ["0", "1"]
+
+
+@pytest.mark.parametrize("encoding", ["gb18030", "gbk"])
+def test_chinese_legacy_encodings(tmp_path, encoding):
+    path = tmp_path / "d.csv"
+    path.write_bytes("text,label\n我的银行卡被偷了,挂失\n怎么还款,还款\n".encode(encoding))
+    with pytest.raises(DataError, match=r"line 2: bytes that are not valid utf-8"):
+        read(path)
+    table = read(path, encoding=encoding)
+    assert table.column("text").to_pylist() == ["我的银行卡被偷了", "怎么还款"]
+    assert table.column("label").to_pylist() == ["挂失", "还款"]

@@ -5,7 +5,7 @@ import json
 import pytest
 
 from fulcrum.data import load_splits
-from fulcrum.data.tagged import iob1_to_bio, read_tagged_file, tag_order
+from fulcrum.data.tagged import iob1_to_bio, read_tagged_file, spans_to_bio, tag_order
 from fulcrum.errors import DataError
 from fulcrum.recipe import DataSection
 
@@ -70,7 +70,7 @@ def test_jsonl_reader_and_length_mismatch(tmp_path):
 def test_malformed_tag_names_its_sentence(tmp_path):
     path = tmp_path / "d.conll"
     path.write_text("Ada PERSON\nwrote O\n\nfine O\n")
-    with pytest.raises(DataError, match=r"line 1: tag 'PERSON' is not O, B-TYPE or I-TYPE"):
+    with pytest.raises(DataError, match=r"line 1: tag .PERSON. is not O, B-TYPE, I-TYPE \(data.tag_scheme bio\)"):
         read_tagged_file(path, file_format="conll")
 
 
@@ -124,3 +124,61 @@ def test_token_splits_encode_tags_and_refuse_unseen_ones(tmp_path):
         load_splits(
             DataSection(train=str(train), test=str(test), format="conll"), 0, "token_classification"
         )
+
+
+# Resume NER's own layout: one `char tag` per line, BMES, blank line between sentences.
+BMES = "高 B-NAME\n勇 E-NAME\n： O\n男 O\n\n中 B-ORG\n国 M-ORG\n银 M-ORG\n行 E-ORG\n张 S-NAME\n"
+
+
+def test_bmes_file_reads_as_bio_characters(tmp_path):
+    path = tmp_path / "train.char.bmes"
+    path.write_text(BMES, encoding="utf-8")
+    table = read_tagged_file(path, file_format="conll", scheme="bmes")
+    assert table.column("tokens").to_pylist() == [list("高勇：男"), list("中国银行张")]
+    assert table.column("tags").to_pylist() == [
+        ["B-NAME", "I-NAME", "O", "O"],
+        ["B-ORG", "I-ORG", "I-ORG", "I-ORG", "B-NAME"],
+    ]
+
+
+def test_spans_to_bio_closes_entities_at_e_and_s():
+    # E- then M- of the same type is a new entity; S- S- two; a stray M- opens one.
+    assert spans_to_bio(["B-X", "E-X", "M-X", "E-X", "S-X", "S-X", "O", "M-Y", "I-Y"]) == [
+        "B-X", "I-X", "B-X", "I-X", "B-X", "B-X", "O", "B-Y", "I-Y",
+    ]  # fmt: skip
+    assert spans_to_bio(["B-X", "I-X", "E-X", "S-Y"]) == ["B-X", "I-X", "I-X", "B-Y"]
+
+
+def test_bmes_read_as_bio_names_the_scheme_that_fits(tmp_path):
+    path = tmp_path / "train.conll"
+    path.write_text(BMES, encoding="utf-8")
+    with pytest.raises(
+        DataError,
+        match=r"line 1: tag 'E-NAME' is not O, B-TYPE, I-TYPE \(data.tag_scheme bio\); "
+        r"the file's tags fit data.tag_scheme: bmes",
+    ):
+        read_tagged_file(path, file_format="conll")
+
+
+def test_bmes_suffix_means_token_classification_in_bmes(tmp_path):
+    from fulcrum.recipe import Recipe
+
+    path = tmp_path / "train.char.bmes"
+    path.write_text("\n".join([BMES] * 10), encoding="utf-8")
+    recipe = Recipe.model_validate({"name": "resume", "data": {"train": str(path)}})
+    assert (recipe.task.type, recipe.data.tag_scheme) == ("token_classification", "bmes")
+    written = Recipe.model_validate(
+        {"name": "resume", "data": {"train": str(path), "tag_scheme": "bio"}}
+    )
+    assert written.data.tag_scheme == "bio"
+    splits = load_splits(recipe.data, 0, recipe.task.type)
+    assert splits.label_names == ["O", "B-NAME", "I-NAME", "B-ORG", "I-ORG"]
+
+
+def test_gb18030_conll_file_reads_with_its_encoding(tmp_path):
+    path = tmp_path / "train.char.bmes"
+    path.write_bytes(BMES.encode("gb18030"))
+    with pytest.raises(DataError, match=r"line 1: bytes that are not valid utf-8"):
+        read_tagged_file(path, file_format="conll", scheme="bmes")
+    table = read_tagged_file(path, file_format="conll", scheme="bmes", encoding="gb18030")
+    assert table.column("tokens")[1].as_py() == list("中国银行张")

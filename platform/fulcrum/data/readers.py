@@ -56,7 +56,10 @@ def read_labelled_file(
     table = pa.table(
         {
             TEXT: _as_strings(path, table.column(text_column), text_column),
-            LABEL: _as_strings(path, table.column(label_column), label_column),
+            # Labels are names: `"    0"` (one of ChnSentiCorp's test rows) is label 0.
+            LABEL: pc.utf8_trim_whitespace(
+                _as_strings(path, table.column(label_column), label_column)
+            ),
         }
     )
     _check_rows(path, table, text_column, label_column, declared_labels)

@@ -2,9 +2,10 @@
 
 CoNLL-style files (one `token ... tag` line per word, blank lines between sentences,
 `-DOCSTART-` document markers) and JSONL with a list of tokens and a list of tags per line.
-Both give a table with list columns `tokens` and `tags`. IOB1 files (CoNLL-2003, where B-
-only separates two adjacent entities of one type) are converted to BIO on read, so the rest
-of Fulcrum sees one scheme.
+Both give a table with list columns `tokens` and `tags`. Files in other schemes are converted
+to BIO on read, so the rest of Fulcrum sees one: IOB1 (CoNLL-2003, where B- only separates two
+adjacent entities of one type), and BMES / BIOES (Chinese NER sets such as Resume, one character
+per line, with E- ending and S- standing for a one-character entity).
 """
 
 from __future__ import annotations
@@ -19,7 +20,10 @@ from fulcrum.data.readers import MAX_LISTED_PROBLEMS, locate_read_error
 from fulcrum.errors import DataError
 
 TOKENS, TAGS = "tokens", "tags"
-TAG_PATTERN = re.compile(r"^(O|[BI]-\S+)$")
+SCHEME_PREFIXES = {"bio": "BI", "iob1": "BI", "bmes": "BMES", "bioes": "BIES"}
+TAG_PATTERNS = {
+    scheme: re.compile(rf"^(O|[{prefixes}]-\S+)$") for scheme, prefixes in SCHEME_PREFIXES.items()
+}
 DOCUMENT_MARKER = "-DOCSTART-"
 
 
@@ -44,11 +48,12 @@ def read_tagged_file(
         sentences = _read_jsonl(path, tokens_column, tags_column)
     if not sentences:
         raise DataError(f"{path}: no sentences")
-    _check_tags(path, sentences, None)
-    if scheme == "iob1":
-        sentences = [(tokens, iob1_to_bio(tags), where) for tokens, tags, where in sentences]
+    _check_tags(path, sentences, scheme)
+    convert = TO_BIO.get(scheme)
+    if convert is not None:
+        sentences = [(tokens, convert(tags), where) for tokens, tags, where in sentences]
     if declared_tags is not None:  # declared in the scheme Fulcrum works in: BIO
-        _check_tags(path, sentences, declared_tags)
+        _check_declared(path, sentences, declared_tags)
     return pa.table(
         {
             TOKENS: pa.array([tokens for tokens, _, _ in sentences], type=pa.list_(pa.string())),
@@ -66,6 +71,26 @@ def iob1_to_bio(tags: list[str]) -> list[str]:
         converted.append(tag)
         previous = tag
     return converted
+
+
+def spans_to_bio(tags: list[str]) -> list[str]:
+    """BMES or BIOES to BIO. An entity starts at B- or S-, or at a continuation tag (M-, I-,
+    E-) that does not continue an open entity of its type; it closes after E- or S-. Files
+    with a stray M- still convert, as conlleval would read them."""
+    converted, open_type = [], None
+    for tag in tags:
+        if tag == "O":
+            converted.append(tag)
+            open_type = None
+            continue
+        prefix, kind = tag[0], tag[2:]
+        starts = prefix in "BS" or open_type != kind
+        converted.append(("B-" if starts else "I-") + kind)
+        open_type = None if prefix in "ES" else kind
+    return converted
+
+
+TO_BIO = {"iob1": iob1_to_bio, "bmes": spans_to_bio, "bioes": spans_to_bio}
 
 
 def tag_order(tags: set[str]) -> list[str]:
@@ -154,18 +179,44 @@ def _read_jsonl(path: Path, tokens_column: str, tags_column: str) -> list[Senten
     return sentences
 
 
-def _check_tags(path: Path, sentences: list[Sentence], declared: list[str] | None) -> None:
-    allowed = set(declared) if declared is not None else None
+def _check_tags(path: Path, sentences: list[Sentence], scheme: str) -> None:
+    pattern = TAG_PATTERNS[scheme]
     problems = []
     for _, tags, where in sentences:
         for tag in tags:
-            if not TAG_PATTERN.match(tag):
-                problems.append(f"{where}: tag {tag!r} is not O, B-TYPE or I-TYPE")
+            if not pattern.match(tag):
+                problems.append(f"{where}: tag {tag!r} is not {_scheme_words(scheme)}")
                 break
-            if allowed is not None and tag not in allowed:
-                problems.append(f"{where}: tag {tag!r} is not in data.labels")
-                break
+    if problems:
+        problems[0] += _scheme_hint(sentences, scheme)
     _raise_problems(path, problems)
+
+
+def _check_declared(path: Path, sentences: list[Sentence], declared: list[str]) -> None:
+    allowed = set(declared)
+    problems = []
+    for _, tags, where in sentences:
+        unknown = next((tag for tag in tags if tag not in allowed), None)
+        if unknown is not None:
+            problems.append(f"{where}: tag {unknown!r} is not in data.labels (declared in BIO)")
+    _raise_problems(path, problems)
+
+
+def _scheme_words(scheme: str) -> str:
+    prefixes = SCHEME_PREFIXES[scheme]
+    return "O, " + ", ".join(f"{prefix}-TYPE" for prefix in prefixes) + f" (data.tag_scheme {scheme})"
+
+
+def _scheme_hint(sentences: list[Sentence], scheme: str) -> str:
+    """Name the scheme the file's tags fit, when one does: BMES files read as BIO are the
+    common mistake."""
+    used = {tag[0] for _, tags, _ in sentences for tag in tags if tag != "O"}
+    fitting = [
+        name
+        for name, prefixes in SCHEME_PREFIXES.items()
+        if name != scheme and name != "iob1" and used <= set(prefixes)
+    ]
+    return f"; the file's tags fit data.tag_scheme: {fitting[0]}" if fitting else ""
 
 
 def _raise_problems(path: Path, problems: list[str]) -> None:

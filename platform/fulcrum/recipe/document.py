@@ -34,6 +34,9 @@ from fulcrum.recipe.sections import (
 PLANNED_SECTIONS = ("explain",)
 
 
+TAG_SCHEME_SUFFIXES = ("bmes", "bioes")
+
+
 class Recipe(Section):
     name: str = Field(
         ..., pattern=r"^[a-z0-9][a-z0-9_-]*$", description="Job name; names the artifact folder."
@@ -84,23 +87,27 @@ class Recipe(Section):
 
     @model_validator(mode="before")
     @classmethod
-    def _task_from_data(cls, raw: Any) -> Any:
-        """CoNLL files hold one tag per word: a recipe that reads them and names no task
-        is token classification. Decided from the recipe alone, so the hash is the same
-        whether the task was written or inferred."""
+    def _inferred_from_data(cls, raw: Any) -> Any:
+        """CoNLL-style files hold one tag per word: a recipe that reads a `.conll` file (or
+        `format: conll`) and names no task is token classification; a `.bmes` or `.bioes`
+        file is one too, in that tag scheme unless data.tag_scheme says otherwise. Decided
+        from the recipe alone, so the hash is the same whether written or inferred."""
         if not isinstance(raw, dict) or not isinstance(raw.get("data"), dict):
-            return raw
-        task = raw.get("task")
-        if task is not None and (not isinstance(task, dict) or "type" in task):
             return raw
         data = raw["data"]
         first = data.get("path") or data.get("train")
-        conll = data.get("format") == "conll" or (
-            data.get("format", "auto") == "auto"
-            and isinstance(first, str)
-            and first.lower().endswith(".conll")
+        suffix = first.lower().rpartition(".")[2] if isinstance(first, str) else ""
+        auto = data.get("format", "auto") == "auto"
+        if auto and suffix in TAG_SCHEME_SUFFIXES and "tag_scheme" not in data:
+            data = {**data, "tag_scheme": suffix}
+            raw = {**raw, "data": data}
+        task = raw.get("task")
+        if task is not None and (not isinstance(task, dict) or "type" in task):
+            return raw
+        tagged = data.get("format") == "conll" or (
+            auto and (suffix == "conll" or suffix in TAG_SCHEME_SUFFIXES)
         )
-        if conll:
+        if tagged:
             raw = {**raw, "task": {**(task or {}), "type": "token_classification"}}
         return raw
 

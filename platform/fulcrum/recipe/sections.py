@@ -52,8 +52,10 @@ class DataSection(Section):
     conll_tag_field: int = Field(
         -1, description="CoNLL: index of the tag among a line's fields (negative from the end)."
     )
-    tag_scheme: Literal["bio", "iob1"] = Field(
-        "bio", description="Tag scheme of the files; IOB1 (CoNLL-2003) is converted to BIO."
+    tag_scheme: Literal["bio", "iob1", "bmes", "bioes"] = Field(
+        "bio",
+        description="Tag scheme of the files, converted to BIO on read: IOB1 (CoNLL-2003), "
+        "BMES and BIOES (Chinese NER sets; a `.bmes` file is read as BMES).",
     )
     labels: list[str] | None = Field(
         None,
