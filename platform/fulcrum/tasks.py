@@ -24,6 +24,7 @@ from fulcrum.metrics import (
     entity_types,
     per_label,
 )
+from fulcrum.words import WordEncoder
 
 IGNORE_INDEX = -100  # the label transformers' losses skip: padding and non-first subwords
 Batch = dict[str, Any]
@@ -143,27 +144,32 @@ SEQUENCE_CLASSIFICATION = Task(
 
 
 def _token_collate(tokenizer, max_length: int) -> Callable[[Batch], Batch]:
-    """Tokenise pre-split words and give each word's tag to its first subword only; the
-    other subwords, special tokens and padding get IGNORE_INDEX. Words cut off by
-    truncation keep their gold tags in `_gold`, so evaluation counts them as missed."""
+    """Tokenise pre-split words (fulcrum.words, as served) and give each word's tag to its
+    first subword only; the other subwords, special tokens and padding get IGNORE_INDEX.
+    Words cut off by truncation keep their gold tags in `_gold`, so evaluation counts them
+    as missed."""
+    encoder = WordEncoder(tokenizer)
+    input_names = set(tokenizer.model_input_names)
+    pad_id = tokenizer.pad_token_id or 0
 
     def collate(batch: Batch) -> Batch:
         words = [[str(word) for word in sentence] for sentence in batch["tokens"]]
-        encoded = tokenizer(
-            words,
-            is_split_into_words=True,
-            truncation=True,
-            max_length=max_length,
-            padding=True,
-            return_tensors="pt",
-        )
-        result = {name: encoded[name] for name in encoded.keys()}
+        units = encoder.encode(words, max_length)
+        shape = (len(units), max(len(unit.ids) for unit in units))
+        input_ids = torch.full(shape, pad_id, dtype=torch.long)
+        attention_mask = torch.zeros(shape, dtype=torch.long)
+        for row, unit in enumerate(units):
+            input_ids[row, : len(unit.ids)] = torch.tensor(unit.ids)
+            attention_mask[row, : len(unit.ids)] = 1
+        result = {"input_ids": input_ids, "attention_mask": attention_mask}
+        if "token_type_ids" in input_names:
+            result["token_type_ids"] = torch.zeros(shape, dtype=torch.long)
         if "label" in batch:
             gold = [list(map(int, tags)) for tags in batch["label"]]
-            labels = torch.full(encoded["input_ids"].shape, IGNORE_INDEX, dtype=torch.long)
+            labels = torch.full(shape, IGNORE_INDEX, dtype=torch.long)
             for row, tags in enumerate(gold):
                 previous = None
-                for position, word in enumerate(encoded.word_ids(row)):
+                for position, word in enumerate(units[row].word_ids):
                     if word is not None and word != previous:
                         labels[row, position] = tags[word]
                     previous = word

@@ -19,6 +19,7 @@ from fulcrum.data.augment import (
     mention_spans,
     replace_mentions,
     swap,
+    text_units,
     typo,
     typo_word,
 )
@@ -117,3 +118,55 @@ def test_mention_pool_collects_mentions_by_type():
     table = pa.table({"tokens": [["Alice", "Smith", "in", "Oslo"]], "label": [[1, 2, 0, 3]]})
     names = ["O", "B-PER", "I-PER", "B-LOC"]
     assert mention_pool(table, names) == {"PER": [("Alice", "Smith")], "LOC": [("Oslo",)]}
+
+
+CHINESE = "我的银行卡被偷了，怎么挂失"
+
+
+def pieces(chunk):
+    """A segmenter like a SentencePiece model's: known words, else characters."""
+    out, rest = [], chunk
+    while rest:
+        word = next((w for w in ("我的", "银行", "挂失", "怎么") if rest.startswith(w)), rest[0])
+        out.append(word)
+        rest = rest[len(word) :]
+    return out
+
+
+@pytest.mark.parametrize("operation", ["swap", "delete", "insert", "synonym", "typo"])
+def test_chinese_operations_edit_segmented_words_and_add_no_spaces(operation):
+    synonyms = {"银行": ["银行卡"], "挂失": ["补办"], "怎么": ["如何"]}.get
+    out = augment_text(
+        CHINESE, operation, copy_rng(3, 0, 1), 0.3, lambda w: synonyms(w, []), pieces
+    )
+    assert out != CHINESE and " " not in out
+    if operation == "swap":
+        assert Counter(out) == Counter(CHINESE)  # the same characters, words moved
+    if operation == "typo":
+        assert abs(len(out) - len(CHINESE)) <= 1
+
+
+def test_text_units_keep_spaced_words_and_cut_chinese():
+    assert text_units("退款 refund 我的银行", pieces) == ["退", "款", "refund", "我的", "银行"]
+    assert text_units("我的银行") == ["我", "的", "银", "行"]  # no segmenter: characters
+
+
+def test_chinese_synonyms_stay_in_script_and_skip_single_characters():
+    vocabulary = ["<pad>", "▁银行", "银行", "bank", "▁银行卡", "行", "我们", "▁储蓄"]
+    vectors = np.array(
+        [[0, 0], [1, 0], [1, 0], [1, 0.01], [0.95, 0.2], [1, 0.02], [0.9, 0.1], [0.8, 0.5]],
+        dtype=np.float32,
+    )
+    synonyms = EmbeddingSynonyms(vocabulary, vectors, k=4, min_sim=0.5)
+    # not `bank` (other script), not 行 (one character), not 我们 (a function word)
+    assert synonyms("银行") == ["银行卡", "储蓄"]
+    assert synonyms("bank") == []  # its neighbours are all Chinese
+
+
+def test_tokenizer_segments_are_lossless_on_a_sentencepiece_model():
+    from fulcrum.data.augment import TokenizerSegments
+    from fulcrum.models.registry import resolve_model_dir
+
+    segment = TokenizerSegments(resolve_model_dir("builtin:multilingual"))
+    assert segment("我的银行卡被偷了，怎么办") == ["我的", "银行", "卡", "被", "偷", "了", "，", "怎么办"]
+    assert "".join(segment("Ａ股3月涨了")) == "Ａ股3月涨了"

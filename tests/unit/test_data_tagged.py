@@ -70,7 +70,9 @@ def test_jsonl_reader_and_length_mismatch(tmp_path):
 def test_malformed_tag_names_its_sentence(tmp_path):
     path = tmp_path / "d.conll"
     path.write_text("Ada PERSON\nwrote O\n\nfine O\n")
-    with pytest.raises(DataError, match=r"line 1: tag .PERSON. is not O, B-TYPE, I-TYPE \(data.tag_scheme bio\)"):
+    with pytest.raises(
+        DataError, match=r"line 1: tag .PERSON. is not O, B-TYPE, I-TYPE \(data.tag_scheme bio\)"
+    ):
         read_tagged_file(path, file_format="conll")
 
 

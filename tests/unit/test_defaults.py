@@ -86,9 +86,20 @@ def test_every_method_has_a_learning_rate_and_full_fine_tuning_takes_the_smalles
 class WordTokenizer:
     """Tokens: [CLS], one per word, [SEP]."""
 
-    def __call__(self, inputs, is_split_into_words=False, truncation=False):
-        words = inputs if is_split_into_words else [text.split() for text in inputs]
-        return {"input_ids": [[0] * (len(item) + 2) for item in words]}
+    def __call__(self, inputs, truncation=False):
+        return {"input_ids": [[0] * (len(text.split()) + 2) for text in inputs]}
+
+
+def word_level_tokenizer():
+    """A real `tokenizers` model with one token per word, framed by [CLS] and [SEP]."""
+    from tokenizers import Tokenizer, models, pre_tokenizers, processors
+
+    tokenizer = Tokenizer(models.WordLevel({"[UNK]": 0, "[CLS]": 1, "[SEP]": 2}, unk_token="[UNK]"))
+    tokenizer.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    tokenizer.post_processor = processors.TemplateProcessing(
+        single="[CLS] $A [SEP]", special_tokens=[("[CLS]", 1), ("[SEP]", 2)]
+    )
+    return tokenizer
 
 
 def test_a_minimal_recipe_settles_every_unset_value_and_says_why():
@@ -141,7 +152,7 @@ def test_token_tasks_measure_words_and_conll_data_means_token_classification():
     recipe = validate_recipe({"name": "m", "data": {"train": "eng.conll"}})
     assert recipe.task.type == "token_classification"
     table = pa.table({"tokens": [["a", "b", "c"]] * 20, "label": [[0, 0, 0]] * 20})
-    settled = settle(recipe, table, 3, WordTokenizer(), model_limit=512)
+    settled = settle(recipe, table, 3, word_level_tokenizer(), model_limit=512)
     assert settled.recipe.model.max_length == 16
     assert settled.recipe.train.class_weights == "none"  # most words are O: tags unweighted
     explicit = validate_recipe({"name": "m", "data": {"train": "eng.conll"}, "task": {}})

@@ -13,6 +13,11 @@ operation picked at random (as in EDA, Wei & Zou 2019):
 For token classification only operations that keep every word's tag right are allowed
 (mention, synonym on words tagged O, typo), which the recipe enforces.
 
+Chinese and other scripts without spaces have no whitespace words: a run of them is cut into
+the model tokenizer's pieces (XLM-R's `我的 银行 卡`; a BERT vocabulary gives characters), so
+swap, delete and insert move segmented words, synonyms come from the same embedding space in
+the same script, and a typo swaps, drops or repeats a character inside a word.
+
 Each copy's random generator is seeded from (seed, row, copy), so the augmented split is
 the same however Ray Data batches and schedules it.
 """
@@ -28,6 +33,8 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from fulcrum.words import METASPACE, is_unspaced, join_words, token_units
+
 ROW = "_row"
 COPY = "_copy"
 
@@ -39,6 +46,14 @@ STOPWORDS = frozenset(
     this that these those it its they them their there here he she his her we our you your
     i me my as so such very too also just only up down out off again more most less least
     all any each few other some own same both which who whom whose what when where why how""".split()
+)
+
+# The commonest Chinese function words of two characters or more (single characters are
+# never synonym candidates): pronouns, negations, conjunctions, question words.
+CHINESE_STOPWORDS = frozenset(
+    """我们 你们 他们 她们 它们 咱们 自己 这个 那个 这些 那些 这里 那里 这样 那样 什么 怎么
+    怎样 为什么 哪里 哪个 多少 没有 不是 不要 不会 不能 别的 因为 所以 但是 可是 而且 如果
+    虽然 或者 还是 就是 已经 可以 一个 一下 一些 然后 现在 时候 还有 只是 非常""".split()
 )
 
 KEYBOARD = {
@@ -64,13 +79,16 @@ class EmbeddingSynonyms:
 
     def __init__(self, vocabulary: Sequence[str], vectors: np.ndarray, k: int, min_sim: float):
         self.k, self.min_sim = k, min_sim
-        keep = [
-            index
-            for index, token in enumerate(vocabulary)
-            if token.isalpha() and len(token) >= 3 and token not in STOPWORDS
-        ]
-        self.words = [vocabulary[index] for index in keep]
-        self.index = {word: position for position, word in enumerate(self.words)}
+        # SentencePiece vocabularies hold a word twice, as `▁word` (word start) and `word`.
+        self.index: dict[str, int] = {}
+        keep: list[int] = []
+        for index, token in enumerate(vocabulary):
+            word = token.removeprefix(METASPACE)
+            if word not in self.index and _candidate(word):
+                self.index[word] = len(keep)
+                keep.append(index)
+        self.words = list(self.index)
+        self.unspaced = np.array([is_unspaced(word[0]) for word in self.words], dtype=bool)
         matrix = vectors[keep].astype(np.float32)
         self.unit = matrix / np.maximum(np.linalg.norm(matrix, axis=1, keepdims=True), 1e-12)
         self._cache: dict[str, list[str]] = {}
@@ -99,13 +117,63 @@ class EmbeddingSynonyms:
             else:
                 similarity = self.unit @ self.unit[position]
                 similarity[position] = -1.0
-                best = np.argpartition(-similarity, self.k)[: self.k]
+                # A multilingual vocabulary's nearest neighbour of 银行 may be `bank`.
+                similarity[self.unspaced != self.unspaced[position]] = -1.0
+                k = min(self.k, len(self.words) - 1)
+                best = np.argpartition(-similarity, k)[:k]
                 best = best[np.argsort(-similarity[best])]
                 self._cache[key] = [self.words[i] for i in best if similarity[i] >= self.min_sim]
         return self._cache[key]
 
 
+def _candidate(word: str) -> bool:
+    """A whole word worth swapping: letters only, not a function word; three letters at
+    least in spaced scripts, two characters in unspaced ones (one Chinese character is too
+    ambiguous a unit to swap by its embedding)."""
+    if not word.isalpha():
+        return False
+    if all(is_unspaced(character) for character in word):
+        return len(word) >= 2 and word not in CHINESE_STOPWORDS
+    return len(word) >= 3 and not any(map(is_unspaced, word)) and word not in STOPWORDS
+
+
 Synonyms = Callable[[str], list[str]]
+Segmenter = Callable[[str], list[str]]
+
+
+def text_units(text: str, segment: Segmenter | None = None) -> list[str]:
+    """The words an augmentation edits: whitespace-separated, with a piece of text in an
+    unspaced script cut by `segment` (default: into characters)."""
+    units: list[str] = []
+    for chunk in text.split():
+        if any(map(is_unspaced, chunk)):
+            units.extend((segment or list)(chunk))
+        else:
+            units.append(chunk)
+    return units
+
+
+class TokenizerSegments:
+    """Cuts text at the model tokenizer's explanation units (fulcrum.words.token_units):
+    lossless, since every cut is a unit's start. The tokenizer loads on first use, so
+    English data never pays for it."""
+
+    def __init__(self, model_dir: str | Path) -> None:
+        self.model_dir = model_dir
+        self._tokenizer = None
+
+    def __call__(self, chunk: str) -> list[str]:
+        if self._tokenizer is None:
+            from transformers import AutoTokenizer
+
+            self._tokenizer = AutoTokenizer.from_pretrained(self.model_dir).backend_tokenizer
+        units = token_units(chunk, self._tokenizer.encode(chunk, add_special_tokens=False))
+        starts: dict[int, int] = {}
+        for word, (start, end) in zip(units.word_ids, units.offsets, strict=True):
+            if word is not None and start < end:
+                starts.setdefault(word, start)
+        cuts = sorted({0, *starts.values()} - {len(chunk)})
+        return [chunk[a:b] for a, b in zip(cuts, [*cuts[1:], len(chunk)], strict=True)]
 
 
 def _match_case(template: str, word: str) -> str:
@@ -175,12 +243,17 @@ def delete(words, rng, rate) -> list[str]:
     return kept or [rng.choice(words)]
 
 
+def _typo_able(word: str) -> bool:
+    """Long enough to misspell: three letters, or two characters of an unspaced script."""
+    return sum(ch.isalpha() for ch in word) >= (2 if any(map(is_unspaced, word)) else 3)
+
+
 def typo_word(word: str, rng: random.Random) -> str:
-    letters = [i for i, ch in enumerate(word) if ch.isalpha()]
-    if len(letters) < 3:
+    if not _typo_able(word):
         return word
-    i = rng.choice(letters[:-1])
-    kind = rng.randrange(4)
+    i = rng.choice([i for i, ch in enumerate(word) if ch.isalpha()][:-1])
+    unspaced = any(map(is_unspaced, word))
+    kind = rng.randrange(3 if unspaced else 4)  # no keyboard neighbours for characters
     if kind == 0:  # swap with the next character
         return word[:i] + word[i + 1] + word[i] + word[i + 2 :]
     if kind == 1:  # drop
@@ -197,7 +270,7 @@ def typo_word(word: str, rng: random.Random) -> str:
 
 def typo(words, rng, rate) -> list[str]:
     words = list(words)
-    candidates = [i for i, word in enumerate(words) if sum(ch.isalpha() for ch in word) >= 3]
+    candidates = [i for i, word in enumerate(words) if _typo_able(word)]
     for position in rng.sample(candidates, min(len(candidates), _how_many(words, rate))):
         words[position] = typo_word(words[position], rng)
     return words
@@ -235,8 +308,15 @@ def replace_mentions(words, tags, rng, rate, pool: dict[str, list[tuple[str, ...
     return new_words + list(words[cursor:]), new_tags + list(tags[cursor:])
 
 
-def augment_text(text: str, operation: str, rng, rate: float, synonyms: Synonyms) -> str:
-    words = text.split()
+def augment_text(
+    text: str,
+    operation: str,
+    rng,
+    rate: float,
+    synonyms: Synonyms,
+    segment: Segmenter | None = None,
+) -> str:
+    words = text_units(text, segment)
     if operation == "synonym":
         words = synonym(words, rng, rate, synonyms)
     elif operation == "insert":
@@ -249,7 +329,7 @@ def augment_text(text: str, operation: str, rng, rate: float, synonyms: Synonyms
         words = typo(words, rng, rate)
     else:
         raise ValueError(f"{operation}: not an operation on texts")
-    return " ".join(words)
+    return join_words(words)
 
 
 def augment_tagged(
@@ -304,6 +384,7 @@ class Augmenter:
             if {"synonym", "insert"} & set(operations)
             else (lambda word: [])
         )
+        self.segment = TokenizerSegments(model_dir)
 
     def __call__(self, batch: pa.Table) -> pa.Table:
         columns: dict[str, list[Any]] = {name: [] for name in batch.column_names}
@@ -336,7 +417,9 @@ class Augmenter:
             row["tokens"] = words
             row["label"] = [self.label_names.index(tag) for tag in tags]
         else:
-            row["text"] = augment_text(row["text"], operation, rng, self.rate, self.synonyms)
+            row["text"] = augment_text(
+                row["text"], operation, rng, self.rate, self.synonyms, self.segment
+            )
 
 
 def augment_split(table: pa.Table, recipe, label_names: list[str], model_dir: Path) -> pa.Table:

@@ -23,6 +23,7 @@ from fulcrum.data.splits import stratified_split
 from fulcrum.data.tagged import TAGS, TOKENS, read_tagged_file, tag_order
 from fulcrum.errors import DataError
 from fulcrum.recipe import DataSection
+from fulcrum.words import join_words
 
 SPLITS = ("train", "validation", "test")
 
@@ -179,9 +180,10 @@ SOURCES: dict[str, _Source] = {
 
 
 def texts_of(table: pa.Table, limit: int) -> list[str]:
-    """Plain texts of a split (token lists joined with spaces), at most `limit`: what
-    latency is timed on and what static INT8 calibrates on."""
+    """Plain texts of a split (token lists joined as written: spaces between words, none
+    between Chinese characters), at most `limit`: what latency is timed on and what static
+    INT8 calibrates on."""
     rows = table.slice(0, limit)
     if "text" in rows.column_names:
         return [str(text) for text in rows.column("text").to_pylist()]
-    return [" ".join(tokens) for tokens in rows.column("tokens").to_pylist()]
+    return [join_words(tokens) for tokens in rows.column("tokens").to_pylist()]

@@ -204,7 +204,9 @@ def _check_declared(path: Path, sentences: list[Sentence], declared: list[str]) 
 
 def _scheme_words(scheme: str) -> str:
     prefixes = SCHEME_PREFIXES[scheme]
-    return "O, " + ", ".join(f"{prefix}-TYPE" for prefix in prefixes) + f" (data.tag_scheme {scheme})"
+    return (
+        "O, " + ", ".join(f"{prefix}-TYPE" for prefix in prefixes) + f" (data.tag_scheme {scheme})"
+    )
 
 
 def _scheme_hint(sentences: list[Sentence], scheme: str) -> str:

@@ -8,6 +8,7 @@ at its words' first subwords, the same reading of the model the served spans com
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ import numpy as np
 from fulcrum.errors import ArtifactError, FulcrumError
 from fulcrum.explain.occlusion import occlusion_scores
 from fulcrum.explain.words import Explanation, word_positions, word_scores
+from fulcrum.words import Units, WordEncoder, token_units
 
 METHODS = ("auto", "integrated_gradients", "occlusion")
 
@@ -68,12 +70,24 @@ class _Model:
     task: str
     tokenizer: Any
     mask_id: int
+    max_length: int
 
     def probabilities(self, ids: np.ndarray) -> np.ndarray:
         raise NotImplementedError
 
+    def encode(self, text: str) -> Units:
+        """The text as the model reads it, in explanation units: a tagger's words as it is
+        served them, a classifier's words from its own tokenisation (fulcrum.words)."""
+        if self.task == "token_classification":
+            return self._words.encode_texts([text], self.max_length)[0]
+        return token_units(text, self.tokenizer.encode(text))
+
+    @functools.cached_property
+    def _words(self) -> WordEncoder:
+        return WordEncoder(self.tokenizer)
+
     def explain(self, text: str, method: str, steps: int, target: str | None):
-        encoding = self.tokenizer.encode(text)
+        encoding = self.encode(text)
         if not any(word is not None for word in encoding.word_ids):
             raise ExplainError("texts: an empty text has no words to explain")
         full = self.probabilities(np.asarray([encoding.ids], dtype=np.int64))[0]
@@ -148,6 +162,7 @@ class OnnxModel(_Model):
         self.tokenizer = Tokenizer.from_str(self.predictor.tokenizer.to_str())
         self.tokenizer.no_padding()
         self.mask_id = _mask_id(self.tokenizer)
+        self.max_length = self.predictor.max_length
 
     def probabilities(self, ids: np.ndarray) -> np.ndarray:
         from fulcrum.inference.predictor import softmax
@@ -171,11 +186,11 @@ class TorchModel(_Model):
         self.labels = artifact.labels
         self.model = load_merged(artifact.path, self.task).eval()
         self.tokenizer = Tokenizer.from_file(str(artifact.file(f"{TOKENIZER_DIR}/tokenizer.json")))
-        max_length = int(artifact.manifest.settled_recipe["model"]["max_length"])
-        self.tokenizer.enable_truncation(max_length=max_length)
+        self.max_length = int(artifact.manifest.settled_recipe["model"]["max_length"])
+        self.tokenizer.enable_truncation(max_length=self.max_length)
         self.tokenizer.no_padding()
         self.mask_id = _mask_id(self.tokenizer)
-        self.pad_id = self.tokenizer.token_to_id("[PAD]") or 0
+        self.pad_id = self.model.config.pad_token_id or 0
 
     def probabilities(self, ids: np.ndarray) -> np.ndarray:
         import torch

@@ -2,7 +2,8 @@
 
 Sequence models answer a label, its probability and every label's; token models (NER)
 answer entity spans with character offsets into the text, so a client can highlight them
-without knowing how the model tokenises.
+without knowing how the model tokenises; a tagger reads the text in the words it was trained
+on (fulcrum.words: a Chinese character is a word).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from fulcrum.errors import ArtifactError
 from fulcrum.inference.buckets import length_groups
 from fulcrum.inference.session import open_session
 from fulcrum.metrics import bio_spans
+from fulcrum.words import WordEncoder
 
 MODEL_FILE = "model.onnx"
 TOKENIZER_FILE = "tokenizer/tokenizer.json"
@@ -45,6 +47,7 @@ class OnnxClassifier:
         self.tokenizer.enable_truncation(max_length=self.max_length)
         self.tokenizer.no_padding()  # each length group is padded to its own longest text
         self.pad_id = self.tokenizer.token_to_id(_pad_token(artifact.path)) or 0
+        self.words = WordEncoder(self.tokenizer)  # a tagger's words, as in training
 
         self.session = open_session(artifact.file(MODEL_FILE), threads, spin=spin)
         self.input_names = [item.name for item in self.session.get_inputs()]
@@ -78,7 +81,7 @@ class OnnxClassifier:
         ]
 
     def tag(self, texts: list[str]) -> list[dict[str, Any]]:
-        encodings = self.tokenizer.encode_batch(texts)
+        encodings = self.words.encode_texts(texts, self.max_length)
         return [
             {"entities": entity_spans(text, encoding, softmax(logits), self.labels)}
             for text, encoding, logits in zip(texts, encodings, self._run(encodings), strict=True)

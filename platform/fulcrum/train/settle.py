@@ -30,6 +30,7 @@ from fulcrum.defaults import (
 )
 from fulcrum.recipe import Recipe, set_key_path
 from fulcrum.train.deepspeed_config import deepspeed_config
+from fulcrum.words import WordEncoder
 
 
 @dataclass(frozen=True)
@@ -146,13 +147,10 @@ def _inputs(table: pa.Table, task: str) -> list[Any]:
 
 
 def _tokenize_function(tokenizer, task: str):
-    split_words = task == "token_classification"
-
-    def tokenize(inputs: list[Any]) -> list[list[int]]:
-        if split_words:
-            inputs = [[str(word) for word in words] for words in inputs]
-        else:
-            inputs = [str(text) for text in inputs]
-        return tokenizer(inputs, is_split_into_words=split_words, truncation=False)["input_ids"]
-
-    return tokenize
+    if task == "token_classification":
+        encoder = WordEncoder(tokenizer)
+        return lambda sentences: [
+            units.ids
+            for units in encoder.encode([[str(w) for w in words] for words in sentences], 1 << 30)
+        ]
+    return lambda texts: tokenizer([str(text) for text in texts], truncation=False)["input_ids"]
