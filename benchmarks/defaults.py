@@ -52,7 +52,7 @@ LOOP_DATASETS = ("fpb_50agree", "banking77")
 # What the plain loop and `fulcrum train` share (the settings of the hand-written loop that
 # beat `fulcrum train` on a held-out set of market posts).
 LOOP_SETTINGS = {
-    "model": {"max_length": 64},
+    "model": {"base": "builtin:minilm", "max_length": 64},
     "peft": {
         "method": "lora",
         "r": 16,

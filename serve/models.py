@@ -95,15 +95,14 @@ class Model:
     async def explain(self, texts: list[str], max_words: int) -> dict[str, Any]:
         """Occlusion on the served model itself (a forward pass per word, batched), so the
         explanation is of exactly what /predict answers. A text with more than `max_words`
-        words (as the model reads them, after truncation) is refused, naming it."""
+        words (explanation units as the model reads them, after truncation: a Chinese text
+        counts its words or characters) is refused, naming it."""
         if self.explainer is None:
             from fulcrum.explain.explainer import OnnxModel
 
             self.explainer = OnnxModel(predictor=self.predictor)
         for index, text in enumerate(texts):
-            words = len(
-                {w for w in self.explainer.tokenizer.encode(text).word_ids if w is not None}
-            )
+            words = len({w for w in self.explainer.encode(text).word_ids if w is not None})
             if words > max_words:
                 return {
                     "refused": f"texts[{index}]: {words} words, over the limit of {max_words} "

@@ -1,8 +1,8 @@
 """Defaults that depend on the fine-tuning method or on the data, and the rules that settle
 them for one run.
 
-A recipe may leave `train.lr`, `train.epochs`, `train.warmup_ratio` and `model.max_length`
-unset (null). The train stage then settles each from the method and the training split, prints
+A recipe may leave `model.base`, `train.lr`, `train.epochs`, `train.warmup_ratio` and
+`model.max_length` unset (null). The train stage then settles each from the method and the training split, prints
 what it chose and why, and records the settled recipe in the training artifact, so every later
 stage (export, compress, explain, serve) reads concrete values. The numbers below were chosen
 from benchmarks/defaults.py, which runs the minimal recipe (name and data, nothing else) on
@@ -14,11 +14,29 @@ This module is a foundation (the recipe's field descriptions quote it): no Ray, 
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+
+# model.base when null: the English model for English text, the multilingual one for any
+# other (an English vocabulary reads Chinese as [UNK]). Text is English when nearly all its
+# letters are ASCII and English function words are a fair share of its words: they are
+# about a quarter of running English, a few percent of German or Indonesian, where the same
+# letters serve other words.
+ENGLISH_MODEL, MULTILINGUAL_MODEL = "builtin:minilm", "builtin:multilingual"
+MIN_ASCII_LETTER_SHARE = 0.9
+MIN_ENGLISH_WORD_SHARE = 0.08
+BASE_SAMPLE_ROWS = 2_000
+ENGLISH_FUNCTION_WORDS = frozenset(
+    """the a an of to in on at for with from by and or but not no is are was were be been
+    it its this that these those i you he she we they my your our their me him her us them
+    what how why when where which who do does did can could will would should have has had
+    there here if so as""".split()
+)
+_LETTERS = re.compile(r"[^\W\d_]")
 
 # Peak learning rate per `peft.method`. Methods that train a few parameters from scratch
 # (IA3's scaling vectors, prefixes, a head alone) need rates 10-100x those that nudge
@@ -74,6 +92,22 @@ class Choice:
         return f"{self.key} {_show(self.value)} ({self.reason})"
 
 
+def default_base(texts: Sequence[str]) -> tuple[str, str]:
+    """(model.base, why) for training texts (the first BASE_SAMPLE_ROWS are read)."""
+    sample = list(texts[:BASE_SAMPLE_ROWS])
+    letters = [letter for text in sample for letter in _LETTERS.findall(text)]
+    words = [word.strip(".,;:!?\"'()").lower() for text in sample for word in text.split()]
+    ascii_share = sum(letter.isascii() for letter in letters) / max(len(letters), 1)
+    english_share = sum(word in ENGLISH_FUNCTION_WORDS for word in words) / max(len(words), 1)
+    measured = (
+        f"{ascii_share:.0%} of the training texts' letters are ASCII, "
+        f"{english_share:.0%} of their words English function words"
+    )
+    if ascii_share >= MIN_ASCII_LETTER_SHARE and english_share >= MIN_ENGLISH_WORD_SHARE:
+        return ENGLISH_MODEL, f"English: {measured}"
+    return MULTILINGUAL_MODEL, f"not English: {measured}"
+
+
 def default_lr(method: str) -> float:
     return METHOD_LR[method]
 
@@ -126,6 +160,12 @@ def describe_rules() -> dict[str, str]:
     rates = ", ".join(f"{method} {rate:g}" for method, rate in METHOD_LR.items())
     targets = ", ".join(f"{method} {where}" for method, where in METHOD_TARGETS.items())
     return {
+        "model.base": (
+            f"null: {ENGLISH_MODEL} when the training texts are English (at least "
+            f"{MIN_ASCII_LETTER_SHARE:.0%} of their letters ASCII and "
+            f"{MIN_ENGLISH_WORD_SHARE:.0%} of their words English function words), else "
+            f"{MULTILINGUAL_MODEL}"
+        ),
         "peft.target_modules": f"null: the method's default ({targets})",
         "train.lr": f"null: the method's default ({rates})",
         "train.epochs": (

@@ -1,6 +1,7 @@
 """The Serve application over HTTP on 127.0.0.1: two models behind one gateway, bearer
 auth, every limit, Prometheus metrics, and autoscaling from 1 replica to 2 and back."""
 
+import json
 import sys
 import threading
 import time
@@ -179,6 +180,26 @@ def test_explanations_come_from_the_served_model_and_their_cost_is_bounded(serve
     assert 200 in statuses and set(statuses) <= {200, 429}, statuses
     assert all(h == "1" for s, h in zip(statuses, headers) if s == 429)
     assert client.post("/v1/models/tiny/explain", json={"texts": texts}).status_code == 200
+
+
+def test_chinese_through_the_gateway_is_utf8_json(served):
+    """The served English model reads Chinese as characters: what matters here is the
+    bytes, so predictions and explanation offsets round-trip through HTTP unchanged."""
+    _, models, _, client = served
+    texts = ["我的银行卡被偷了", "怎么挂失？"]
+    body = json.dumps({"texts": texts}, ensure_ascii=False).encode("utf-8")
+    headers = {"content-type": "application/json; charset=utf-8"}
+    answer = client.post("/v1/models/tiny/predict", content=body, headers=headers)
+    assert answer.status_code == 200, answer.text
+    local = OnnxClassifier(models["tiny"]).predict(texts)
+    assert [p["label"] for p in answer.json()["predictions"]] == [p["label"] for p in local]
+
+    explained = client.post("/v1/models/tiny/explain", json={"texts": ["怎么挂失？"]})
+    assert explained.status_code == 200, explained.text
+    assert "charset=utf-8" in explained.headers["content-type"]
+    ((explanation,),) = explained.json()["explanations"]
+    assert [w["word"] for w in explanation["words"]] == list("怎么挂失？")
+    assert all("怎么挂失？"[w["start"] : w["end"]] == w["word"] for w in explanation["words"])
 
 
 def test_openapi_schema_describes_the_routes(served):

@@ -168,5 +168,14 @@ def test_tokenizer_segments_are_lossless_on_a_sentencepiece_model():
     from fulcrum.models.registry import resolve_model_dir
 
     segment = TokenizerSegments(resolve_model_dir("builtin:multilingual"))
-    assert segment("我的银行卡被偷了，怎么办") == ["我的", "银行", "卡", "被", "偷", "了", "，", "怎么办"]
+    assert segment("我的银行卡被偷了，怎么办") == [
+        "我的",
+        "银行",
+        "卡",
+        "被",
+        "偷",
+        "了",
+        "，",
+        "怎么办",
+    ]
     assert "".join(segment("Ａ股3月涨了")) == "Ａ股3月涨了"

@@ -10,6 +10,7 @@ from fulcrum.defaults import (
     EXAMPLES_TARGET,
     MAX_EPOCHS,
     METHOD_LR,
+    default_base,
     default_epochs,
     default_max_length,
     default_warmup_ratio,
@@ -160,3 +161,32 @@ def test_token_tasks_measure_words_and_conll_data_means_token_classification():
     assert validate_recipe({"name": "m", "data": {"path": "x.csv"}}).task.type == (
         "sequence_classification"
     )
+
+
+@pytest.mark.parametrize(
+    ("texts", "base"),
+    [
+        (["my card was stolen, what do I do?", "How can I top up my account"], "builtin:minilm"),
+        (["Operating profit rose to EUR 13.1 mn from EUR 8.7 mn in the period"], "builtin:minilm"),
+        (["我的银行卡被偷了", "怎么挂失"], "builtin:multilingual"),
+        (["Wo ist mein Paket? Ich warte seit Tagen darauf"], "builtin:multilingual"),
+        (["Saya ingin membatalkan pesanan saya hari ini"], "builtin:multilingual"),
+        (["Где моя посылка"], "builtin:multilingual"),
+    ],
+)
+def test_the_model_follows_the_language_of_the_training_texts(texts, base):
+    chosen, why = default_base(texts)
+    assert chosen == base, why
+    assert "of the training texts' letters are ASCII" in why
+
+
+def test_choose_base_reads_tagged_words_and_respects_the_recipe():
+    from fulcrum.train.settle import choose_base
+
+    table = pa.table({"tokens": [list("张三在北京工作")] * 3, "label": [[0] * 7] * 3})
+    recipe = validate_recipe({"name": "m", "data": {"train": "resume.bmes"}})
+    assert choose_base(recipe, table).value == "builtin:multilingual"
+    written = validate_recipe(
+        {"name": "m", "data": {"train": "resume.bmes"}, "model": {"base": "builtin:minilm"}}
+    )
+    assert choose_base(written, table) is None

@@ -22,7 +22,7 @@ def with_section(section: str, **values) -> dict:
 
 def test_minimal_recipe_gets_documented_defaults():
     recipe = validate_recipe(MINIMAL)
-    assert recipe.model.base == "builtin:minilm"
+    assert recipe.model.base is None  # settled from the training texts (fulcrum.defaults)
     assert recipe.train.workers == 2
     assert recipe.train.zero_stage == 2
     assert recipe.peft.method == "lora"

@@ -88,12 +88,12 @@ class DataSection(Section):
 
 
 class ModelSection(Section):
-    base: str = Field(
-        "builtin:minilm",
+    base: str | None = Field(
+        None,
         description=(
             "`builtin:minilm` (English), `builtin:multilingual` (Chinese and about a hundred "
             "other languages; see docs/models.md), a local Hugging Face model directory, or a "
-            "hub id already in the local Hugging Face cache."
+            "hub id (see docs/models.md); " + SETTLED["model.base"] + "."
         ),
     )
     max_length: int | None = Field(

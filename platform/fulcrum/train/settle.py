@@ -1,8 +1,8 @@
 """Settle what a recipe left to the method and the data, before any worker starts.
 
-`train.lr` comes from the method, `train.epochs` and `train.warmup_ratio` from the number
-of training rows, `model.max_length` from the training texts' token lengths (fulcrum/
-defaults.py holds the rules). The settled recipe is what the workers, the artifact's own
+`model.base` comes from the training texts' language, `train.lr` from the method,
+`train.epochs` and `train.warmup_ratio` from the number of training rows, `model.max_length`
+from the training texts' token lengths (fulcrum/defaults.py holds the rules). The settled recipe is what the workers, the artifact's own
 evaluation and every later stage use; the recipe as written keeps naming the run, so the
 same recipe on the same data finds its run and its artifact again.
 """
@@ -16,10 +16,12 @@ from typing import Any
 import pyarrow as pa
 
 from fulcrum.defaults import (
+    BASE_SAMPLE_ROWS,
     LENGTH_PERCENTILE,
     METHOD_TARGETS,
     TASK_CLASS_WEIGHTS,
     Choice,
+    default_base,
     default_epochs,
     default_lr,
     default_max_length,
@@ -30,7 +32,7 @@ from fulcrum.defaults import (
 )
 from fulcrum.recipe import Recipe, set_key_path
 from fulcrum.train.deepspeed_config import deepspeed_config
-from fulcrum.words import WordEncoder
+from fulcrum.words import WordEncoder, join_words
 
 
 @dataclass(frozen=True)
@@ -49,12 +51,18 @@ class Settled:
 
 
 def settle(
-    recipe: Recipe, train_table: pa.Table, labels: int, tokenizer, model_limit: int
+    recipe: Recipe,
+    train_table: pa.Table,
+    labels: int,
+    tokenizer,
+    model_limit: int,
+    base: Choice | None = None,
 ) -> Settled:
     """`train_table`: the training split before augmentation (augmented copies are counted
     as rows, not read: they have the originals' lengths); `labels`: how many the task has
-    (tags, for token classification)."""
-    choices: list[Choice] = []
+    (tags, for token classification); `tokenizer` and `model_limit` are the model's, and
+    `base` how it was chosen when the recipe left it to the data (choose_base)."""
+    choices: list[Choice] = [base] if base is not None else []
     train = recipe.train
     if train.lr is None:
         choices.append(
@@ -126,19 +134,42 @@ def settle(
     return Settled(Recipe.model_validate(raw), tuple(choices))
 
 
+def choose_base(recipe: Recipe, train_table: pa.Table) -> Choice | None:
+    """model.base from the training texts, when the recipe leaves it null."""
+    if recipe.model.base is not None:
+        return None
+    column = train_table.column("tokens" if "tokens" in train_table.column_names else "text")
+    texts = column.slice(0, BASE_SAMPLE_ROWS).to_pylist()
+    if texts and isinstance(texts[0], list):
+        texts = [join_words(words) for words in texts]
+    return Choice("model.base", *default_base(texts))
+
+
+def settle_with_model(recipe: Recipe, splits) -> tuple[Settled, Path, Any]:
+    """(the settled recipe, its model's directory, its tokenizer) for the loaded splits."""
+    from fulcrum.models.classifier import load_tokenizer, model_limit
+    from fulcrum.models.registry import resolve_model_dir
+
+    base = choose_base(recipe, splits.train)
+    model_dir: Path = resolve_model_dir(base.value if base else recipe.model.base)
+    tokenizer = load_tokenizer(model_dir)
+    settled = settle(
+        recipe,
+        splits.train,
+        len(splits.label_names),
+        tokenizer,
+        model_limit(model_dir, tokenizer),
+        base,
+    )
+    return settled, model_dir, tokenizer
+
+
 def settle_from_files(recipe: Recipe) -> Settled:
     """The settled recipe, read from the recipe's own data and model (what a campaign needs
     before its trials run: the epochs its scheduler counts to)."""
     from fulcrum.data import load_splits
-    from fulcrum.models.classifier import load_tokenizer, model_limit
-    from fulcrum.models.registry import resolve_model_dir
 
-    splits = load_splits(recipe.data, recipe.seed, recipe.task.type)
-    model_dir: Path = resolve_model_dir(recipe.model.base)
-    tokenizer = load_tokenizer(model_dir)
-    return settle(
-        recipe, splits.train, len(splits.label_names), tokenizer, model_limit(model_dir, tokenizer)
-    )
+    return settle_with_model(recipe, load_splits(recipe.data, recipe.seed, recipe.task.type))[0]
 
 
 def _inputs(table: pa.Table, task: str) -> list[Any]:

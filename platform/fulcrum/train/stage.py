@@ -30,9 +30,8 @@ from fulcrum.data import LabelledSplits, load_splits
 from fulcrum.data.augment import augment_split
 from fulcrum.errors import TrainingError
 from fulcrum.log import stage_log
-from fulcrum.models.classifier import config_overrides, load_tokenizer, model_limit
+from fulcrum.models.classifier import config_overrides, load_tokenizer
 from fulcrum.models.methods import preflight
-from fulcrum.models.registry import resolve_model_dir
 from fulcrum.recipe import Recipe
 from fulcrum.runtime import beside_this_process, init_ray
 from fulcrum.storage import is_uri, join
@@ -50,7 +49,7 @@ from fulcrum.train.merge import (
 from fulcrum.train.objective import class_weight_vector
 from fulcrum.train.plots import plot_learning_curve
 from fulcrum.train.report import describe_warning, learning_warnings, write_report
-from fulcrum.train.settle import Settled, settle
+from fulcrum.train.settle import Settled, settle_with_model
 from fulcrum.train.steps import EpochPlan
 from fulcrum.train.worker import ADAPTER_DIR, LOGS_DIR, STATE_FILE, train_worker
 
@@ -118,11 +117,7 @@ def _plan(recipe: Recipe, output_dir: str | Path | None) -> _Plan:
     model (on the meta device), all before any worker starts."""
     task = TASKS[recipe.task.type]
     splits = load_splits(recipe.data, recipe.seed, task.name)
-    model_dir = resolve_model_dir(recipe.model.base)
-    tokenizer = load_tokenizer(model_dir)
-    settled = settle(
-        recipe, splits.train, len(splits.label_names), tokenizer, model_limit(model_dir, tokenizer)
-    )
+    settled, model_dir, _ = settle_with_model(recipe, splits)
     trained = settled.recipe
     overrides = config_overrides(model_dir, trained.model.architecture())
     target = artifact_dir(trained, "train", output_dir)

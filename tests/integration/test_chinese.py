@@ -1,0 +1,111 @@
+"""Chinese text in every stage, on a tiny random XLM-R with builtin:multilingual's tokenizer:
+a character-level BMES tagger trained on Ray, exported, answering entity spans with
+character offsets into raw text, explained per character (HTML in UTF-8). Chinese through the Serve gateway is in
+test_serve.py, beside the app it needs."""
+
+import random
+import shutil
+
+import pytest
+
+from fulcrum.artifacts import open_artifact
+from fulcrum.inference import OnnxClassifier
+from fulcrum.models.registry import resolve_model_dir
+
+pytestmark = pytest.mark.integration
+
+NAMES = ["张伟", "王芳", "李娜", "刘洋", "陈静", "杨磊"]
+PLACES = ["北京", "上海", "广州", "深圳", "杭州"]
+TEMPLATES = ["{name}在{place}工作", "{name}毕业于{place}", "{place}的{name}是经理"]
+
+
+def write_bmes(path, sentences: int = 72):
+    """Resume NER's layout: one `character tag` per line, BMES tags, blank line between."""
+    rng = random.Random(0)
+    lines = []
+    for _ in range(sentences):
+        name, place = rng.choice(NAMES), rng.choice(PLACES)
+        text = rng.choice(TEMPLATES).format(name=name, place=place)
+        tags = ["O"] * len(text)
+        for word, kind in ((name, "NAME"), (place, "LOC")):
+            start = text.index(word)
+            tags[start : start + len(word)] = (
+                [f"B-{kind}"] + [f"M-{kind}"] * (len(word) - 2) + [f"E-{kind}"]
+            )
+        lines += [f"{character} {tag}" for character, tag in zip(text, tags)] + [""]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="module")
+def tiny_xlmr_dir(tmp_path_factory):
+    import torch
+    from transformers import XLMRobertaConfig, XLMRobertaModel
+
+    folder = tmp_path_factory.mktemp("tiny-xlmr")
+    torch.manual_seed(0)
+    config = XLMRobertaConfig(
+        vocab_size=250037,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=130,
+        initializer_range=0.1,
+    )
+    XLMRobertaModel(config).save_pretrained(folder)
+    source = resolve_model_dir("builtin:multilingual")
+    for name in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"):
+        if (source / name).is_file():
+            shutil.copy(source / name, folder / name)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def chinese_tagger(ray_cluster, tiny_recipe_factory, tiny_xlmr_dir, tmp_path_factory):
+    from fulcrum.compress.export import export
+    from fulcrum.train.stage import train
+
+    folder = tmp_path_factory.mktemp("resume")
+    recipe = tiny_recipe_factory(
+        folder,
+        name="resume",
+        task=None,
+        data={"path": str(write_bmes(folder / "train.char.bmes"))},
+        model={"base": str(tiny_xlmr_dir), "max_length": 24},
+        peft={"method": "lora"},
+        train={"epochs": 4},
+    )
+    train_dir = train(recipe)
+    return recipe, train_dir, export(recipe, train_dir)
+
+
+def test_bmes_tagger_learns_characters_and_answers_spans_into_raw_text(chinese_tagger):
+    recipe, train_dir, export_dir = chinese_tagger
+    assert (recipe.task.type, recipe.data.tag_scheme) == ("token_classification", "bmes")
+    artifact = open_artifact(train_dir, kind="train")
+    assert artifact.labels == ["O", "B-LOC", "I-LOC", "B-NAME", "I-NAME"]
+    assert artifact.metrics["validation"]["f1"] > 0.8, artifact.metrics["validation"]
+
+    text = "王芳在深圳工作，张伟 毕业于上海"  # a space, and a comma the data never had
+    (answer,) = OnnxClassifier(export_dir).predict([text])
+    found = [(entity["entity"], entity["text"]) for entity in answer["entities"]]
+    assert found == [("NAME", "王芳"), ("LOC", "深圳"), ("NAME", "张伟"), ("LOC", "上海")]
+    for entity in answer["entities"]:
+        assert text[entity["start"] : entity["end"]] == entity["text"]
+
+
+def test_chinese_entities_are_explained_per_character_in_utf8_html(chinese_tagger, tmp_path):
+    from fulcrum.explain.explainer import explain
+    from fulcrum.explain.render import html_page
+
+    _, train_dir, _ = chinese_tagger
+    text = "李娜在杭州工作"
+    (explanations,) = explain(train_dir, [text], steps=16)
+    assert [e.target for e in explanations] == ["NAME '李娜'", "LOC '杭州'"]
+    assert [w.word for w in explanations[0].words] == list(text)
+    page = tmp_path / "why.html"
+    page.write_text(html_page(explanations, "为什么"), encoding="utf-8")
+    content = page.read_bytes().decode("utf-8")
+    assert "<meta charset='utf-8'>" in content and "<title>为什么</title>" in content
+    assert content.count("<span title=") == 2 * len(text)
