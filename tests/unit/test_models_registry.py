@@ -30,10 +30,31 @@ def test_missing_local_path():
         resolve_model_dir("./no/such/model")
 
 
-def test_hub_id_without_local_copy_is_refused_not_downloaded(monkeypatch, tmp_path):
-    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path))
+def test_hub_id_offline_without_local_copy_says_what_to_do(monkeypatch, tmp_path):
+    import huggingface_hub.constants
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(
         ModelError,
-        match="'someorg/some-bert' is neither a local directory nor in the local Hugging Face cache",
+        match=r"'someorg/some-bert' is neither a local directory nor in the local Hugging Face "
+        r"cache, and downloads are off \(HF_HUB_OFFLINE is set\); download it on a machine "
+        r"with a network \(huggingface-cli download someorg/some-bert\)",
     ):
         resolve_model_dir("someorg/some-bert")
+
+
+def test_hub_id_in_the_local_cache_resolves_without_a_network(monkeypatch, tmp_path, minilm_dir):
+    """The cache's own layout (models--org--name/snapshots/<commit>), as a download leaves it."""
+    import shutil
+
+    import huggingface_hub.constants
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    repo = tmp_path / "models--someorg--some-bert"
+    commit = "0" * 40
+    shutil.copytree(minilm_dir, repo / "snapshots" / commit)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(commit)
+    assert resolve_model_dir("someorg/some-bert") == repo / "snapshots" / commit

@@ -27,6 +27,7 @@ import torch
 
 from fulcrum.log import quiet_libraries
 from fulcrum.models.classifier import load_tokenizer, name_deepspeed_accelerator
+from fulcrum.models.registry import resolve_model_dir
 from fulcrum.models.methods import (
     METHODS,
     build_trainable_model,
@@ -140,6 +141,8 @@ def _build(config: WorkerConfig) -> _Run:
 
     seed_everything(recipe.seed)
     model_dir = Path(config.model_dir)
+    if not model_dir.is_dir():  # a hub model the driver's node cached: this node fetches it
+        model_dir = resolve_model_dir(recipe.model.base)
     model = build_trainable_model(
         model_dir, config.label_names, recipe.peft, task, total_steps, config.model_overrides
     )
