@@ -27,13 +27,13 @@ import torch
 
 from fulcrum.log import quiet_libraries
 from fulcrum.models.classifier import load_tokenizer, name_deepspeed_accelerator
-from fulcrum.models.registry import resolve_model_dir
 from fulcrum.models.methods import (
     METHODS,
     build_trainable_model,
     parameter_counts,
     trainable_parameters,
 )
+from fulcrum.models.registry import resolve_model_dir
 from fulcrum.recipe import Recipe
 from fulcrum.runtime import quiet_ray_data
 from fulcrum.tasks import TASKS, Task, evaluate_counts, model_inputs
