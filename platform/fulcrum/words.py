@@ -10,11 +10,13 @@ SentencePiece tokenizers mark a word start with `▁`; given characters one by o
 each with a bare `▁` token, which doubles the sequence and puts every character's tag on the
 same meaningless token. `WordEncoder` drops that token where the word is attached to the one
 before (no space between them in the text the words came from), so a tagger sees `高 勇`
-as the tokenizer sees `高勇`, in training and in serving alike.
+as the tokenizer sees `高勇`, in training and in serving alike; where it stays (the first
+word, a word after a space) it belongs to no word, so the tag goes to the character itself.
 """
 
 from __future__ import annotations
 
+import json
 import re
 import unicodedata
 from dataclasses import dataclass, field
@@ -112,10 +114,14 @@ class WordEncoder:
         from tokenizers import Tokenizer
 
         backend = getattr(tokenizer, "backend_tokenizer", tokenizer)
-        self._tokenizer = Tokenizer.from_str(backend.to_str())
-        self._tokenizer.no_padding()
-        self._tokenizer.no_truncation()
-        self._metaspace = '"Metaspace"' in self._tokenizer.to_str()
+        self._tokenizer = _unbounded(Tokenizer.from_str(backend.to_str()))
+        # The same tokenizer without the word-start mark, for a word written against the one
+        # before: 在 after 芳 is `在`, as in `王芳在`, not the word-initial `▁在`.
+        spec = json.loads(backend.to_str())
+        self._metaspace = _drop_word_start(spec)
+        self._attached = (
+            _unbounded(Tokenizer.from_str(json.dumps(spec))) if self._metaspace else self._tokenizer
+        )
         framed = self._tokenizer.encode("a")
         inner = len(self._tokenizer.encode("a", add_special_tokens=False).ids)
         content = [index for index, word in enumerate(framed.word_ids) if word is not None]
@@ -131,26 +137,30 @@ class WordEncoder:
     ) -> list[Units]:
         """One Units per sentence; `starts` (each word's offset in its text) makes the
         offsets absolute, else they are offsets within each word."""
-        flat = [word for words in sentences for word in words]
-        encoded = self._tokenizer.encode_batch(flat, add_special_tokens=False) if flat else []
+        joined = [
+            [bool(index) and attached(words[index - 1], word) for index, word in enumerate(words)]
+            for words in sentences
+        ]
+        encoded = self._encode_words(
+            [word for words in sentences for word in words],
+            [flag for flags in joined for flag in flags],
+        )
         room = max(max_length - len(self._prefix) - len(self._suffix), 0)
         results, cursor = [], 0
         for row, words in enumerate(sentences):
             ids: list[int] = []
             word_ids: list[int | None] = []
             offsets: list[tuple[int, int]] = []
-            for index, word in enumerate(words):
+            for index in range(len(words)):
                 encoding = encoded[cursor + index]
                 pieces = list(zip(encoding.ids, encoding.tokens, encoding.offsets, strict=True))
-                if (
-                    self._metaspace
-                    and len(pieces) > 1
-                    and pieces[0][1] == METASPACE
-                    and index
-                    and attached(words[index - 1], word)
-                ):
-                    pieces = pieces[1:]
                 base = starts[row][index] if starts is not None else 0
+                if len(pieces) > 1 and pieces[0][1] == METASPACE:
+                    # A bare word start (the text's first word, a word after a space): kept,
+                    # but no character's token, so the tag goes to the character itself.
+                    ids.append(pieces.pop(0)[0])
+                    word_ids.append(None)
+                    offsets.append((base, base))
                 for token_id, _, (start, end) in pieces:
                     ids.append(token_id)
                     word_ids.append(index)
@@ -166,6 +176,17 @@ class WordEncoder:
             )
         return results
 
+    def _encode_words(self, words: list[str], joined: list[bool]) -> list[Any]:
+        """Each word's encoding, in order: attached words by the tokenizer without word starts."""
+        encodings: list[Any] = [None] * len(words)
+        for tokenizer, flag in ((self._tokenizer, False), (self._attached, True)):
+            chosen = [index for index, value in enumerate(joined) if value == flag]
+            if chosen:
+                batch = tokenizer.encode_batch([words[i] for i in chosen], add_special_tokens=False)
+                for index, encoding in zip(chosen, batch, strict=True):
+                    encodings[index] = encoding
+        return encodings
+
     def encode_texts(self, texts: list[str], max_length: int) -> list[Units]:
         """Raw texts split by `word_spans`, offsets into each text: what a tagger is served."""
         spans = [word_spans(text) for text in texts]
@@ -177,6 +198,36 @@ class WordEncoder:
             max_length,
             starts=[[start for start, _ in row] for row in spans],
         )
+
+
+def _unbounded(tokenizer: Any) -> Any:
+    tokenizer.no_padding()
+    tokenizer.no_truncation()
+    return tokenizer
+
+
+def _drop_word_start(spec: Any) -> bool:
+    """Turn off, in a tokenizer.json spec, the `▁` SentencePiece tokenizers put before a word
+    (Metaspace's prepend_scheme, the older add_prefix_space, a Prepend normaliser); True when
+    the tokenizer had one."""
+    if isinstance(spec, list):
+        return any([_drop_word_start(item) for item in spec])  # a list: visit every item
+    if not isinstance(spec, dict):
+        return False
+    found = spec.get("type") == "Metaspace"
+    if found:
+        spec["prepend_scheme"], spec["add_prefix_space"] = "never", False
+    for key, value in spec.items():
+        if _is_prepend(value):
+            spec[key], found = None, True
+        elif isinstance(value, list) and any(map(_is_prepend, value)):
+            spec[key], found = [item for item in value if not _is_prepend(item)], True
+        found |= _drop_word_start(spec[key])
+    return found
+
+
+def _is_prepend(spec: Any) -> bool:
+    return isinstance(spec, dict) and spec.get("type") == "Prepend"
 
 
 def token_units(text: str, encoding: Any) -> Units:

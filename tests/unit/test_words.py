@@ -34,9 +34,10 @@ def test_sentencepiece_characters_lose_the_bare_word_start(tokenizers):
     tokenizer = tokenizers["multilingual"]
     (units,) = WordEncoder(tokenizer).encode([list("高勇：男，中国")], 64)
     tokens = [tokenizer.id_to_token(i) for i in units.ids]
-    # one token per character, as the tokenizer reads 高勇 (only the first keeps its ▁)
-    assert tokens == ["<s>", "▁", "高", "勇", "▁:", "男", ",", "中", "国", "</s>"]
-    assert units.word_ids == [None, 0, 0, 1, 2, 3, 4, 5, 6, None]
+    # one token per character, each as the tokenizer reads it inside 高勇：男 (no ▁ but the first)
+    assert tokens == ["<s>", "▁", "高", "勇", ":", "男", ",", "中", "国", "</s>"]
+    # the first word's bare ▁ is no word's: 高 itself takes the first tag
+    assert units.word_ids == [None, None, 0, 1, 2, 3, 4, 5, 6, None]
     # spaced words keep theirs
     (english,) = WordEncoder(tokenizer).encode([["Peter", "Blackburn"]], 64)
     assert [tokenizer.id_to_token(i) for i in english.ids][1:3] == ["▁Peter", "▁Black"]
