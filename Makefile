@@ -48,7 +48,7 @@ demo: install
 		--probe "how do I get my money back for the broken kettle"
 
 test: install
-	$(PY) -m pytest -q --timeout=900
+	$(PY) -m pytest -q --timeout=900 --durations=25
 
 test-unit: install
 	$(PY) -m pytest -q tests/unit
