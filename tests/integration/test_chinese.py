@@ -1,6 +1,7 @@
 """Chinese text in every stage, on a tiny random XLM-R with builtin:multilingual's tokenizer:
-a character-level BMES tagger trained on Ray, exported, answering entity spans with
-character offsets into raw text, explained per character (HTML in UTF-8). Chinese through the Serve gateway is in
+a character-level BMES tagger trained on Ray Train with DeepSpeed ZeRO-2, exported, answering
+entity spans with character offsets into raw text, in process and from Ray Serve over HTTP,
+explained per character (HTML in UTF-8). Chinese through the Serve gateway is in
 test_serve.py, beside the app it needs."""
 
 import random
@@ -97,6 +98,26 @@ def test_bmes_tagger_learns_characters_and_answers_spans_into_raw_text(chinese_t
     for text, answer in zip(texts, answers, strict=True):
         for entity in answer["entities"]:
             assert text[entity["start"] : entity["end"]] == entity["text"]
+
+
+def test_the_tagger_serves_chinese_spans_over_http(chinese_tagger):
+    """Ray Serve on the XLM-R export: the served spans are the in-process ones, in UTF-8."""
+    import httpx
+
+    from fulcrum.serve import launch
+
+    recipe, _, export_dir = chinese_tagger
+    base_url = launch.start({"resume": export_dir}, recipe.serve)
+    try:
+        texts = ["李娜在杭州工作", "北京的杨磊是经理"]
+        answer = httpx.post(
+            f"{base_url}/v1/models/resume/predict", json={"texts": texts}, timeout=30
+        )
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["predictions"] == OnnxClassifier(export_dir).predict(texts)
+        assert "杭州".encode() in answer.content
+    finally:
+        launch.stop(recipe.serve)
 
 
 def test_chinese_entities_are_explained_per_character_in_utf8_html(chinese_tagger, tmp_path):

@@ -111,13 +111,16 @@ def test_pbt_trailing_trial_continues_the_leaders_weights_with_its_own_values(
     recipe = tiny_recipe_factory(
         tmp_path,
         name="population",
-        # 21 steps an epoch (batch 4): the leader is ahead by its first report, whichever
-        # trial reports first (PBT compares only the trials that have a score).
-        train={"workers": 1, "epochs": 3, "batch_size": 4},
+        # 21 steps an epoch (batch 4): the leader is ahead by its first report. PBT compares
+        # only the trials that have a score, so the trailer must still have an epoch to
+        # clone at once the leader has reported: the leader is the grid's first trial (the
+        # first to start, by up to ten seconds here; second, it had not reported once when
+        # the trailer had run all 3 epochs), and 4 epochs give the trailer 3 to clone at.
+        train={"workers": 1, "epochs": 4, "batch_size": 4},
         tune={
             # 1e-2 is the rate the tiny model learns at (the pipeline's); 1e-5 learns nothing.
             # (1e-1, tried before, sometimes collapsed onto one label too: a tie, no exploit.)
-            "space": {"train.lr": {"grid": [1e-5, 1e-2]}},
+            "space": {"train.lr": {"grid": [1e-2, 1e-5]}},
             "search": "grid",
             "num_samples": 1,
             "scheduler": "pbt",
