@@ -593,13 +593,15 @@ def _print_per_label(report: dict[str, list[dict]], artifact: Path) -> None:
             f"per label ({split}), the 10 weakest of {len(rows)} "
             f"(all in {Path(artifact) / 'per_label.csv'}):"
         )
-    width = max(len("label"), *(len(str(row["label"])) for row in shown))
+    from fulcrum.words import display_width, padded
+
+    width = max(len("label"), *(display_width(str(row["label"])) for row in shown))
     print(heading)
-    print(f"  {'label':<{width}}  precision  recall     f1  support")
+    print(f"  {padded('label', width)}  precision  recall     f1  support")
     for row in shown:
         print(
-            f"  {row['label']:<{width}}  {row['precision']:9.3f}  {row['recall']:6.3f}  "
-            f"{row['f1']:5.3f}  {row['support']:7d}"
+            f"  {padded(str(row['label']), width)}  {row['precision']:9.3f}  "
+            f"{row['recall']:6.3f}  {row['f1']:5.3f}  {row['support']:7d}"
         )
 
 

@@ -71,6 +71,15 @@ def attached(previous: str, word: str) -> bool:
     return bool(previous) and bool(word) and (is_unspaced(previous[-1]) or is_unspaced(word[0]))
 
 
+def display_width(text: str) -> int:
+    """Terminal columns: a wide (CJK) character takes two, so tables of Chinese labels align."""
+    return sum(2 if unicodedata.east_asian_width(character) in "WF" else 1 for character in text)
+
+
+def padded(text: str, width: int) -> str:
+    return text + " " * max(width - display_width(text), 0)
+
+
 def join_words(words: list[str]) -> str:
     """Words back into text: a space between two words unless they are attached."""
     pieces: list[str] = []

@@ -6,7 +6,14 @@ from tokenizers import Tokenizer
 
 from fulcrum.explain.words import word_scores
 from fulcrum.models.registry import resolve_model_dir
-from fulcrum.words import WordEncoder, join_words, token_units, word_spans
+from fulcrum.words import (
+    WordEncoder,
+    display_width,
+    join_words,
+    padded,
+    token_units,
+    word_spans,
+)
 
 
 @pytest.fixture(scope="module")
@@ -80,3 +87,11 @@ def test_explanation_units_of_a_classifier(tokenizers, name, expected):
     text = "我的银行卡 被偷了，Blackburn's card"
     units = token_units(text, tokenizers[name].encode(text))
     assert [w.word for w in word_scores(text, units, np.zeros(len(units.ids)))] == expected
+
+
+def test_chinese_labels_pad_to_terminal_columns():
+    assert display_width("查询余额") == 8 and display_width("refund") == 6
+    assert [
+        len(padded(label, 10)) + display_width(label) - len(label)
+        for label in ("挂失", "card_lost")
+    ] == [10, 10]
