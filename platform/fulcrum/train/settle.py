@@ -2,9 +2,10 @@
 
 `model.base` comes from the training texts' language, `train.lr` from the method,
 `train.epochs` and `train.warmup_ratio` from the number of training rows, `model.max_length`
-from the training texts' token lengths (fulcrum/defaults.py holds the rules). The settled recipe is what the workers, the artifact's own
-evaluation and every later stage use; the recipe as written keeps naming the run, so the
-same recipe on the same data finds its run and its artifact again.
+from the training texts' token lengths (fulcrum/defaults.py holds the rules). The settled
+recipe is what the workers, the artifact's own evaluation and every later stage use; the
+recipe as written keeps naming the run, so the same recipe on the same data finds its run and
+its artifact again.
 """
 
 from __future__ import annotations
@@ -145,8 +146,9 @@ def choose_base(recipe: Recipe, train_table: pa.Table) -> Choice | None:
     return Choice("model.base", *default_base(texts))
 
 
-def settle_with_model(recipe: Recipe, splits) -> tuple[Settled, Path, Any]:
-    """(the settled recipe, its model's directory, its tokenizer) for the loaded splits."""
+def settle_with_model(recipe: Recipe, splits) -> tuple[Settled, Path]:
+    """(the settled recipe, its model's directory) for the loaded splits: the model first,
+    since the lengths are counted in its tokens."""
     from fulcrum.models.classifier import load_tokenizer, model_limit
     from fulcrum.models.registry import resolve_model_dir
 
@@ -161,7 +163,7 @@ def settle_with_model(recipe: Recipe, splits) -> tuple[Settled, Path, Any]:
         model_limit(model_dir, tokenizer),
         base,
     )
-    return settled, model_dir, tokenizer
+    return settled, model_dir
 
 
 def settle_from_files(recipe: Recipe) -> Settled:

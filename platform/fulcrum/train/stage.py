@@ -117,7 +117,7 @@ def _plan(recipe: Recipe, output_dir: str | Path | None) -> _Plan:
     model (on the meta device), all before any worker starts."""
     task = TASKS[recipe.task.type]
     splits = load_splits(recipe.data, recipe.seed, task.name)
-    settled, model_dir, _ = settle_with_model(recipe, splits)
+    settled, model_dir = settle_with_model(recipe, splits)
     trained = settled.recipe
     overrides = config_overrides(model_dir, trained.model.architecture())
     target = artifact_dir(trained, "train", output_dir)
