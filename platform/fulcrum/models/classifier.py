@@ -78,8 +78,14 @@ def load_base_model(
     model, info = task.model_class().from_pretrained(
         model_dir, output_loading_info=True, **label_maps(label_names), **(overrides or {})
     )
-    head = sorted({key for key in info["missing_keys"]})
-    return model, head
+    return model, new_head(model, info["missing_keys"])
+
+
+def new_head(model, missing_keys: list[str]) -> list[str]:
+    """The parameters the checkpoint did not provide: the head that trains from scratch. A
+    buffer the checkpoint lacks is no head (its module would be trained and saved whole)."""
+    parameters = {name for name, _ in model.named_parameters()}
+    return sorted(set(missing_keys) & parameters)
 
 
 def load_model_from_config(config_dir: Path, task: Task):

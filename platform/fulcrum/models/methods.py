@@ -261,7 +261,7 @@ def preflight(
     """Build the model on the meta device (no weights in memory) and apply the method, so a
     method/model/task pair that cannot work fails here, on the driver, with the recipe's
     words, rather than inside every worker. Returns parameter counts."""
-    from fulcrum.models.classifier import label_maps, quiet_transformers
+    from fulcrum.models.classifier import label_maps, new_head, quiet_transformers
 
     quiet_transformers()
     model, info = task.model_class().from_pretrained(
@@ -271,7 +271,8 @@ def preflight(
         **label_maps(label_names),
         **(overrides or {}),
     )
-    wrapped = METHODS[section.method].wrap(model, sorted(info["missing_keys"]), section, task, 100)
+    head = new_head(model, info["missing_keys"])
+    wrapped = METHODS[section.method].wrap(model, head, section, task, 100)
     counts = parameter_counts(wrapped)
     if counts["trainable"] == 0:
         raise ModelError(
