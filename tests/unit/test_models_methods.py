@@ -93,3 +93,19 @@ def test_lora_by_default_adapts_every_linear_layer_but_the_head(tiny_bert_dir, t
         if "lora_A" in n
     }
     assert names == {"query", "value"}
+
+
+def test_the_new_head_is_missing_parameters_not_buffers():
+    from transformers import BertConfig, BertForSequenceClassification
+
+    from fulcrum.models.classifier import new_head
+
+    model = BertForSequenceClassification(
+        BertConfig(
+            vocab_size=50, hidden_size=8, num_hidden_layers=1, num_attention_heads=2,
+            intermediate_size=16,
+        )
+    )  # fmt: skip
+    assert "bert.embeddings.position_ids" in dict(model.named_buffers())
+    missing = ["bert.embeddings.position_ids", "classifier.bias", "classifier.weight"]
+    assert new_head(model, missing) == ["classifier.bias", "classifier.weight"]
