@@ -585,7 +585,9 @@ def plot(results: dict[str, Any], target: Path) -> None:
 
 def _settled(values: dict[str, Any]) -> str:
     short = {"train.lr": "lr", "train.epochs": "epochs", "model.max_length": "max_length"}
-    return ", ".join(f"{short[key]} {value:g}" for key, value in values.items() if key in short)
+    shown = [str(values["model.base"]).removeprefix("builtin:")] if "model.base" in values else []
+    shown += [f"{short[key]} {value:g}" for key, value in values.items() if key in short]
+    return ", ".join(shown)
 
 
 def _mean_std(values: list[float]) -> str:
