@@ -7,11 +7,13 @@ character of these scripts is a word of its own, which is how Chinese NER data i
 (one character per line).
 
 SentencePiece tokenizers mark a word start with `▁`; given characters one by one they prefix
-each with a bare `▁` token, which doubles the sequence and puts every character's tag on the
-same meaningless token. `WordEncoder` drops that token where the word is attached to the one
-before (no space between them in the text the words came from), so a tagger sees `高 勇`
-as the tokenizer sees `高勇`, in training and in serving alike; where it stays (the first
-word, a word after a space) it belongs to no word, so the tag goes to the character itself.
+each with it (a bare `▁` token, or a word-initial `▁在` where running text has `在`), which
+doubles the sequence, puts every character's tag on the same meaningless token and shows the
+model tokens it never saw mid-sentence. `WordEncoder` tokenises a word attached to the one
+before (an unspaced script on either side) with the word-start mark turned off, so a tagger
+reads `高 勇` as the tokenizer reads `高勇`, in training and in serving alike; a bare `▁` that
+stays (the first word, a word after a space) belongs to no word, so the tag goes to the
+character itself.
 """
 
 from __future__ import annotations
