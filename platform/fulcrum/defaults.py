@@ -2,9 +2,9 @@
 them for one run.
 
 A recipe may leave `model.base`, `train.lr`, `train.epochs`, `train.warmup_ratio` and
-`model.max_length` unset (null). The train stage then settles each from the method and the training split, prints
-what it chose and why, and records the settled recipe in the training artifact, so every later
-stage (export, compress, explain, serve) reads concrete values. The numbers below were chosen
+`model.max_length` unset (null). The train stage then settles each from the method and the
+training split, prints what it chose and why, and records the settled recipe in the training
+artifact, so every later stage (export, compress, explain, serve) reads concrete values. The numbers below were chosen
 from benchmarks/defaults.py, which runs the minimal recipe (name and data, nothing else) on
 every labelled set in ../shared/data beside a tuned reference; docs/defaults.md has its table.
 
