@@ -114,7 +114,22 @@ def test_the_tagger_serves_chinese_spans_over_http(chinese_tagger):
             f"{base_url}/v1/models/resume/predict", json={"texts": texts}, timeout=30
         )
         assert answer.status_code == 200, answer.text
-        assert answer.json()["predictions"] == OnnxClassifier(export_dir).predict(texts)
+        served, local = answer.json()["predictions"], OnnxClassifier(export_dir).predict(texts)
+        spans = [
+            [{k: v for k, v in e.items() if k != "score"} for e in p["entities"]] for p in served
+        ]
+        assert spans == [
+            [{k: v for k, v in e.items() if k != "score"} for e in p["entities"]] for p in local
+        ]
+        assert [e["entity"] for p in served for e in p["entities"]] == [
+            "NAME",
+            "LOC",
+            "LOC",
+            "NAME",
+        ]
+        for got, expected in zip(served, local, strict=True):
+            for entity, reference in zip(got["entities"], expected["entities"], strict=True):
+                assert entity["score"] == pytest.approx(reference["score"], abs=1e-5)
         assert "杭州".encode() in answer.content
     finally:
         launch.stop(recipe.serve)
