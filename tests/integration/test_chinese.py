@@ -100,6 +100,17 @@ def test_bmes_tagger_learns_characters_and_answers_spans_into_raw_text(chinese_t
             assert text[entity["start"] : entity["end"]] == entity["text"]
 
 
+def spans_of(predictions):
+    """Each text's entities without their scores (floats, compared apart)."""
+    return [
+        [
+            {key: value for key, value in entity.items() if key != "score"}
+            for entity in p["entities"]
+        ]
+        for p in predictions
+    ]
+
+
 def test_the_tagger_serves_chinese_spans_over_http(chinese_tagger):
     """Ray Serve on the XLM-R export: the served spans are the in-process ones, in UTF-8."""
     import httpx
@@ -115,12 +126,7 @@ def test_the_tagger_serves_chinese_spans_over_http(chinese_tagger):
         )
         assert answer.status_code == 200, answer.text
         served, local = answer.json()["predictions"], OnnxClassifier(export_dir).predict(texts)
-        spans = [
-            [{k: v for k, v in e.items() if k != "score"} for e in p["entities"]] for p in served
-        ]
-        assert spans == [
-            [{k: v for k, v in e.items() if k != "score"} for e in p["entities"]] for p in local
-        ]
+        assert spans_of(served) == spans_of(local)
         assert [e["entity"] for p in served for e in p["entities"]] == [
             "NAME",
             "LOC",
