@@ -29,7 +29,7 @@ import time
 from typing import Any
 
 from common import REPOSITORY, RESULTS, splice_block, table, write_results
-from defaults import minimal_recipe, scores, trained
+from defaults import artifact_summary, minimal_recipe, trained
 
 RESULTS_NAME = "chinese"
 DOCS = REPOSITORY / "docs" / "chinese.md"
@@ -65,18 +65,11 @@ def variant(dataset: str, name: str, **sections: dict[str, Any]) -> dict[str, An
 
 
 def summary(artifact, started: float) -> dict[str, Any]:
-    metrics = artifact.metrics
+    settled = artifact.manifest.settled_recipe
     return {
-        "model": artifact.manifest.settled_recipe["model"]["base"],
-        "method": artifact.manifest.settled_recipe["peft"]["method"],
-        "rows": artifact.manifest.split_sizes,
-        "test": scores(metrics["test"]),
-        "validation": scores(metrics["validation"]),
-        "best_epoch": metrics["best_epoch"],
-        "settled": {item["key"]: item["value"] for item in artifact.manifest.settled},
-        "warnings": [item["text"] for item in artifact.manifest.warnings],
-        "wall_s": metrics["train_seconds"],
-        "measured_s": round(time.time() - started, 1),
+        "model": settled["model"]["base"],
+        "method": settled["peft"]["method"],
+        **artifact_summary(artifact, started),
         "artifact": str(artifact.path),
     }
 

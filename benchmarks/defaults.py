@@ -225,15 +225,12 @@ def trained(raw: dict[str, Any]):
     return open_artifact(target, kind="train")
 
 
-def run_default(dataset: str) -> dict[str, Any]:
-    started = time.time()
-    artifact = trained(minimal_recipe(dataset))
+def artifact_summary(artifact, started: float) -> dict[str, Any]:
+    """What a benchmark records of a training artifact: its splits, test and validation
+    scores, what it settled and warned, and what it cost."""
     metrics = artifact.metrics
     return {
-        "dataset": dataset,
-        "task": artifact.manifest.task,
         "rows": artifact.manifest.split_sizes,
-        "labels": len(artifact.labels),
         "test": scores(metrics["test"]),
         "validation": scores(metrics["validation"]),
         "best_epoch": metrics["best_epoch"],
@@ -241,6 +238,17 @@ def run_default(dataset: str) -> dict[str, Any]:
         "warnings": [item["text"] for item in artifact.manifest.warnings],
         "wall_s": metrics["train_seconds"],
         "measured_s": round(time.time() - started, 1),
+    }
+
+
+def run_default(dataset: str) -> dict[str, Any]:
+    started = time.time()
+    artifact = trained(minimal_recipe(dataset))
+    return {
+        "dataset": dataset,
+        "task": artifact.manifest.task,
+        "labels": len(artifact.labels),
+        **artifact_summary(artifact, started),
     }
 
 
