@@ -5,13 +5,14 @@ explained per character (HTML in UTF-8). Chinese through the Serve gateway is in
 test_serve.py, beside the app it needs."""
 
 import random
-import shutil
 
 import pytest
 
 from fulcrum.artifacts import open_artifact
 from fulcrum.inference import OnnxClassifier
 from fulcrum.models.registry import resolve_model_dir
+
+from ..conftest import copy_tokenizer
 
 pytestmark = pytest.mark.integration
 
@@ -55,11 +56,7 @@ def tiny_xlmr_dir(tmp_path_factory):
         initializer_range=0.1,
     )
     XLMRobertaModel(config).save_pretrained(folder)
-    source = resolve_model_dir("builtin:multilingual")
-    for name in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"):
-        if (source / name).is_file():
-            shutil.copy(source / name, folder / name)
-    return folder
+    return copy_tokenizer(resolve_model_dir("builtin:multilingual"), folder)
 
 
 @pytest.fixture(scope="module")

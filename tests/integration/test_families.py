@@ -6,8 +6,6 @@ that cannot work is refused before any worker would start, naming the method and
 In-process, without Ray: the Ray Train, DeepSpeed and Serve paths are the same for every
 family and are tested on the tiny BERT."""
 
-import shutil
-
 import numpy as np
 import pytest
 import torch
@@ -24,16 +22,12 @@ from fulcrum.models.registry import resolve_model_dir
 from fulcrum.recipe import PeftSection
 from fulcrum.tasks import TASKS, model_inputs
 
+from ..conftest import copy_tokenizer
+
 pytestmark = pytest.mark.integration
 
 LABELS = ["apple", "car", "tax"]
 TEXTS = ["apple pear fig", "car wheel road tyre", "tax refund form", "银行卡 被 偷 了"]
-TOKENIZER_FILES = (
-    "tokenizer.json",
-    "tokenizer_config.json",
-    "special_tokens_map.json",
-    "vocab.txt",
-)
 SMALL = {"num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 64}
 
 
@@ -91,9 +85,7 @@ def family_dirs(tmp_path_factory, minilm_dir):
         torch.manual_seed(0)
         config.initializer_range = 0.1
         AutoModel.from_config(config).save_pretrained(folder)
-        for name in TOKENIZER_FILES:
-            if (tokenizers[tokenizer] / name).is_file():
-                shutil.copy(tokenizers[tokenizer] / name, folder / name)
+        copy_tokenizer(tokenizers[tokenizer], folder)
         folders[family] = folder
     return folders
 
