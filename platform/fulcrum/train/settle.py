@@ -64,12 +64,23 @@ def settle(
     (tags, for token classification); `tokenizer` and `model_limit` are the model's, and
     `base` how it was chosen when the recipe left it to the data (choose_base)."""
     choices: list[Choice] = [base] if base is not None else []
-    train = recipe.train
-    if train.lr is None:
-        choices.append(
-            Choice("train.lr", default_lr(recipe.peft.method), f"{recipe.peft.method}'s default")
-        )
-    if train.class_weights is None:
+    choices += _method_choices(recipe)
+    choices += _budget_choices(recipe, train_table.num_rows, labels)
+    if recipe.model.max_length is None:
+        choices.append(_length_choice(recipe, train_table, tokenizer, model_limit))
+    raw = recipe.to_dict()
+    for choice in choices:
+        set_key_path(raw, choice.key, choice.value)
+    return Settled(Recipe.model_validate(raw), tuple(choices))
+
+
+def _method_choices(recipe: Recipe) -> list[Choice]:
+    """What follows from the method and the task alone: the rate, the targets, the weights."""
+    choices = []
+    method = recipe.peft.method
+    if recipe.train.lr is None:
+        choices.append(Choice("train.lr", default_lr(method), f"{method}'s default"))
+    if recipe.train.class_weights is None:
         weights = TASK_CLASS_WEIGHTS[recipe.task.type]
         choices.append(
             Choice(
@@ -80,11 +91,17 @@ def settle(
                 else "tags are not weighted: most words are O by nature",
             )
         )
-    method = recipe.peft.method
     if recipe.peft.target_modules is None and method in METHOD_TARGETS:
         choices.append(Choice("peft.target_modules", METHOD_TARGETS[method], f"{method}'s default"))
+    return choices
+
+
+def _budget_choices(recipe: Recipe, table_rows: int, labels: int) -> list[Choice]:
+    """Epochs and warm-up from the rows trained on (augmented copies count as rows)."""
+    choices = []
+    train = recipe.train
     multiplier = recipe.augment.multiplier if recipe.augment_operations else 1
-    rows = train_table.num_rows * multiplier
+    rows = table_rows * multiplier
     epochs = train.epochs
     if epochs is None:
         epochs = default_epochs(rows, labels)
@@ -114,25 +131,21 @@ def settle(
                 f"{int(ratio * total)} of {total} optimizer steps",
             )
         )
-    if recipe.model.max_length is None:
-        task = recipe.task.type
-        lengths = token_lengths(
-            _inputs(train_table, task), _tokenize_function(tokenizer, task), recipe.seed
-        )
-        chosen = default_max_length(lengths, model_limit, task)
-        choices.append(
-            Choice(
-                "model.max_length",
-                chosen,
-                f"{LENGTH_PERCENTILE[task]:g}th percentile of {len(lengths):,} training texts' "
-                f"token lengths; the longest has {max(lengths, default=0)}, the model takes "
-                f"{model_limit}",
-            )
-        )
-    raw = recipe.to_dict()
-    for choice in choices:
-        set_key_path(raw, choice.key, choice.value)
-    return Settled(Recipe.model_validate(raw), tuple(choices))
+    return choices
+
+
+def _length_choice(recipe: Recipe, train_table: pa.Table, tokenizer, model_limit: int) -> Choice:
+    task = recipe.task.type
+    lengths = token_lengths(
+        _inputs(train_table, task), _tokenize_function(tokenizer, task), recipe.seed
+    )
+    return Choice(
+        "model.max_length",
+        default_max_length(lengths, model_limit, task),
+        f"{LENGTH_PERCENTILE[task]:g}th percentile of {len(lengths):,} training texts' "
+        f"token lengths; the longest has {max(lengths, default=0)}, the model takes "
+        f"{model_limit}",
+    )
 
 
 def choose_base(recipe: Recipe, train_table: pa.Table) -> Choice | None:

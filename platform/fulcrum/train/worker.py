@@ -160,17 +160,7 @@ def _build(config: WorkerConfig) -> _Run:
     if resumed and optimizer is not None:
         apply_optimizer_settings(engine.optimizer, scheduler, train_cfg.lr, train_cfg.weight_decay)
     start_step = state.global_step
-    progress.emit(
-        type="message",
-        text=(
-            f"{world} DeepSpeed engine(s) ready (ZeRO-{train_cfg.zero_stage}, {engine.device}, "
-            f"{train_cfg.resolved_precision}); {recipe.peft.method}: {counts['trainable']:,} of "
-            f"{counts['total']:,} parameters train"
-            + (f"; resumed at step {start_step}" if start_step else "")
-        ),
-        clock_start=True,
-        start_step=start_step,
-    )
+    _say_ready(progress, recipe, world, engine.device, counts, start_step)
     return _Run(
         recipe=recipe,
         config=config,
@@ -191,6 +181,22 @@ def _build(config: WorkerConfig) -> _Run:
         logs_dir=logs_dir,
         state=state,
         logger=StepLogger(logs_dir, enabled=rank == 0),
+    )
+
+
+def _say_ready(progress, recipe: Recipe, world: int, device, counts: dict, start_step: int) -> None:
+    """The line that starts the driver's clock: from here on, the rate is the training's own."""
+    train_cfg = recipe.train
+    progress.emit(
+        type="message",
+        text=(
+            f"{world} DeepSpeed engine(s) ready (ZeRO-{train_cfg.zero_stage}, {device}, "
+            f"{train_cfg.resolved_precision}); {recipe.peft.method}: {counts['trainable']:,} of "
+            f"{counts['total']:,} parameters train"
+            + (f"; resumed at step {start_step}" if start_step else "")
+        ),
+        clock_start=True,
+        start_step=start_step,
     )
 
 
