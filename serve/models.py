@@ -1,9 +1,9 @@
 """One served model: an export artifact on ONNX Runtime.
 
-Texts from concurrent requests are pooled by `@serve.batch` into one ONNX Runtime call (up
-to `max_batch_size` texts), which is where a CPU replica gets its throughput. The call runs
-in a worker thread (ONNX Runtime releases the GIL), so the replica keeps queueing the next
-batch while this one computes.
+Texts from concurrent requests are pooled into one ONNX Runtime call (up to `max_batch_size`
+texts; serve/batching.py), which is where a CPU replica gets its throughput, and a text at an
+idle replica runs at once. The call runs in a worker thread (ONNX Runtime releases the GIL),
+so the replica keeps taking requests while this one computes.
 
 `Model` runs as its own deployment (`ModelServer`, when several models are served: each
 scales on its own) or inside the gateway's process (one model, `colocate`: a request crosses
@@ -19,6 +19,7 @@ from ray.serve import metrics
 
 from fulcrum.artifacts import open_artifact
 from fulcrum.catalog import lineage
+from fulcrum.serve.batching import Batcher
 from fulcrum.serve.config import ModelArgs
 
 BATCH_BOUNDARIES = [1, 2, 4, 8, 16, 32, 64, 128]
@@ -47,8 +48,7 @@ class Model:
         self.max_batch_size = model.max_batch_size
         self.running = asyncio.Lock()
         self.explainer = None  # built on the first /explain
-        self.predict_batch.set_max_batch_size(model.max_batch_size)
-        self.predict_batch.set_batch_wait_timeout_s(model.batch_wait_timeout_s)
+        self.batcher = Batcher(self._run, model.max_batch_size, model.batch_wait_timeout_s)
         self.batch_sizes = metrics.Histogram(
             "fulcrum_batch_size",
             description="Texts per ONNX Runtime call.",
@@ -70,18 +70,14 @@ class Model:
 
     async def predict(self, texts: list[str]) -> list[dict[str, Any]]:
         """Whole batches of a large request run as they are; the rest (and every small
-        request) queue for `@serve.batch`, which pools texts across requests."""
+        request) queue for the batcher, which pools texts across requests."""
         size = self.max_batch_size
         whole = len(texts) - len(texts) % size
-        queued = asyncio.gather(*(self.predict_batch(text) for text in texts[whole:]))
+        queued = asyncio.gather(*(self.batcher.submit(text) for text in texts[whole:]))
         results = []
         for start in range(0, whole, size):
             results += await self._run(texts[start : start + size])
         return results + list(await queued)
-
-    @serve.batch(max_batch_size=16, batch_wait_timeout_s=0.01)
-    async def predict_batch(self, texts: list[str]) -> list[dict[str, Any]]:
-        return await self._run(texts)
 
     async def _run(self, texts: list[str]) -> list[dict[str, Any]]:
         # One ONNX Runtime call at a time: its threads are the replica's whole CPU share.

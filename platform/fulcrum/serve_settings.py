@@ -45,7 +45,10 @@ class ReplicaSettings(Settings):
     num_cpus: float = Field(1.0, gt=0, description="CPUs per replica (also ONNX Runtime threads).")
     max_batch_size: int = Field(16, ge=1, description="Texts batched into one ONNX call.")
     batch_wait_timeout_s: float = Field(
-        0.01, ge=0, description="How long a batch waits to fill up."
+        0.0,
+        ge=0,
+        description="How long a text at an idle replica waits for others to batch with. "
+        "Under load batches fill with what queued while the last one ran, with no wait.",
     )
     max_ongoing_requests: int = Field(
         32,
