@@ -21,6 +21,17 @@ class Model:
         return [item * 10 for item in items]
 
 
+async def busy(max_size: int):
+    """A batcher whose first call (of item 0) is running and blocks until `release` is set."""
+    release = asyncio.Event()
+    model = Model(release)
+    batcher = Batcher(model.run, max_size=max_size)
+    first = asyncio.create_task(batcher.submit(0))
+    while not model.calls:
+        await asyncio.sleep(0)
+    return release, model, batcher, first
+
+
 def test_an_idle_batcher_runs_a_lone_item_at_once():
     async def scenario():
         model = Model()
@@ -38,13 +49,7 @@ def test_an_idle_batcher_runs_a_lone_item_at_once():
 
 def test_under_load_each_call_takes_what_queued_while_the_last_ran():
     async def scenario():
-        release = asyncio.Event()
-        model = Model(release)
-        batcher = Batcher(model.run, max_size=16)
-        first = asyncio.create_task(batcher.submit(0))
-        await asyncio.sleep(0)  # the first call is running, and blocks
-        while not model.calls:
-            await asyncio.sleep(0)
+        release, model, batcher, first = await busy(max_size=16)
         rest = [asyncio.create_task(batcher.submit(i)) for i in range(1, 21)]
         await asyncio.sleep(0)
         release.set()
@@ -107,12 +112,7 @@ def test_a_run_that_answers_the_wrong_number_of_items_is_an_error():
 
 def test_a_caller_that_gave_up_costs_no_compute():
     async def scenario():
-        release = asyncio.Event()
-        model = Model(release)
-        batcher = Batcher(model.run, max_size=8)
-        first = asyncio.create_task(batcher.submit(0))
-        while not model.calls:
-            await asyncio.sleep(0)
+        release, model, batcher, first = await busy(max_size=8)
         abandoned = asyncio.create_task(batcher.submit(1))
         kept = asyncio.create_task(batcher.submit(2))
         await asyncio.sleep(0)
