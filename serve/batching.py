@@ -2,7 +2,8 @@
 
 Ray's `@serve.batch` forms the next batch while the current one still runs, so with no wait
 it queues batches of one behind the model, and with a wait every request at an idle replica
-pays it (10 ms of a 14 ms answer, at one request in flight). Here the next batch is formed
+pays it (one request at a time to the kefu model: p50 22.8-25.6 ms with a 10 ms wait, 12.5-12.8
+ms with none). Here the next batch is formed
 when the model is free: a request at an idle replica runs at once, and under load every
 call takes all that queued while the last one ran, up to `max_size`.
 """

@@ -62,10 +62,11 @@ def init_ray() -> None:
     quiet_libraries()
     if ray.is_initialized():
         return
-    for name, value in QUIET_ENV.items():
+    # A cluster started here (no RAY_ADDRESS) is started with this environment; what the
+    # user set already stays.
+    local = {} if os.environ.get("RAY_ADDRESS") else serve_environment()
+    for name, value in {**QUIET_ENV, **local}.items():
         os.environ.setdefault(name, value)
-    if not os.environ.get("RAY_ADDRESS"):  # a cluster started here, with this environment
-        os.environ.update(serve_environment())
     # Workers and Serve replicas import fulcrum by name: on a local cluster every process
     # shares this interpreter's environment; on a remote one, install fulcrum in the image
     # or pass its wheel with `py_modules` (docs/cluster.md). Their output reaches this
@@ -83,7 +84,8 @@ def serve_environment() -> dict[str, str]:
     """Ray Serve's HAProxy ingress for a cluster started by this process, when the user
     asks for it with Ray's own switch (RAY_SERVE_ENABLE_HA_PROXY=1): HAProxy routes each
     request straight to an ingress replica's own HTTP server, with no Python proxy in
-    between (which costs about 6.5 ms of CPU per request, against 9.4 ms for the model).
+    between (about 6.5 ms of CPU per one-text request, against 9.4 ms for the model, in
+    benchmarks/serve_load.py's CPU table).
     Its files and its stats and metrics ports are made this cluster's own, so two clusters
     on one machine do not share them. Not the default yet: a replica killed under load
     closes a few connections behind HAProxy where the Python proxy answers them
@@ -98,9 +100,7 @@ def serve_environment() -> dict[str, str]:
     return {
         "RAY_SERVE_ENABLE_HA_PROXY": "1",
         # HAProxy's threads take cores from the replicas: one per 4 cores, at most Ray's 4.
-        "RAY_SERVE_HAPROXY_NBTHREAD": os.environ.get(
-            "RAY_SERVE_HAPROXY_NBTHREAD", str(max(1, min(4, (os.cpu_count() or 1) // 4)))
-        ),
+        "RAY_SERVE_HAPROXY_NBTHREAD": str(max(1, min(4, (os.cpu_count() or 1) // 4))),
         "RAY_SERVE_HAPROXY_CONFIG_FILE_LOC": f"{state}/haproxy.cfg",
         "RAY_SERVE_HAPROXY_SOCKET_PATH": f"{state}/admin.sock",
         "RAY_SERVE_HAPROXY_SERVER_STATE_BASE": state,
