@@ -124,7 +124,7 @@ def parent(uri: str, levels: int = 1) -> str:
 
 def publish(local_dir: Path, uri: str) -> None:
     """Upload a finished artifact: old manifest removed first, new manifest written last."""
-    filesystem, root = _filesystem(uri)
+    filesystem, root = filesystem_and_path(uri)
     try:
         _delete_if_present(filesystem, f"{root}/{MANIFEST}")
         _delete_tree(filesystem, root)
@@ -143,7 +143,7 @@ def refresh(local_dir: Path) -> None:
     uri = remote_of(local_dir)
     if uri is None:
         return
-    filesystem, root = _filesystem(uri)
+    filesystem, root = filesystem_and_path(uri)
     try:
         remote_manifest = _read(filesystem, f"{root}/{MANIFEST}")
     except OSError as error:
@@ -196,7 +196,7 @@ def _filesystem_of(base: str):
     return pyarrow.fs.FileSystem.from_uri(base)
 
 
-def _filesystem(uri: str):
+def filesystem_and_path(uri: str):
     """(pyarrow filesystem, path in it). Filesystems are cached per scheme and host, with the
     query (endpoint, region) that configures them: opening an S3 client is not free."""
     problem = credentials_problem(uri)
@@ -248,7 +248,7 @@ def read_manifest_bytes(location: str | Path) -> bytes | None:
     if not is_uri(location):
         manifest = Path(location) / MANIFEST
         return manifest.read_bytes() if manifest.is_file() else None
-    filesystem, root = _filesystem(str(location))
+    filesystem, root = filesystem_and_path(str(location))
     try:
         return _read(filesystem, f"{root}/{MANIFEST}")
     except OSError as error:
@@ -259,7 +259,7 @@ def artifact_uris(uri: str, skipped: set[str], max_depth: int) -> list[str]:
     """The artifacts (folders holding a manifest) under a URI, by listing it once."""
     import pyarrow.fs
 
-    filesystem, root = _filesystem(uri)
+    filesystem, root = filesystem_and_path(uri)
     try:
         listing = filesystem.get_file_info(pyarrow.fs.FileSelector(root, recursive=True))
     except FileNotFoundError:

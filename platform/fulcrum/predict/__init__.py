@@ -1,0 +1,1 @@
+"""Offline scoring of corpora on Ray Data: `fulcrum predict`."""
