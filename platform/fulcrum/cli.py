@@ -11,6 +11,8 @@ fulcrum serve    RECIPE          ONNX artifact -> Ray Serve endpoint (until Ctrl
 fulcrum serve config ARTIFACT... Serve config file (cluster/serve.yaml) for those artifacts
 fulcrum run      RECIPE          train, export (and compress) and serve, in order
 fulcrum explain  ARTIFACT TEXT.. token attributions (terminal, and HTML with --html)
+fulcrum predict  ARTIFACT INPUT... --output OUT   score files, folders, globs or URIs on
+                                 Ray Data -> Parquet parts, rejects and a manifest
 fulcrum submit   RECIPE --address URL   the pipeline as a Ray job on a cluster (logs stream)
 fulcrum runs     [DIR]           every artifact under DIR with its headline figures
 fulcrum show     ARTIFACT        one artifact: lineage, metrics, files
@@ -180,7 +182,7 @@ def _stage_commands(commands) -> None:
 
 
 def _artifact_commands(commands) -> None:
-    """explain, runs, show: commands that read artifacts, not recipes."""
+    """explain, predict, runs, show: commands that read artifacts, not recipes."""
     explain = commands.add_parser(
         "explain",
         parents=[_output_options()],
@@ -197,6 +199,26 @@ def _artifact_commands(commands) -> None:
     explain.add_argument("--target", help="explain this label instead of the predicted one")
     explain.add_argument("--html", help="also write a self-contained HTML view here")
     explain.set_defaults(command=_explain)
+    predict = commands.add_parser(
+        "predict",
+        parents=[_output_options()],
+        help="score a corpus offline: files, folders, globs or s3:// / gs:// URIs",
+        description="Score CSV, TSV, JSONL or Parquet files with an export artifact on a "
+        "pool of ONNX Runtime actors (Ray Data), one Parquet part per input file. Run again "
+        "with the same --output to go on after an interruption: finished files are skipped.",
+    )
+    predict.add_argument("artifact", help="export artifact folder or URI")
+    predict.add_argument("inputs", nargs="+", metavar="INPUT")
+    predict.add_argument("--output", required=True, help="output folder or URI")
+    predict.add_argument("--text-column", default="text", help="the column to score (text)")
+    predict.add_argument(
+        "--actors", type=int, help="scoring actors (one per CPU, or per GPU, by default)"
+    )
+    predict.add_argument("--threads", type=int, default=1, help="ONNX Runtime threads per actor")
+    predict.add_argument(
+        "--batch-size", type=int, help="rows per model call (256 on CPU, 1024 on GPU)"
+    )
+    predict.set_defaults(command=_predict)
     runs = commands.add_parser(
         "runs",
         help="list the artifacts under an output directory, oldest first",
@@ -413,6 +435,23 @@ def _explain(_, args) -> int:
         except OSError as error:
             raise FulcrumError(f"--html {args.html}: cannot write ({error.strerror})") from None
         print(f"wrote {args.html}")
+    return 0
+
+
+def _predict(_, args) -> int:
+    from fulcrum.predict.run import predict, summary_lines
+
+    summary = predict(
+        args.artifact,
+        args.inputs,
+        args.output,
+        text_column=args.text_column,
+        actors=args.actors,
+        batch_size=args.batch_size,
+        threads=args.threads,
+    )
+    for line in summary_lines(summary):
+        print(line)
     return 0
 
 

@@ -8,7 +8,18 @@ from __future__ import annotations
 
 
 class FulcrumError(Exception):
-    """Base class: the message is meant for the user, as is."""
+    """Base class: the message is meant for the user, as is. It is kept apart from `args`,
+    which Ray Data extends with its retry advice when the error passes through a task."""
+
+    def __init__(self, message: str = "", *args) -> None:
+        super().__init__(message, *args)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+    def __reduce__(self):  # unpickled in the driver from a task's error as it was raised
+        return type(self), (self.message,)
 
 
 class RecipeError(FulcrumError):

@@ -8,7 +8,9 @@ column is read as bytes for that reason: pyarrow refuses a whole CSV block over 
 undecodable byte, and its JSON reader does not check UTF-8 at all; the scorer decodes each
 text itself. Every block also carries the file it came from (SOURCE), each row's number in
 it (ROW: data records from 1, the header excluded) and how far into the file the block ends
-(PROGRESS, a fraction), for the driver's ETA.
+(PROGRESS, a fraction), for the driver's ETA. Blocks are cut to the scorer's batch size
+here, so that Ray Data never has to merge two files' blocks (with different columns) into
+one batch.
 """
 
 from __future__ import annotations
@@ -41,15 +43,24 @@ MAX_CSV_COLUMNS = 4096
 
 
 class CorpusDatasource(FileBasedDatasource):
-    def __init__(self, paths: list[str], *, filesystem, text_column: str, sizes: dict[str, int]):
+    def __init__(
+        self,
+        paths: list[str],
+        *,
+        filesystem,
+        text_column: str,
+        sizes: dict[str, int],
+        block_rows: int,
+    ):
         super().__init__(paths, filesystem=filesystem)
         self.text_column = text_column
         self.sizes = sizes
+        self.block_rows = block_rows
 
     def _open_input_source(self, filesystem, path: str, **open_args):
-        if _format(path) == "parquet":  # its footer is at the end: random access
-            return filesystem.open_input_file(path)
-        return super()._open_input_source(filesystem, path, **open_args)
+        # Random access for all: a Parquet footer is at the end, and tell() (how far into
+        # the file a block ends, for the ETA) is only valid on a seekable file.
+        return filesystem.open_input_file(path)
 
     def _read_stream(self, f, path: str) -> Iterator[pa.Table]:
         kind = _format(path)
@@ -63,11 +74,15 @@ class CorpusDatasource(FileBasedDatasource):
             row += rows
             if REJECT not in table.column_names:
                 table = table.append_column(REJECT, pa.nulls(rows, pa.string()))
-            yield (
+            table = (
                 table.append_column(SOURCE, pa.array([path] * rows, pa.string()))
                 .append_column(ROW, numbers)
                 .append_column(PROGRESS, pa.array([min(1.0, position / size)] * rows))
             )
+            # One block per model call: the scorer takes blocks as they are, never two
+            # files' rows (each with its own columns) in one batch.
+            for start in range(0, rows, self.block_rows):
+                yield table.slice(start, self.block_rows)
 
 
 def _format(path: str) -> str:
@@ -76,15 +91,11 @@ def _format(path: str) -> str:
 
 
 def _with_text(table: pa.Table, path: str, text_column: str) -> pa.Table:
-    """The text column moved to TEXT as bytes; every other column carried as it was read."""
+    """The text column moved to TEXT, as bytes; every other column carried as it was read."""
     if text_column not in table.column_names:
         rejected = REJECT in table.column_names and table.column(REJECT).null_count == 0
         if not rejected:  # a file without the column, not a few bad lines
-            found = ", ".join(name for name in table.column_names if name not in INTERNAL)
-            raise DataError(
-                f"{path}: column {text_column!r} not found (columns: {found or 'none'}); "
-                "name the text column with --text-column"
-            )
+            raise _missing(path, text_column, table.column_names)
         return table.append_column(TEXT, pa.nulls(table.num_rows, pa.binary()))
     index = table.column_names.index(text_column)
     column = table.column(index)
@@ -92,7 +103,15 @@ def _with_text(table: pa.Table, path: str, text_column: str) -> pa.Table:
         if not (pa.types.is_string(column.type) or pa.types.is_large_string(column.type)):
             column = column.cast(pa.string())
         column = column.cast(pa.binary())
-    return table.append_column(TEXT, column.cast(pa.binary()))
+    return table.remove_column(index).append_column(TEXT, column.cast(pa.binary()))
+
+
+def _missing(path: str, text_column: str, names: list[str]) -> DataError:
+    found = ", ".join(name for name in names if name not in INTERNAL)
+    return DataError(
+        f"{path}: column {text_column!r} not found (columns: {found or 'none'}); "
+        "name the text column with --text-column"
+    )
 
 
 # --------------------------------------------------------------------------- formats
@@ -132,6 +151,8 @@ def _csv(delimiter: str):
             table = pa.Table.from_batches([batch])
             if names is None:
                 names = _header(table, path)
+                if text_column not in names:
+                    raise _missing(path, text_column, names)
                 table = table.slice(1)
             table = table.rename_columns(names[: table.num_columns])
             table = pa.table(
@@ -171,12 +192,16 @@ def _header(table: pa.Table, path: str) -> list[str]:
     return names
 
 
-def _decoded(column: pa.ChunkedArray) -> pa.ChunkedArray:
-    """A carried column as text where all of it is UTF-8, else kept as bytes."""
+def _decoded(column: pa.ChunkedArray) -> pa.ChunkedArray | pa.Array:
+    """A carried column as text, a byte that is not UTF-8 replaced (U+FFFD): every block of
+    a file then has the same column types, and only the text column costs a row its answer."""
     try:
         return column.cast(pa.string())
     except pa.ArrowInvalid:
-        return column
+        values = column.to_pylist()
+        return pa.array(
+            [None if raw is None else raw.decode("utf-8", "replace") for raw in values], pa.string()
+        )
 
 
 def _rejects(ragged: list[tuple[str, str]], schema: pa.Schema, text_column: str) -> pa.Table:
@@ -220,23 +245,46 @@ def _json_table(data: bytes, path: str, text_column: str) -> pa.Table:
     for line in data.split(b"\n"):
         if not line.strip():
             continue
+        # Bytes that are not UTF-8 are kept apart (surrogateescape), so that the scorer
+        # can name the bad byte in the text, and the rest of the row is still read.
+        decoded = line.decode("utf-8", errors="surrogateescape")
         as_written = line.decode("utf-8", errors="replace")
         try:
-            record = json.loads(line)
-        except UnicodeDecodeError:
-            records.append({REJECT: "bytes that are not valid UTF-8", text_column: as_written})
-            continue
+            record = json.loads(decoded)
         except json.JSONDecodeError as error:
             records.append({REJECT: f"not valid JSON ({error.msg})", text_column: as_written})
             continue
         if not isinstance(record, dict):
             records.append({REJECT: "not a JSON object", text_column: as_written})
             continue
-        records.append(record)
+        records.append(_readable(record, text_column))
+    # Every row with every key: from_pylist takes its columns from the first row only.
+    names = list(dict.fromkeys(name for record in records for name in record))
+    columns = {name: [record.get(name) for record in records] for name in names}
+    if text_column in columns:
+        columns[text_column] = [_as_bytes(value) for value in columns[text_column]]
     try:
-        return pa.Table.from_pylist(records)
+        return pa.table(columns)
     except (pa.ArrowInvalid, pa.ArrowTypeError) as error:
         raise DataError(f"{path}: its JSON lines do not fit one table ({error})") from None
+
+
+def _readable(record: dict, text_column: str) -> dict:
+    """Strings other than the text with their undecodable bytes replaced (U+FFFD)."""
+    return {
+        name: value.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+        if isinstance(value, str) and name != text_column
+        else value
+        for name, value in record.items()
+    }
+
+
+def _as_bytes(value) -> bytes | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return value.encode("utf-8", "surrogateescape")
+    return json.dumps(value, ensure_ascii=False).encode()
 
 
 def _parquet(f, path: str, text_column: str) -> Iterator[tuple[pa.Table, int]]:
