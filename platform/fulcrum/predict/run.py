@@ -22,8 +22,9 @@ import pyarrow.compute as pc
 from fulcrum.artifacts import open_artifact
 from fulcrum.errors import ArtifactError, DataError, FulcrumError
 from fulcrum.log import VERBOSE, stage_log, verbosity
+from fulcrum.predict.corpus import INTERNAL, PROGRESS, REJECT, ROW, SOURCE
 from fulcrum.predict.output import REJECTS, Output, PartWriter
-from fulcrum.predict.reading import INTERNAL, PROGRESS, REJECT, ROW, SOURCE, CorpusDatasource
+from fulcrum.predict.reading import CorpusDatasource
 from fulcrum.predict.sources import SourceFile, Sources, resolve_inputs
 from fulcrum.storage import is_uri, join
 from fulcrum.train.progress import format_seconds

@@ -13,7 +13,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from fulcrum.predict.reading import INTERNAL, REJECT, TEXT
+from fulcrum.predict.corpus import INTERNAL, REJECT, TEXT
 
 # What the scorer adds to every row; an input column of the same name would be overwritten.
 LABEL = "predicted_label"
