@@ -175,3 +175,27 @@ def test_a_training_artifact_is_refused_with_what_to_run(pipeline, tmp_path, cap
     command = ["predict", str(train_dir), str(tmp_path / "corpus"), "--output", str(tmp_path)]
     assert main(command) == 2
     assert "a train artifact; score with an export artifact" in capsys.readouterr().err
+
+
+def test_a_tagger_writes_entity_spans_as_in_process(ner_trained, tmp_path, capsys):
+    from fulcrum.compress.export import export
+    from fulcrum.inference.predictor import OnnxClassifier
+
+    recipe, trained = ner_trained
+    export_dir = export(recipe, trained.path, tmp_path / "artifacts")
+    sentences = ["Alice3 met Bob7 in Oslo", "nobody here", "Carol1 lives in Oslo"]
+    pq.write_table(pa.table({"sentence": sentences}), tmp_path / "sentences.parquet")
+    output = tmp_path / "scored"
+    command = ["predict", str(export_dir), str(tmp_path / "sentences.parquet")]
+    assert main([*command, "--text-column", "sentence", "--output", str(output)]) == 0
+    capsys.readouterr()
+
+    (table,) = _parts(output).values()
+    assert table.column_names == ["sentence", "entities"]
+    expected = OnnxClassifier(export_dir).tag(sentences)
+    for found, reference in zip(table.column("entities").to_pylist(), expected, strict=True):
+        assert [(e["entity"], e["start"], e["end"], e["text"]) for e in found] == [
+            (e["entity"], e["start"], e["end"], e["text"]) for e in reference["entities"]
+        ]
+        assert np.allclose([e["score"] for e in found], [e["score"] for e in reference["entities"]])
+    assert any(table.column("entities").to_pylist())  # the tiny tagger finds some
