@@ -362,11 +362,40 @@ def _serve(recipe: Recipe, args) -> int:
     name = launch.served_name(artifact)
     base_url = launch.start({name: artifact}, recipe.serve, force=args.force)
     serve_log.info(f"serving {artifact} at {base_url}/v1/models/{name}/predict (Ctrl-C to stop)")
+    return _serve_until_stopped(recipe.serve)
+
+
+class _Terminated(Exception):
+    """SIGTERM: what Docker, Kubernetes and systemd send to stop a service."""
+
+
+def _serve_until_stopped(section) -> int:
+    """Serve until Ctrl-C or SIGTERM, then delete the application: Serve stops routing new
+    requests to it and lets its replicas finish the requests they hold (up to their
+    graceful_shutdown_timeout_s). SIGTERM is a stop asked for, so it ends with exit code 0;
+    without this handler Ray's own prints a stack dump and the process dies mid-request."""
+    import signal
+
+    from fulcrum.serve import launch
+
+    def terminate(signum, frame):
+        raise _Terminated()
+
+    previous = signal.signal(signal.SIGTERM, terminate)
     try:
         while True:
             time.sleep(3600)
+    except _Terminated:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second one must not cut the drain
+        serve_log.info("SIGTERM: draining in-flight requests, then stopping")
+        launch.stop(section)
+        serve_log.info("stopped")
+        return 0
+    except BaseException:
+        launch.stop(section)
+        raise
     finally:
-        launch.stop(recipe.serve)
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _run(recipe: Recipe, args) -> int:
@@ -392,11 +421,7 @@ def _run(recipe: Recipe, args) -> int:
     serve_log.info(f"{base_url}{route} is up ({time.time() - started:.0f}s since start)")
     if not args.probe:
         serve_log.info("serving until Ctrl-C")
-        try:
-            while True:
-                time.sleep(3600)
-        finally:
-            launch.stop(recipe.serve)
+        return _serve_until_stopped(recipe.serve)
     try:
         answer = launch.predict(base_url, recipe.name, args.probe)
         for text, prediction in zip(args.probe, answer["predictions"]):

@@ -5,6 +5,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -146,3 +147,62 @@ def test_serve_refuses_a_missing_export_artifact_before_starting_ray(tmp_path):
     assert result.returncode == 2
     assert "nowhere/r/export: not an artifact (no manifest.json)" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_serve_stops_on_sigterm_after_the_requests_it_holds_with_exit_code_0(
+    pipeline, serve_port, tmp_path
+):
+    """What Docker, Kubernetes and systemd send: the requests in flight when it arrives are
+    answered (or, not yet routed, refused with a status), none cut off, and the process
+    ends with 0 and no stack dump."""
+    import json
+    import signal
+    import urllib.error
+    import urllib.request
+    from concurrent.futures import ThreadPoolExecutor
+
+    recipe, _, export_dir = pipeline
+    raw = recipe.to_dict()
+    raw["serve"] = {**raw["serve"], "app_name": "sigterm", "route_prefix": "/sigterm"}
+    recipe_file = tmp_path / "r.yaml"
+    recipe_file.write_text(yaml.safe_dump(raw))
+    process = subprocess.Popen(
+        [FULCRUM, "serve", str(recipe_file), "--artifact", str(export_dir)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    url = f"http://127.0.0.1:{serve_port}/sigterm/v1/models/tiny/predict"
+
+    def ask(_) -> int:
+        request = urllib.request.Request(
+            url,
+            data=json.dumps({"texts": ["my car has a new wheel"]}).encode(),
+            headers={"Content-Type": "application/json"},
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=60) as response:
+                assert json.loads(response.read())["predictions"][0]["label"]
+                return response.status
+        except urllib.error.HTTPError as error:
+            return error.code
+
+    try:
+        for line in process.stderr:  # up once it says so
+            if "(Ctrl-C to stop)" in line:
+                break
+        assert ask(0) == 200
+        with ThreadPoolExecutor(16) as pool:
+            burst = [pool.submit(ask, index) for index in range(200)]
+            while not any(future.done() for future in burst):
+                time.sleep(0.01)
+            process.send_signal(signal.SIGTERM)
+            statuses = [future.result() for future in burst]  # raises if one was cut
+        stderr = process.communicate(timeout=120)[1]
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 0, stderr
+    assert "SIGTERM received" not in stderr and "Traceback" not in stderr
+    assert "draining in-flight requests" in stderr and "[serve] stopped" in stderr
+    assert statuses.count(200) >= 1 and set(statuses) <= {200, 404, 503}, statuses

@@ -169,6 +169,15 @@ def test_a_missing_text_column_is_named_with_the_columns_found(pipeline, tmp_pat
     assert not (tmp_path / "out" / "rejects.jsonl").exists()
 
 
+def test_an_input_column_named_like_an_answer_is_refused(pipeline, tmp_path, capsys):
+    _, _, export_dir = pipeline
+    (tmp_path / "old.csv").write_text("text,predicted_label\nmy car,car\n")
+    command = ["predict", str(export_dir), str(tmp_path / "old.csv")]
+    assert main([*command, "--output", str(tmp_path / "out")]) == 2
+    said = capsys.readouterr().err
+    assert "old.csv: has a column 'predicted_label', which `fulcrum predict` writes" in said
+
+
 def test_a_training_artifact_is_refused_with_what_to_run(pipeline, tmp_path, capsys):
     _, train_dir, _ = pipeline
     _corpus(tmp_path / "corpus")

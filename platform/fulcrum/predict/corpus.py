@@ -44,6 +44,7 @@ def read_blocks(f, path: str, text_column: str, size: int, block_rows: int) -> I
     """The rows of one file (`f`: a seekable pyarrow file), `block_rows` at most per block."""
     reader = {"csv": _csv(","), "tsv": _csv("\t"), "jsonl": _jsonl, "parquet": _parquet}
     row = 0
+    before = 0  # where the previous chunk ended, in bytes
     for table, position in reader[_format(path)](f, path, text_column):
         table = _with_text(table, path, text_column)
         rows = table.num_rows
@@ -51,10 +52,14 @@ def read_blocks(f, path: str, text_column: str, size: int, block_rows: int) -> I
         row += rows
         if REJECT not in table.column_names:
             table = table.append_column(REJECT, pa.nulls(rows, pa.string()))
+        # How far into the file each row is, spread over the chunk the reader took (4 MB of
+        # JSON is most of a small file): the ETA moves with the rows, not in jumps.
+        spread = [before + (position - before) * (index + 1) / rows for index in range(rows)]
+        before = position
         table = (
             table.append_column(SOURCE, pa.array([path] * rows, pa.string()))
             .append_column(ROW, numbers)
-            .append_column(PROGRESS, pa.array([min(1.0, position / max(1, size))] * rows))
+            .append_column(PROGRESS, pa.array([min(1.0, at / max(1, size)) for at in spread]))
         )
         for start in range(0, rows, block_rows):
             yield table.slice(start, block_rows)

@@ -47,7 +47,6 @@ class Summary:
     rows: int
     rejects: int
     seconds: float  # the whole run, Ray's start and the actors' model loading included
-    scoring_seconds: float = 0.0  # from the first scored block to the last
 
 
 def predict(
@@ -82,11 +81,8 @@ def predict(
     skipped = len(sources.files) - len(todo)
     if skipped:
         log.info(f"{skipped} of {len(sources.files)} file(s) already scored in {out.location}")
-    scoring_seconds = 0.0
     if todo:
-        scoring_seconds = _score(
-            artifact.path, sources, todo, out, text_column, actors, batch_size, threads
-        )
+        _score(artifact.path, sources, todo, out, text_column, actors, batch_size, threads)
     out.complete(sources)
     written = [out.scored[sources.display(file)] for file in todo]
     return Summary(
@@ -96,7 +92,6 @@ def predict(
         rows=sum(entry.rows for entry in written),
         rejects=sum(entry.rejects for entry in written),
         seconds=time.monotonic() - started,
-        scoring_seconds=scoring_seconds,
     )
 
 
@@ -154,7 +149,6 @@ def _score(
             tracker.finished(current[0], out.finish(current[1]))
         for file in pending:  # files with no rows at all: an empty part each
             tracker.finished(file, out.finish(out.writer(sources, file)))
-        return time.monotonic() - (tracker.first_block or time.monotonic())
     except BaseException:
         if current is not None:
             current[1].abandon()
@@ -276,11 +270,8 @@ class _Progress:
         self.files = len(todo)
         self.started = time.monotonic()
         self.last = self.started
-        self.first_block: float | None = None
 
     def advance(self, file: SourceFile, piece: pa.Table) -> None:
-        if self.first_block is None:
-            self.first_block = time.monotonic()
         self.rows += piece.num_rows
         self.current_bytes = file.size * float(piece.column(PROGRESS)[-1].as_py())
         now = time.monotonic()
@@ -311,10 +302,10 @@ def _megabytes(size: int) -> str:
 
 
 def summary_lines(summary: Summary) -> list[str]:
-    rate = summary.rows / max(summary.scoring_seconds, 1e-9)
+    rate = summary.rows / max(summary.seconds, 1e-9)
     lines = [
         f"scored {summary.rows} rows from {summary.files - summary.skipped} file(s) in "
-        f"{format_seconds(summary.seconds)} ({rate:.0f} rows/s once the actors were up)"
+        f"{format_seconds(summary.seconds)} ({rate:.0f} rows/s, start-up included)"
     ]
     if summary.skipped:
         lines.append(f"skipped {summary.skipped} file(s) scored by an earlier run")
