@@ -2,18 +2,19 @@
 process on the same texts, and its memory as the corpus grows.
 
     python benchmarks/predict.py [--parts throughput memory] [--throughput-rows 30000]
-        [--rows 100000 500000 2000000] [--actors 2]
+        [--rows 100000 500000 2000000] [--actors 1 2]
 
 throughput: the FPB model's INT8 variant (serve_load.py's), per-core texts/s in-process
 (one ONNX Runtime thread, batches of 256, as each actor runs it) first, on a quiet machine,
-then `fulcrum predict` over JSONL corpora of the same texts, 10k and 40k rows, one actor per
-core: the extra rows over the extra seconds is its rate with the start-up (Ray, the actors
-loading the model) set aside. The target: at least 0.8x the per-core rate times the cores
+then `fulcrum predict` over JSONL corpora of the same texts, 10k and 40k rows, with 1 actor
+and with one per core: the extra rows over the extra seconds is its rate with the start-up
+(Ray, the actors loading the model) set aside. The target: at least 0.8x the per-core rate times the cores
 the actors use.
 
 memory: `fulcrum predict` as a user runs it (a subprocess with its own local Ray), over
 corpora of 100k to 2M rows in files of 100k; the peak RSS of the driver, of each scoring
-actor and of each reader, sampled every 0.2 s. A tiny random BERT stands in for the model
+actor and of each reader, sampled every 0.5 s, and their own memory (RSS also counts the
+pages of Ray's object store a process has touched: see _memory). A tiny random BERT stands in for the model
 here, so that 2M rows take minutes: what the stream holds does not depend on the model's
 size (the model's own memory is the same at every corpus size).
 """
@@ -43,7 +44,7 @@ def main() -> None:
     parser.add_argument("--parts", nargs="+", default=["throughput", "memory"])
     parser.add_argument("--throughput-rows", type=int, default=40_000)
     parser.add_argument("--rows", type=int, nargs="+", default=[100_000, 500_000, 2_000_000])
-    parser.add_argument("--actors", type=int, default=2)
+    parser.add_argument("--actors", type=int, nargs="+", default=[1, 2])
     args = parser.parse_args()
 
     previous = RESULTS / "predict.json"
@@ -54,7 +55,7 @@ def main() -> None:
         print(throughput_table(results["throughput"]))
         write_results("predict", results)
     if "memory" in args.parts:
-        results["memory"] = memory(args.rows, args.actors)
+        results["memory"] = memory(args.rows, max(args.actors))
         print(memory_table(results["memory"]))
         plot_memory(results["memory"], RESULTS / "predict_memory.png")
         write_results("predict", results)
@@ -63,10 +64,12 @@ def main() -> None:
 # --------------------------------------------------------------------------- throughput
 
 
-def throughput(rows: int, actors: int) -> dict:
+def throughput(rows: int, pools: list[int]) -> dict:
     """`fulcrum predict` over rows/4 and then `rows` rows, each run as a user runs it: the
     rate is the extra rows over the extra seconds, which cancels the start-up (Ray, the
-    actors loading the model) that a corpus of millions of rows does not notice."""
+    actors loading the model) that a corpus of millions of rows does not notice. Once per
+    pool size: with fewer actors than cores, Ray's own processes (raylet, GCS, dashboard,
+    Ray Data's coordinators, the driver) have a core of their own."""
     from serve_load import model_artifacts, validation_texts
 
     from fulcrum.inference import OnnxClassifier
@@ -75,30 +78,38 @@ def throughput(rows: int, actors: int) -> dict:
     texts = validation_texts(train_dir)
     per_core = in_process_rate(OnnxClassifier(variant_dir, threads=1), texts, seconds=15)
     print(f"[predict bench] in-process, 1 thread: {per_core:.0f} texts/s", flush=True)
-    runs = []
-    for size in (rows // 4, rows):
-        corpus = write_corpus(WORK / f"throughput-{size}", texts, size)
-        output = WORK / f"throughput-{size}-scored"
-        shutil.rmtree(output, ignore_errors=True)
-        command = [
-            sys.executable, "-m", "fulcrum", "predict", str(variant_dir), str(corpus),
-            "--output", str(output), "--actors", str(actors),
-        ]  # fmt: skip
-        _, _, seconds = run_sampled(command)
-        runs.append({"rows": size, "seconds": seconds, "rows_per_s": size / seconds})
-        print(f"[predict bench] {size} rows in {seconds:.1f}s", flush=True)
-    rate = (runs[1]["rows"] - runs[0]["rows"]) / (runs[1]["seconds"] - runs[0]["seconds"])
+    rows_out = []
+    for actors in pools:
+        runs = []
+        for size in (rows // 4, rows):
+            corpus = write_corpus(WORK / f"throughput-{size}", texts, size)
+            output = WORK / f"throughput-{size}-scored"
+            shutil.rmtree(output, ignore_errors=True)
+            command = [
+                sys.executable, "-m", "fulcrum", "predict", str(variant_dir), str(corpus),
+                "--output", str(output), "--actors", str(actors),
+            ]  # fmt: skip
+            _, _, seconds = run_sampled(command)
+            runs.append({"rows": size, "seconds": seconds, "rows_per_s": size / seconds})
+            print(f"[predict bench] {actors} actor(s), {size} rows in {seconds:.1f}s", flush=True)
+        rate = (runs[1]["rows"] - runs[0]["rows"]) / (runs[1]["seconds"] - runs[0]["seconds"])
+        rows_out.append(
+            {
+                "runs": runs,
+                "actors": actors,
+                "threads_per_actor": 1,
+                "cores_used": actors,
+                "per_core": per_core,
+                "predict_rows_per_s": rate,
+                "start_up_seconds": runs[0]["seconds"] - runs[0]["rows"] / rate,
+                "ratio_to_per_core_times_cores": rate / (per_core * actors),
+            }
+        )
     return {
         "model": str(variant_dir),
-        "runs": runs,
-        "actors": actors,
-        "threads_per_actor": 1,
-        "cores_used": actors,
         "in_process_per_core_texts_per_s": per_core,
-        "predict_rows_per_s": rate,
-        "start_up_seconds": runs[0]["seconds"] - runs[0]["rows"] / rate,
-        "ratio_to_per_core_times_cores": rate / (per_core * actors),
         "target_ratio": 0.8,
+        "rows": rows_out,
     }
 
 
@@ -117,13 +128,16 @@ def in_process_rate(predictor, texts: list[str], seconds: float) -> float:
 
 
 def throughput_table(result: dict) -> str:
-    row = {
-        "per_core": result["in_process_per_core_texts_per_s"],
-        "cores": result["cores_used"],
-        "ceiling": result["in_process_per_core_texts_per_s"] * result["cores_used"],
-        "predict": result["predict_rows_per_s"],
-        "ratio": result["ratio_to_per_core_times_cores"],
-    }
+    rows = [
+        {
+            "per_core": row["per_core"],
+            "cores": row["cores_used"],
+            "ceiling": row["per_core"] * row["cores_used"],
+            "predict": row["predict_rows_per_s"],
+            "ratio": row["ratio_to_per_core_times_cores"],
+        }
+        for row in result["rows"]
+    ]
     columns = [
         ("per_core", "OnnxClassifier in-process, 1 core: texts/s"),
         ("cores", "cores used by actors"),
@@ -131,7 +145,7 @@ def throughput_table(result: dict) -> str:
         ("predict", "`fulcrum predict`: rows/s (start-up aside)"),
         ("ratio", "ratio (target >= 0.8)"),
     ]
-    return table([row], columns)
+    return table(rows, columns)
 
 
 # --------------------------------------------------------------------------- memory
@@ -175,7 +189,7 @@ def run_sampled(command: list[str]) -> tuple[dict, str, float]:
     lines: list[str] = []
     reader = threading.Thread(target=lambda: lines.extend(process.stdout), daemon=True)
     reader.start()
-    peaks = {"driver_mb": 0.0, "actor_mb": 0.0, "reader_mb": 0.0}
+    peaks = {f"{role}_{kind}": 0.0 for role in ROLES for kind in ("mb", "own_mb")}
     root = psutil.Process(process.pid)
     while process.poll() is None:
         try:
@@ -186,11 +200,12 @@ def run_sampled(command: list[str]) -> tuple[dict, str, float]:
             try:
                 role = _role(member, root)
                 if role:
-                    rss = member.memory_info().rss / 2**20
-                    peaks[role] = max(peaks[role], rss)
+                    rss, own = _memory(member)
+                    peaks[f"{role}_mb"] = max(peaks[f"{role}_mb"], rss)
+                    peaks[f"{role}_own_mb"] = max(peaks[f"{role}_own_mb"], own)
             except (psutil.NoSuchProcess, psutil.AccessDenied):
                 continue
-        time.sleep(0.2)
+        time.sleep(0.5)
     reader.join(timeout=5)
     said = "".join(lines)
     if process.returncode != 0:
@@ -198,14 +213,29 @@ def run_sampled(command: list[str]) -> tuple[dict, str, float]:
     return peaks, said, time.monotonic() - started
 
 
+ROLES = ("driver", "actor", "reader")
+
+
+def _memory(member) -> tuple[float, float]:
+    """(RSS, own) in MiB. RSS counts every page of Ray's object store (/dev/shm/plasma*) the
+    process has touched, and the store hands out fresh pages until all of it (a fixed share
+    of RAM) has been used once, so RSS climbs with the data that passed through, not with
+    what is held. Own: the private pages outside the store, what a leak would grow."""
+    own = 0
+    for mapping in member.memory_maps(grouped=True):
+        if not mapping.path.startswith("/dev/shm/plasma"):
+            own += mapping.private_clean + mapping.private_dirty
+    return member.memory_info().rss / 2**20, own / 2**20
+
+
 def _role(member, root) -> str | None:
     if member.pid == root.pid:
-        return "driver_mb"
+        return "driver"
     title = " ".join(member.cmdline())
     if "MapBatches(Scorer)" in title:
-        return "actor_mb"
+        return "actor"
     if "ReadCorpus" in title:
-        return "reader_mb"
+        return "reader"
     return None
 
 
@@ -258,9 +288,12 @@ def memory_table(rows: list[dict]) -> str:
     columns = [
         ("rows", "rows"),
         ("rows_per_s", "rows/s"),
-        ("driver_mb", "driver peak RSS (MB)"),
-        ("actor_mb", "largest actor peak RSS (MB)"),
-        ("reader_mb", "largest reader peak RSS (MB)"),
+        ("driver_mb", "driver peak RSS (MiB)"),
+        ("actor_mb", "largest actor peak RSS (MiB)"),
+        ("reader_mb", "largest reader peak RSS (MiB)"),
+        ("driver_own_mb", "driver own"),
+        ("actor_own_mb", "actor own"),
+        ("reader_own_mb", "reader own"),
     ]
     return table(rows, columns)
 
@@ -273,11 +306,14 @@ def plot_memory(rows: list[dict], target: Path) -> None:
 
     sizes = [row["rows"] for row in rows]
     figure, axis = plt.subplots(figsize=(6.5, 3.8))
-    for key, name in (("driver_mb", "driver"), ("actor_mb", "actor"), ("reader_mb", "reader")):
-        axis.plot(sizes, [row[key] for row in rows], marker="o", label=name)
+    for role, colour in zip(ROLES, ("tab:blue", "tab:orange", "tab:green"), strict=True):
+        axis.plot(sizes, [row[f"{role}_mb"] for row in rows], "o-", color=colour, label=role)
+        own = [row.get(f"{role}_own_mb") for row in rows]
+        if None not in own:
+            axis.plot(sizes, own, "o--", color=colour, alpha=0.6, label=f"{role}, own")
     axis.set_xscale("log")
     axis.set_xlabel("rows in the corpus")
-    axis.set_ylabel("peak RSS (MB)")
+    axis.set_ylabel("peak RSS (MiB)")
     axis.set_ylim(bottom=0)
     axis.set_title("fulcrum predict: memory as the corpus grows")
     axis.legend()

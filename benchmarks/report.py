@@ -263,6 +263,39 @@ def length_groups() -> str:
     )
 
 
+def predict_throughput() -> str:
+    result = _results("predict")["throughput"]
+    return markdown(
+        [
+            ("OnnxClassifier in-process, 1 thread: texts/s", lambda r: rate(r["per_core"])),
+            ("actors x threads", lambda r: f"{r['actors']} x {r['threads_per_actor']}"),
+            ("ceiling: per-core x cores", lambda r: rate(r["per_core"] * r["cores_used"])),
+            ("`fulcrum predict`: rows/s", lambda r: rate(r["predict_rows_per_s"])),
+            ("ratio (target 0.8)", lambda r: number(r["ratio_to_per_core_times_cores"], 2)),
+            ("start-up s", lambda r: number(r["start_up_seconds"], 1)),
+        ],
+        result["rows"],
+    )
+
+
+def predict_memory() -> str:
+    def own(row: dict) -> str:
+        return " / ".join(number(row[f"{role}_own_mb"]) for role in ("driver", "actor", "reader"))
+
+    return markdown(
+        [
+            ("rows", lambda row: number(row["rows"])),
+            ("wall s", lambda row: number(row["seconds"])),
+            ("rows/s", lambda row: rate(row["rows_per_s"])),
+            ("driver peak RSS MiB", lambda row: number(row["driver_mb"])),
+            ("largest actor peak RSS MiB", lambda row: number(row["actor_mb"])),
+            ("largest reader peak RSS MiB", lambda row: number(row["reader_mb"])),
+            ("own MiB (outside the object store): driver / actor / reader", own),
+        ],
+        _results("predict")["memory"],
+    )
+
+
 TABLES: dict[str, Callable[[], str]] = {
     "train_throughput": train_throughput,
     "peft_methods": peft_methods,
@@ -277,6 +310,8 @@ TABLES: dict[str, Callable[[], str]] = {
     "serve_cpu": serve_cpu,
     "serve_load_two_deployments": serve_load("serve_load_two_deployments"),
     "faithfulness": faithfulness,
+    "predict_throughput": predict_throughput,
+    "predict_memory": predict_memory,
 }
 
 

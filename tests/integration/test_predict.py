@@ -130,24 +130,27 @@ def test_a_second_run_scores_only_what_the_first_did_not_finish(pipeline, tmp_pa
     assert _parts(output)["posts.jsonl"].num_rows == 7
 
 
-def test_an_s3_corpus_is_scored_into_s3(pipeline, s3_bucket, capsys):
+def test_an_s3_corpus_is_scored_into_s3_by_a_model_on_s3(pipeline, s3_bucket, capsys):
     import pyarrow.fs
 
-    from fulcrum.storage import join
+    from fulcrum.storage import join, publish
 
     _, _, export_dir = pipeline
+    model_uri = join(s3_bucket, "models/tiny")  # each actor's node fetches it from there
+    publish(Path(export_dir), model_uri)
     filesystem, _ = pyarrow.fs.FileSystem.from_uri(s3_bucket)
     for day in ("01", "02"):
         with filesystem.open_output_stream(f"fulcrum/corpus/day-{day}/posts.csv") as sink:
             sink.write(("text\n" + "\n".join(TEXTS) + "\n").encode())
     inputs = join(s3_bucket, "corpus/day-*/*.csv")
     output = join(s3_bucket, "scored")
-    assert main(["predict", str(export_dir), inputs, "--output", output]) == 0
+    assert main(["predict", model_uri, inputs, "--output", output]) == 0
     assert f"wrote {output}" in capsys.readouterr().out
 
     with filesystem.open_input_stream("fulcrum/scored/manifest.json") as stream:
         manifest = json.loads(stream.read())
     assert manifest["complete"] and manifest["rows"] == 2 * len(TEXTS)
+    assert manifest["model"]["path"] == model_uri
     assert sorted(manifest["files"]) == [
         "s3://fulcrum/corpus/day-01/posts.csv",
         "s3://fulcrum/corpus/day-02/posts.csv",

@@ -68,8 +68,11 @@ def predict(
             raise DataError(f"{option}: must be at least 1 (got {value})")
     artifact = _export_artifact(artifact_path)
     sources = resolve_inputs(inputs)
+    # What the actors open: a URI stays one (each node fetches the artifact from it); a
+    # local folder must be on every node's disk at the same path (shared storage).
+    where = artifact_path if is_uri(artifact_path) else str(artifact.path.resolve())
     model = {
-        "path": str(artifact.path),
+        "path": where,
         "name": artifact.manifest.name,
         "task": artifact.manifest.task,
         "labels": artifact.labels,
@@ -82,7 +85,7 @@ def predict(
     if skipped:
         log.info(f"{skipped} of {len(sources.files)} file(s) already scored in {out.location}")
     if todo:
-        _score(artifact.path, sources, todo, out, text_column, actors, batch_size, threads)
+        _score(where, sources, todo, out, text_column, actors, batch_size, threads)
     out.complete(sources)
     written = [out.scored[sources.display(file)] for file in todo]
     return Summary(

@@ -88,7 +88,13 @@ class Scorer:
     """One ONNX Runtime session, for `Dataset.map_batches(Scorer, ...)` on an actor pool."""
 
     def __init__(self, artifact_dir: str, text_column: str, threads: int = 1) -> None:
+        import os
+
         from fulcrum.inference.predictor import OnnxClassifier
+
+        # The tokenizer's own thread pool (Rust's rayon, one thread per core by default) would
+        # contend with the other actors for the cores; set before it first tokenises.
+        os.environ.setdefault("RAYON_NUM_THREADS", str(threads))
 
         # One thread per actor and no spinning: the pool's actors fill the cores, and a
         # spinning thread would burn the core a reader or another actor needs.
