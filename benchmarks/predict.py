@@ -313,7 +313,7 @@ def plot_memory(rows: list[dict], target: Path) -> None:
             axis.plot(sizes, own, "o--", color=colour, alpha=0.6, label=f"{role}, own")
     axis.set_xscale("log")
     axis.set_xlabel("rows in the corpus")
-    axis.set_ylabel("peak RSS (MiB)")
+    axis.set_ylabel("peak memory (MiB)")
     axis.set_ylim(bottom=0)
     axis.set_title("fulcrum predict: memory as the corpus grows")
     axis.legend()
