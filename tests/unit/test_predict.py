@@ -235,3 +235,13 @@ def test_two_inputs_with_one_name_get_two_parts(tmp_path):
     output = Output.open(str(tmp_path / "out"), MODEL, "text", [])
     names = {output.part_name(sources, f) for f in sources.files}
     assert len(names) == 2 and all(name.startswith("posts-") for name in names)
+
+
+def test_a_file_with_a_column_an_answer_is_written_to_is_refused(tmp_path):
+    path = tmp_path / "t.csv"
+    path.write_text("text,predicted_label\nmy car,car\n")
+    with pa.OSFile(str(path)) as f, pytest.raises(DataError) as raised:
+        list(read_blocks(f, str(path), "text", 1, 100, reserved=("predicted_label",)))
+    assert "t.csv: has a column 'predicted_label', which `fulcrum predict` writes" in str(
+        raised.value
+    )

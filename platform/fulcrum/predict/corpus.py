@@ -40,13 +40,22 @@ PARQUET_BATCH_ROWS = 8192
 CSV_BLOCK_ROWS = 8192
 
 
-def read_blocks(f, path: str, text_column: str, size: int, block_rows: int) -> Iterator[pa.Table]:
-    """The rows of one file (`f`: a seekable pyarrow file), `block_rows` at most per block."""
+def read_blocks(
+    f, path: str, text_column: str, size: int, block_rows: int, reserved: tuple[str, ...] = ()
+) -> Iterator[pa.Table]:
+    """The rows of one file (`f`: a seekable pyarrow file), `block_rows` at most per block.
+    `reserved`: the columns the answers are written to, which the file must not have."""
     reader = {"csv": _csv(","), "tsv": _csv("\t"), "jsonl": _jsonl, "parquet": _parquet}
     row = 0
     before = 0  # where the previous chunk ended, in bytes
     for table, position in reader[_format(path)](f, path, text_column):
         table = _with_text(table, path, text_column)
+        clash = [name for name in reserved if name in table.column_names]
+        if clash:
+            raise DataError(
+                f"{path}: has a column {clash[0]!r}, which `fulcrum predict` writes its "
+                "answer to; rename it in the input"
+            )
         rows = table.num_rows
         numbers = pa.array(range(row + 1, row + rows + 1), pa.int64())
         row += rows

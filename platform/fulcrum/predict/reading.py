@@ -20,11 +20,13 @@ class CorpusDatasource(FileBasedDatasource):
         text_column: str,
         sizes: dict[str, int],
         block_rows: int,
+        reserved: tuple[str, ...],
     ):
         super().__init__(paths, filesystem=filesystem)
         self.text_column = text_column
         self.sizes = sizes
         self.block_rows = block_rows
+        self.reserved = reserved
 
     def _open_input_source(self, filesystem, path: str, **open_args):
         # Random access for all: a Parquet footer is at the end, and tell() (how far into
@@ -33,4 +35,5 @@ class CorpusDatasource(FileBasedDatasource):
 
     def _read_stream(self, f, path: str) -> Iterator[pa.Table]:
         # One block per model call: the scorer takes blocks as they are.
-        yield from read_blocks(f, path, self.text_column, self.sizes.get(path, 0), self.block_rows)
+        size = self.sizes.get(path, 0)
+        yield from read_blocks(f, path, self.text_column, size, self.block_rows, self.reserved)

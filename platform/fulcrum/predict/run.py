@@ -85,7 +85,7 @@ def predict(
     if skipped:
         log.info(f"{skipped} of {len(sources.files)} file(s) already scored in {out.location}")
     if todo:
-        _score(where, sources, todo, out, text_column, actors, batch_size, threads)
+        _score(model, sources, todo, out, text_column, actors, batch_size, threads)
     out.complete(sources)
     written = [out.scored[sources.display(file)] for file in todo]
     return Summary(
@@ -109,7 +109,7 @@ def _export_artifact(path: str):
 
 
 def _score(
-    artifact_dir, sources: Sources, todo, out: Output, text_column, actors, batch_size, threads
+    model: dict, sources: Sources, todo, out: Output, text_column, actors, batch_size, threads
 ):
     import ray
 
@@ -131,7 +131,7 @@ def _score(
         f"scoring {len(todo)} file(s), {_megabytes(total_bytes)}, with {pool} actor(s) "
         f"on {'GPU' if gpus else 'CPU'}, {rows} rows per batch"
     )
-    dataset = _dataset(artifact_dir, sources, todo, text_column, pool, rows, threads, gpus > 0)
+    dataset = _dataset(model, sources, todo, text_column, pool, rows, threads, gpus > 0)
     tracker = _Progress(todo, total_bytes)
     files = {file.path: file for file in todo}
     pending = iter(todo)
@@ -158,10 +158,10 @@ def _score(
         raise
 
 
-def _dataset(artifact_dir, sources, todo, text_column, pool, rows, threads, gpu: bool):
+def _dataset(model: dict, sources, todo, text_column, pool, rows, threads, gpu: bool):
     import ray.data
 
-    from fulcrum.predict.scoring import Scorer
+    from fulcrum.predict.scoring import Scorer, answer_schema
 
     context = ray.data.DataContext.get_current()
     context.execution_options.preserve_order = True
@@ -171,6 +171,7 @@ def _dataset(artifact_dir, sources, todo, text_column, pool, rows, threads, gpu:
         text_column=text_column,
         sizes={file.path: file.size for file in todo},
         block_rows=rows,
+        reserved=tuple(field.name for field in answer_schema(model["task"], model["labels"])),
     )
     # Readers parse text, far cheaper than scoring it: no CPU claimed, so that the actors can
     # have every core, and two at a time so that they cannot run ahead of the actors.
@@ -178,7 +179,7 @@ def _dataset(artifact_dir, sources, todo, text_column, pool, rows, threads, gpu:
     return dataset.map_batches(
         Scorer,
         fn_constructor_kwargs={
-            "artifact_dir": str(artifact_dir),
+            "artifact_dir": model["path"],
             "text_column": text_column,
             "threads": threads,
         },

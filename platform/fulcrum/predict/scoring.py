@@ -13,10 +13,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from fulcrum.errors import DataError
-from fulcrum.predict.corpus import INTERNAL, REJECT, SOURCE, TEXT
+from fulcrum.predict.corpus import INTERNAL, REJECT, TEXT
 
-# What the scorer adds to every row; an input column of the same name is refused.
+# What the scorer adds to every row; the reader refuses an input with a column so named.
 LABEL = "predicted_label"
 SCORE = "predicted_score"
 PROBABILITIES = "probabilities"
@@ -103,13 +102,6 @@ class Scorer:
         self.fields = answer_schema(self.model.task, self.model.labels)
 
     def __call__(self, batch: pa.Table) -> pa.Table:
-        clash = [field.name for field in self.fields if field.name in batch.column_names]
-        if clash:
-            where = batch.column(SOURCE)[0].as_py() if batch.num_rows else "an input"
-            raise DataError(
-                f"{where}: has a column {clash[0]!r}, which `fulcrum predict` writes its "
-                "answer to; rename it in the input"
-            )
         texts, reasons = decode_texts(batch.column(TEXT))
         earlier = batch.column(REJECT).to_pylist()
         reasons = [before or now for before, now in zip(earlier, reasons, strict=True)]
