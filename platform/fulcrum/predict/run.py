@@ -112,6 +112,7 @@ def _score(
     model: dict, sources: Sources, todo, out: Output, text_column, actors, batch_size, threads
 ):
     import ray
+    import ray.data
 
     from fulcrum.runtime import init_ray, quiet_ray_data
 
@@ -131,6 +132,9 @@ def _score(
         f"scoring {len(todo)} file(s), {_megabytes(total_bytes)}, with {pool} actor(s) "
         f"on {'GPU' if gpus else 'CPU'}, {rows} rows per batch"
     )
+    context = ray.data.DataContext.get_current()
+    in_order = context.execution_options.preserve_order
+    context.execution_options.preserve_order = True  # this run's, given back at its end
     dataset = _dataset(model, sources, todo, text_column, pool, rows, threads, gpus > 0)
     tracker = _Progress(todo, total_bytes)
     files = {file.path: file for file in todo}
@@ -156,6 +160,8 @@ def _score(
         if current is not None:
             current[1].abandon()
         raise
+    finally:
+        context.execution_options.preserve_order = in_order
 
 
 def _dataset(model: dict, sources, todo, text_column, pool, rows, threads, gpu: bool):
@@ -163,8 +169,6 @@ def _dataset(model: dict, sources, todo, text_column, pool, rows, threads, gpu: 
 
     from fulcrum.predict.scoring import Scorer, answer_schema
 
-    context = ray.data.DataContext.get_current()
-    context.execution_options.preserve_order = True
     datasource = CorpusDatasource(
         [file.path for file in todo],
         filesystem=sources.filesystem,
@@ -192,8 +196,9 @@ def _dataset(model: dict, sources, todo, text_column, pool, rows, threads, gpu: 
 
 
 def _blocks(dataset) -> Iterator[pa.Table]:
-    """The scored blocks in input order; a FulcrumError raised in a reader or an actor is
-    raised here as itself, not wrapped in Ray's task errors."""
+    """The scored blocks in input order; a FulcrumError raised in a reader is raised here as
+    itself, not wrapped in Ray's task errors. (One raised in an actor's map_batches call
+    reaches the driver as text only, so every check on the input is made by the reader.)"""
     # Ray Data logs a failed task's traceback before raising it; the error the user sees is
     # the one raised here (all of Ray Data's lines are in its log files, and shown under -v).
     ray_data = logging.getLogger("ray.data")
