@@ -116,7 +116,9 @@ def _arguments() -> argparse.Namespace:
     )
     parser.add_argument("--threads", type=int, default=2, help="CPU share of each server")
     parser.add_argument("--max-batch-size", type=int, default=16)
-    parser.add_argument("--batch-wait-timeout-s", type=float, default=0.01)
+    parser.add_argument(
+        "--batch-wait-timeout-s", type=float, default=0.0, help="serve.batch_wait_timeout_s"
+    )
     parser.add_argument("--skip-autoscaling", action="store_true")
     parser.add_argument(
         "--two-deployments",
@@ -300,8 +302,8 @@ class fulcrum_endpoint:
         found: dict[str, list] = {"proxy": [], "replicas": []}
         for process in psutil.process_iter(["cmdline"]):
             title = " ".join(process.info["cmdline"] or [])
-            if title.startswith("ray::ProxyActor"):
-                found["proxy"].append(process)
+            if title.startswith("ray::ProxyActor") or "haproxy" in title.split(" ")[0]:
+                found["proxy"].append(process)  # Serve's Python proxy, or HAProxy in its place
             elif title.startswith(f"ray::ServeReplica:{self.section.app_name}:"):
                 found["replicas"].append(process)
         return found
