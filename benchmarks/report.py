@@ -234,6 +234,36 @@ def serve_cpu() -> str:
     )
 
 
+def serve_per_core() -> str:
+    """Requests/s per CPU core the servers spent (the client's excluded), one text per
+    request: what a machine with more cores gets, core for core."""
+    runs = {"Python proxy": "serve_load_one_text", "HAProxy": "serve_load_one_text_haproxy"}
+    table_rows = []
+    for ingress, name in runs.items():
+        for row in _results(name)["rows"]:
+            if row["server"] == "pipeline" and ingress != "Python proxy":
+                continue  # the same baseline measured in both runs: shown once
+            spent = sum(ms for part, ms in row["cpu_ms_per_request"].items() if part != "client")
+            label = "pipeline() + uvicorn" if row["server"] == "pipeline" else f"fulcrum, {ingress}"
+            table_rows.append(
+                {
+                    "server": label,
+                    "concurrency": row["concurrency"],
+                    "spent": spent,
+                    "per_core": 1000 / spent,
+                }
+            )
+    return markdown(
+        [
+            ("server", lambda row: row["server"]),
+            ("in flight", lambda row: str(row["concurrency"])),
+            ("server CPU ms/request", lambda row: number(row["spent"], 1)),
+            ("requests/s per core", lambda row: rate(row["per_core"])),
+        ],
+        table_rows,
+    )
+
+
 def faithfulness() -> str:
     results = _results("faithfulness")["results"]
     ig, occlusion = results["integrated_gradients"], results["occlusion"]
@@ -309,6 +339,9 @@ TABLES: dict[str, Callable[[], str]] = {
     "serve_load": serve_load("serve_load"),
     "serve_cpu": serve_cpu,
     "serve_load_two_deployments": serve_load("serve_load_two_deployments"),
+    "serve_load_one_text": serve_load("serve_load_one_text"),
+    "serve_load_one_text_haproxy": serve_load("serve_load_one_text_haproxy"),
+    "serve_per_core": serve_per_core,
     "faithfulness": faithfulness,
     "predict_throughput": predict_throughput,
     "predict_memory": predict_memory,
