@@ -89,7 +89,7 @@ def throughput(rows: int, pools: list[int]) -> dict:
                 sys.executable, "-m", "fulcrum", "predict", str(variant_dir), str(corpus),
                 "--output", str(output), "--actors", str(actors),
             ]  # fmt: skip
-            _, _, seconds = run_sampled(command)
+            seconds = run_timed(command)
             runs.append({"rows": size, "seconds": seconds, "rows_per_s": size / seconds})
             print(f"[predict bench] {actors} actor(s), {size} rows in {seconds:.1f}s", flush=True)
         rate = (runs[1]["rows"] - runs[0]["rows"]) / (runs[1]["seconds"] - runs[0]["seconds"])
@@ -165,14 +165,29 @@ def memory(sizes: list[int], actors: int) -> list[dict]:
             sys.executable, "-m", "fulcrum", "predict", str(model), str(corpus),
             "--output", str(output), "--actors", str(actors), "--batch-size", "1024",
         ]  # fmt: skip
-        peaks, _, seconds = run_sampled(command)
+        peaks, seconds = run_sampled(command)
         rows.append({"rows": size, "seconds": seconds, "rows_per_s": size / seconds, **peaks})
         print(f"[predict bench] {size} rows: {peaks}", flush=True)
         shutil.rmtree(output, ignore_errors=True)
     return rows
 
 
-def run_sampled(command: list[str]) -> tuple[dict, str, float]:
+def run_timed(command: list[str]) -> float:
+    """Wall seconds of `command`, with nothing else running (no memory sampling)."""
+    started = time.monotonic()
+    done = subprocess.run(
+        command,
+        cwd=REPOSITORY,
+        env={**os.environ, "PYTHONPATH": str(REPOSITORY / "platform")},
+        capture_output=True,
+        text=True,
+    )
+    if done.returncode != 0:
+        raise SystemExit(f"{' '.join(command)} failed:\n{done.stdout}{done.stderr}")
+    return time.monotonic() - started
+
+
+def run_sampled(command: list[str]) -> tuple[dict, float]:
     """Run `command`, sampling the RSS of it and of its Ray processes by role until it ends."""
     import psutil
 
@@ -207,10 +222,9 @@ def run_sampled(command: list[str]) -> tuple[dict, str, float]:
                 continue
         time.sleep(0.5)
     reader.join(timeout=5)
-    said = "".join(lines)
     if process.returncode != 0:
-        raise SystemExit(f"{' '.join(command)} failed:\n{said}")
-    return peaks, said, time.monotonic() - started
+        raise SystemExit(f"{' '.join(command)} failed:\n{''.join(lines)}")
+    return peaks, time.monotonic() - started
 
 
 ROLES = ("driver", "actor", "reader")

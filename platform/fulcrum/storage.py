@@ -130,7 +130,7 @@ def publish(local_dir: Path, uri: str) -> None:
         _delete_tree(filesystem, root)
         files = sorted(p for p in local_dir.rglob("*") if p.is_file() and p.name != MANIFEST)
         for path in [*files, local_dir / MANIFEST]:
-            _upload(filesystem, path, f"{root}/{path.relative_to(local_dir).as_posix()}")
+            upload_file(filesystem, path, f"{root}/{path.relative_to(local_dir).as_posix()}")
     except OSError as error:
         raise ArtifactError(
             f"{uri}: could not upload the artifact ({error}); nothing was published, and no "
@@ -223,7 +223,7 @@ def _read(filesystem, path: str) -> bytes | None:
         return None
 
 
-def _upload(filesystem, source: Path, path: str) -> None:
+def upload_file(filesystem, source: Path, path: str) -> None:
     filesystem.create_dir(path.rsplit("/", 1)[0], recursive=True)
     with open(source, "rb") as handle, filesystem.open_output_stream(path) as sink:
         shutil.copyfileobj(handle, sink, 1 << 20)

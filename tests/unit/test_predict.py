@@ -18,8 +18,9 @@ from fulcrum.predict.sources import resolve_inputs
 
 
 def _read(path, text_column="text", block_rows=1000) -> list[pa.Table]:
+    (file,) = resolve_inputs([str(path)]).files
     with pa.OSFile(str(path)) as f:
-        return list(read_blocks(f, str(path), text_column, path.stat().st_size, block_rows))
+        return list(read_blocks(f, file.path, file.format, file.size, text_column, block_rows))
 
 
 def _rows(path, **options) -> list[dict]:
@@ -241,7 +242,7 @@ def test_a_file_with_a_column_an_answer_is_written_to_is_refused(tmp_path):
     path = tmp_path / "t.csv"
     path.write_text("text,predicted_label\nmy car,car\n")
     with pa.OSFile(str(path)) as f, pytest.raises(DataError) as raised:
-        list(read_blocks(f, str(path), "text", 1, 100, reserved=("predicted_label",)))
+        list(read_blocks(f, str(path), "csv", 1, "text", 100, reserved=("predicted_label",)))
     assert "t.csv: has a column 'predicted_label', which `fulcrum predict` writes" in str(
         raised.value
     )

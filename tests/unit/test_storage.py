@@ -108,7 +108,7 @@ def test_a_failed_upload_publishes_nothing_and_the_local_copy_is_dropped(bucket,
     target = storage.output_root(uri) / "demo" / "train"
     publish(target, {"a.bin": "one"})
     uploads = []
-    real_upload = storage._upload
+    real_upload = storage.upload_file
 
     def failing_upload(filesystem, source, path):
         if uploads:
@@ -116,7 +116,7 @@ def test_a_failed_upload_publishes_nothing_and_the_local_copy_is_dropped(bucket,
         uploads.append(path)
         real_upload(filesystem, source, path)
 
-    monkeypatch.setattr(storage, "_upload", failing_upload)
+    monkeypatch.setattr(storage, "upload_file", failing_upload)
     with pytest.raises(
         ArtifactError, match="could not upload the artifact .*nothing was published"
     ):

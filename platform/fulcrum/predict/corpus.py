@@ -25,7 +25,6 @@ import pyarrow as pa
 import pyarrow.json as pajson
 import pyarrow.parquet as pq
 
-from fulcrum.data.readers import EXTENSIONS
 from fulcrum.errors import DataError
 
 TEXT = "__fulcrum_text"
@@ -41,14 +40,21 @@ CSV_BLOCK_ROWS = 8192
 
 
 def read_blocks(
-    f, path: str, text_column: str, size: int, block_rows: int, reserved: tuple[str, ...] = ()
+    f,
+    path: str,
+    kind: str,
+    size: int,
+    text_column: str,
+    block_rows: int,
+    reserved: tuple[str, ...] = (),
 ) -> Iterator[pa.Table]:
-    """The rows of one file (`f`: a seekable pyarrow file), `block_rows` at most per block.
-    `reserved`: the columns the answers are written to, which the file must not have."""
+    """The rows of one file (`f`: a seekable pyarrow file of `kind` csv, tsv, jsonl or
+    parquet, `size` bytes), `block_rows` at most per block. `reserved`: the columns the
+    answers are written to, which the file must not have."""
     reader = {"csv": _csv(","), "tsv": _csv("\t"), "jsonl": _jsonl, "parquet": _parquet}
     row = 0
     before = 0  # where the previous chunk ended, in bytes
-    for table, position in reader[_format(path)](f, path, text_column):
+    for table, position in reader[kind](f, path, text_column):
         table = _with_text(table, path, text_column)
         clash = [name for name in reserved if name in table.column_names]
         if clash:
@@ -72,11 +78,6 @@ def read_blocks(
         )
         for start in range(0, rows, block_rows):
             yield table.slice(start, block_rows)
-
-
-def _format(path: str) -> str:
-    suffix = "." + path.rsplit(".", 1)[-1].lower() if "." in path else ""
-    return EXTENSIONS[suffix]
 
 
 def _with_text(table: pa.Table, path: str, text_column: str) -> pa.Table:

@@ -29,9 +29,15 @@ import pyarrow.parquet as pq
 from fulcrum.artifacts import write_text_atomic
 from fulcrum.errors import DataError
 from fulcrum.predict.sources import SourceFile, Sources
-from fulcrum.storage import filesystem_and_path, is_uri, join
+from fulcrum.storage import (
+    MANIFEST,
+    filesystem_and_path,
+    is_uri,
+    join,
+    read_manifest_bytes,
+    upload_file,
+)
 
-MANIFEST = "manifest.json"
 REJECTS = "rejects.jsonl"
 KIND = "predictions"
 
@@ -82,7 +88,7 @@ class Output:
         return entry is not None and entry.size == file.size
 
     def _resume(self, earlier: dict[str, Any]) -> None:
-        where = self._display(MANIFEST)
+        where = self.where(MANIFEST)
         if earlier.get("kind") != KIND:
             raise DataError(f"{where}: not a `fulcrum predict` output; choose another --output")
         before = earlier.get("model", {}).get("sha256")
@@ -155,7 +161,8 @@ class Output:
 
     # ---------------------------------------------------------------- storage
 
-    def _display(self, relative: str) -> str:
+    def where(self, relative: str) -> str:
+        """A file of OUT as the user would write it."""
         return (
             join(self.location, relative)
             if is_uri(self.location)
@@ -171,11 +178,9 @@ class Output:
         filesystem, root = filesystem_and_path(self.location)
         path = f"{root}/{relative}"
         try:
-            filesystem.create_dir(path.rsplit("/", 1)[0], recursive=True)
-            with open(staged, "rb") as handle, filesystem.open_output_stream(path) as sink:
-                shutil.copyfileobj(handle, sink, 1 << 20)
+            upload_file(filesystem, staged, path)
         except OSError as error:
-            raise DataError(f"{self._display(relative)}: cannot write ({error})") from None
+            raise DataError(f"{self.where(relative)}: cannot write ({error})") from None
         staged.unlink()
 
     def _read(self, relative: str) -> bytes:
@@ -186,15 +191,14 @@ class Output:
             return stream.read()
 
     def _read_manifest(self) -> dict[str, Any] | None:
-        try:
-            raw = self._read(MANIFEST)
-        except (FileNotFoundError, OSError):
+        raw = read_manifest_bytes(self.location)
+        if raw is None:
             return None
         try:
             return json.loads(raw)
         except ValueError:
             raise DataError(
-                f"{self._display(MANIFEST)}: not readable JSON; choose another --output"
+                f"{self.where(MANIFEST)}: not readable JSON; choose another --output"
             ) from None
 
 

@@ -9,22 +9,22 @@ import pyarrow as pa
 from ray.data.datasource.file_based_datasource import FileBasedDatasource
 
 from fulcrum.predict.corpus import read_blocks
+from fulcrum.predict.sources import SourceFile
 
 
 class CorpusDatasource(FileBasedDatasource):
     def __init__(
         self,
-        paths: list[str],
+        files: list[SourceFile],
         *,
         filesystem,
         text_column: str,
-        sizes: dict[str, int],
         block_rows: int,
         reserved: tuple[str, ...],
     ):
-        super().__init__(paths, filesystem=filesystem)
+        super().__init__([file.path for file in files], filesystem=filesystem)
+        self.files = {file.path: file for file in files}
         self.text_column = text_column
-        self.sizes = sizes
         self.block_rows = block_rows
         self.reserved = reserved
 
@@ -35,5 +35,7 @@ class CorpusDatasource(FileBasedDatasource):
 
     def _read_stream(self, f, path: str) -> Iterator[pa.Table]:
         # One block per model call: the scorer takes blocks as they are.
-        size = self.sizes.get(path, 0)
-        yield from read_blocks(f, path, self.text_column, size, self.block_rows, self.reserved)
+        file = self.files[path]
+        yield from read_blocks(
+            f, path, file.format, file.size, self.text_column, self.block_rows, self.reserved
+        )

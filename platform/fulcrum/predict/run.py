@@ -11,7 +11,6 @@ rewritten. That is what makes an interrupted run resumable file by file.
 from __future__ import annotations
 
 import logging
-import os
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -26,7 +25,7 @@ from fulcrum.predict.corpus import INTERNAL, PROGRESS, REJECT, ROW, SOURCE
 from fulcrum.predict.output import REJECTS, Output, PartWriter
 from fulcrum.predict.reading import CorpusDatasource
 from fulcrum.predict.sources import SourceFile, Sources, resolve_inputs
-from fulcrum.storage import is_uri, join
+from fulcrum.storage import is_uri
 from fulcrum.train.progress import format_seconds
 
 log = stage_log("predict")
@@ -47,6 +46,7 @@ class Summary:
     rows: int
     rejects: int
     seconds: float  # the whole run, Ray's start and the actors' model loading included
+    rejects_file: str
 
 
 def predict(
@@ -95,6 +95,7 @@ def predict(
         rows=sum(entry.rows for entry in written),
         rejects=sum(entry.rejects for entry in written),
         seconds=time.monotonic() - started,
+        rejects_file=out.where(REJECTS),
     )
 
 
@@ -129,7 +130,7 @@ def _score(
         )
     total_bytes = sum(file.size for file in todo)
     log.info(
-        f"scoring {len(todo)} file(s), {_megabytes(total_bytes)}, with {pool} actor(s) "
+        f"scoring {len(todo)} file(s), {total_bytes / 1e6:.1f} MB, with {pool} actor(s) "
         f"on {'GPU' if gpus else 'CPU'}, {rows} rows per batch"
     )
     context = ray.data.DataContext.get_current()
@@ -170,10 +171,9 @@ def _dataset(model: dict, sources, todo, text_column, pool, rows, threads, gpu: 
     from fulcrum.predict.scoring import Scorer, answer_schema
 
     datasource = CorpusDatasource(
-        [file.path for file in todo],
+        todo,
         filesystem=sources.filesystem,
         text_column=text_column,
-        sizes={file.path: file.size for file in todo},
         block_rows=rows,
         reserved=tuple(field.name for field in answer_schema(model["task"], model["labels"])),
     )
@@ -234,12 +234,7 @@ def _runs(block: pa.Table) -> Iterator[tuple[str, pa.Table]]:
     """The block cut where its rows pass from one file to the next (a batch may span two)."""
     if block.num_rows == 0:
         return
-    sources = block.column(SOURCE)
-    first = sources[0].as_py()
-    if pc.all(pc.equal(sources, first)).as_py():
-        yield first, block
-        return
-    values = sources.to_pylist()
+    values = block.column(SOURCE).to_pylist()
     start = 0
     for index in range(1, len(values) + 1):
         if index == len(values) or values[index] != values[start]:
@@ -306,10 +301,6 @@ class _Progress:
         )
 
 
-def _megabytes(size: int) -> str:
-    return f"{size / 1e6:.1f} MB"
-
-
 def summary_lines(summary: Summary) -> list[str]:
     rate = summary.rows / max(summary.seconds, 1e-9)
     lines = [
@@ -320,8 +311,7 @@ def summary_lines(summary: Summary) -> list[str]:
         lines.append(f"skipped {summary.skipped} file(s) scored by an earlier run")
     if summary.rejects:
         lines.append(
-            f"{summary.rejects} row(s) not scored: their reasons are in "
-            f"{join(summary.output, REJECTS) if is_uri(summary.output) else os.path.join(summary.output, REJECTS)}"
+            f"{summary.rejects} row(s) not scored: their reasons are in {summary.rejects_file}"
         )
     lines.append(f"wrote {summary.output}")
     return lines

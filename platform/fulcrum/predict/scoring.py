@@ -9,10 +9,13 @@ row and not the block around it.
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from fulcrum.inference.predictor import OnnxClassifier, softmax
 from fulcrum.predict.corpus import INTERNAL, REJECT, TEXT
 
 # What the scorer adds to every row; the reader refuses an input with a column so named.
@@ -51,8 +54,8 @@ def decode_texts(texts: pa.ChunkedArray | pa.Array) -> tuple[list[str | None], l
     try:
         values = texts.cast(pa.string()).to_pylist()  # the common case: all of it UTF-8
     except pa.ArrowInvalid:
-        values = [None if raw is None else _decoded_or_none(raw) for raw in texts.to_pylist()]
         raws = texts.to_pylist()
+        values = [None if raw is None else _decoded_or_none(raw) for raw in raws]
     else:
         raws = None
     reasons: list[str | None] = []
@@ -87,10 +90,6 @@ class Scorer:
     """One ONNX Runtime session, for `Dataset.map_batches(Scorer, ...)` on an actor pool."""
 
     def __init__(self, artifact_dir: str, text_column: str, threads: int = 1) -> None:
-        import os
-
-        from fulcrum.inference.predictor import OnnxClassifier
-
         # The tokenizer's own thread pool (Rust's rayon, one thread per core by default) would
         # contend with the other actors for the cores; set before it first tokenises.
         os.environ.setdefault("RAYON_NUM_THREADS", str(threads))
@@ -127,9 +126,7 @@ class Scorer:
             return {ENTITIES: pa.array(entities, self.fields[0].type)}
         probabilities = np.full((total, len(self.model.labels)), np.nan, dtype=np.float32)
         if texts:
-            logits = self.model.logits(texts)
-            shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
-            probabilities[rows] = shifted / shifted.sum(axis=1, keepdims=True)
+            probabilities[rows] = softmax(self.model.logits(texts))
         valid = np.zeros(total, dtype=bool)
         valid[rows] = True
         mask = pa.array(~valid)
