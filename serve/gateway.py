@@ -40,6 +40,12 @@ class Prediction(BaseModel):
     label: str
     score: float
     probabilities: dict[str, float]
+    out_of_scope: bool | None = Field(
+        None, description="None of the labels fits (models with out-of-scope detection)."
+    )
+    in_scope_score: float | None = Field(
+        None, description="The score compared with the model's out-of-scope threshold."
+    )
 
 
 class Entity(BaseModel):

@@ -163,5 +163,7 @@ def describe(name: str, predictor) -> dict[str, Any]:
         "deployable": manifest.deployable,
         "variant": manifest.variant_name,
         "metrics": {key: metrics[key] for key in ("validation", "test") if key in metrics},
+        # How "out of scope" is decided (score, threshold, trained class); None: never.
+        "out_of_scope": manifest.out_of_scope,
         "lineage": lineage(predictor.artifact.path),
     }

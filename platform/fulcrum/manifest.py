@@ -66,6 +66,8 @@ class TrainManifest(Manifest):
     # Findings about whether the model learned (fulcrum.diagnosis), each with `blocking`.
     warnings: list[dict[str, Any]] = []
     model_overrides: dict[str, Any] = {}
+    # fulcrum.out_of_scope.Detector.to_dict(), calibrated on this model; None: off.
+    out_of_scope: dict[str, Any] | None = None
     split_sizes: dict[str, int]
     deepspeed: dict[str, Any]
 
@@ -84,6 +86,8 @@ class ExportManifest(Manifest):
     warnings: list[dict[str, Any]] = []
     # A compressed variant's settings (its name goes into the name it is served under).
     variant: dict[str, Any] | None = None
+    # Out-of-scope detection calibrated on this model's own validation scores; None: off.
+    out_of_scope: dict[str, Any] | None = None
 
     @property
     def version(self) -> str:

@@ -27,7 +27,17 @@ log = stage_log("run")
 # The recipe sections each stage reads; these are also the stages `--rerun` may force. Tune
 # skips itself (its artifact carries the whole recipe's hash), so it is not listed.
 STAGE_SECTIONS = {
-    "train": ("seed", "data", "model", "task", "peft", "train", "augment", "distill"),
+    "train": (
+        "seed",
+        "data",
+        "model",
+        "task",
+        "peft",
+        "train",
+        "augment",
+        "distill",
+        "out_of_scope",
+    ),
     "export": ("export",),
     "compress": ("compress",),
 }
@@ -140,11 +150,11 @@ def _trained(run: PipelineRun, recipe: Recipe, output_dir) -> Path:
     """The training artifact to export: the campaign's best trial when the recipe has a
     tune section (the campaign skips itself when finished), else the recipe's own."""
     if recipe.tune is None:
-        from fulcrum.data import load_splits
+        from fulcrum.data import recipe_splits
         from fulcrum.train.stage import train
 
         target = artifact_dir(recipe, "train", output_dir)
-        splits = load_splits(recipe.data, recipe.seed, recipe.task.type)
+        splits = recipe_splits(recipe)
         teacher = Path(recipe.distill.teacher) if recipe.distill else None
         reason = stale_reason(
             target, "train", recipe, STAGE_SECTIONS["train"], teacher, splits.fingerprint

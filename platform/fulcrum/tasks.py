@@ -79,14 +79,24 @@ def evaluate_with_confusion(
     task: Task,
     label_names: list[str],
     device="cpu",
+    keep_logits: list | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(counts, gold x predicted confusion) in one pass: what an artifact reports."""
+    """(counts, gold x predicted confusion) in one pass: what an artifact reports. A list
+    passed as `keep_logits` receives each batch's logits."""
     total = task.empty_counts(label_names)
     confusion = np.zeros((len(label_names), len(label_names)), dtype=np.int64)
     for logits, batch in _logits(forward, batches, device):
         total += task.count(logits, batch, label_names)
         confusion += task.confusion(logits, batch, label_names)
+        if keep_logits is not None:
+            keep_logits.append(logits)
     return total, confusion
+
+
+@torch.no_grad()
+def batch_logits(forward: Callable[..., Any], batches: Iterable[Batch], device="cpu"):
+    """Each batch's logits, labelled or not."""
+    return [logits for logits, _ in _logits(forward, batches, device)]
 
 
 def _logits(forward, batches: Iterable[Batch], device):

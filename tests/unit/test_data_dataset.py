@@ -49,6 +49,22 @@ def test_evaluation_label_unseen_in_training(tmp_path):
         load_splits(DataSection(train=str(train), test=str(test)), seed=0)
 
 
+def test_with_out_of_scope_detection_unseen_labels_are_kept_apart_as_texts(tmp_path):
+    train = write_keyword_csv(tmp_path / "train.csv", rows_per_label=5)
+    test = tmp_path / "test.csv"
+    test.write_text("text,label\nsomething,apple\nnew thing,boat\nhello,oos\n")
+    splits = load_splits(DataSection(train=str(train), test=str(test)), seed=0, unseen_allowed=True)
+    assert splits.test.column("text").to_pylist() == ["something"]
+    assert splits.unseen["test"].to_pylist() == [{"text": "new thing"}, {"text": "hello"}]
+    assert "validation" not in splits.unseen  # carved from train: every label is known
+    # Turning detection on changes what the splits hold, so it changes the fingerprint.
+    section = DataSection(path=str(train))
+    assert (
+        load_splits(section, seed=0).fingerprint
+        != load_splits(section, seed=0, unseen_allowed=True).fingerprint
+    )
+
+
 def test_fingerprint_follows_bytes_and_split_settings(tmp_path):
     path = write_keyword_csv(tmp_path / "d.csv", rows_per_label=10)
     base = load_splits(DataSection(path=str(path)), seed=0).fingerprint

@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from fulcrum.artifacts import (
     Artifact,
     artifact_dir,
@@ -25,19 +27,28 @@ from fulcrum.artifacts import (
     write_json_atomic,
     write_manifest,
 )
-from fulcrum.compress.gate import GateSplit, Tolerance, evaluate_variant, prepare_splits, verdict
+from fulcrum.compress.gate import (
+    GATE_BATCH,
+    GateSplit,
+    Tolerance,
+    evaluate_variant,
+    prepare_splits,
+    session_logits,
+    verdict,
+)
 from fulcrum.compress.onnx_export import export_onnx, export_onnx_for_fusion
 from fulcrum.compress.variants import build_variant
-from fulcrum.data import load_splits
+from fulcrum.data import recipe_splits
 from fulcrum.data.dataset import LabelledSplits
 from fulcrum.errors import ArtifactError
 from fulcrum.inference.session import open_session
 from fulcrum.log import stage_log
 from fulcrum.models.classifier import load_tokenizer
 from fulcrum.models.families import FUSABLE_MODEL_TYPES
+from fulcrum.out_of_scope import describe, measure
 from fulcrum.recipe import CompressVariant, Recipe
 from fulcrum.tasks import TASKS, Task
-from fulcrum.train.merge import MERGED_DIR, TOKENIZER_DIR, load_merged
+from fulcrum.train.merge import MERGED_DIR, TOKENIZER_DIR, load_merged, table_batches
 
 log = stage_log("compress")
 
@@ -54,6 +65,9 @@ class Parent:
     tokenizer: Any
     model_config: dict[str, Any]
     gate_splits: dict[str, GateSplit]
+    # Per split, collated batches of the texts whose labels training never saw (out of
+    # scope by definition; only with out-of-scope detection on).
+    unseen_batches: dict[str, list[dict[str, Any]]]
 
     @property
     def labels(self) -> list[str]:
@@ -75,7 +89,7 @@ def open_parent(
     artifact = open_artifact(train_dir or artifact_dir(recipe, "train", output_dir), kind="train")
     trained_with = Recipe.model_validate(artifact.manifest.settled_recipe)
     task = TASKS[trained_with.task.type]
-    splits = load_splits(trained_with.data, trained_with.seed, task.name)
+    splits = recipe_splits(trained_with)
     if splits.fingerprint != artifact.manifest.data_fingerprint:
         raise ArtifactError(
             f"{artifact.path}: the data changed since this model was trained "
@@ -92,7 +106,22 @@ def open_parent(
         artifact.labels,
     )
     model_config = json.loads(artifact.file(f"{MERGED_DIR}/config.json").read_text())
-    return Parent(artifact, trained_with, task, splits, model, tokenizer, model_config, gate_splits)
+    collate = task.make_collate(tokenizer, trained_with.model.max_length)
+    unseen_batches = {
+        split: [collate(batch) for batch in table_batches(table, GATE_BATCH)]
+        for split, table in splits.unseen.items()
+    }
+    return Parent(
+        artifact,
+        trained_with,
+        task,
+        splits,
+        model,
+        tokenizer,
+        model_config,
+        gate_splits,
+        unseen_batches,
+    )
 
 
 def export_fp32(parent: Parent, target: Path, opset: int) -> tuple[list[str], str]:
@@ -114,6 +143,8 @@ class Built:
     gate: dict[str, Any]  # per split: evaluate_variant's report
     deployable: bool
     reasons: list[str]  # why it is not deployable; empty when it is
+    # fulcrum.out_of_scope.measure's report on this variant's own scores; None: off.
+    out_of_scope: dict[str, Any] | None = None
 
 
 def build_and_gate(
@@ -145,8 +176,33 @@ def build_and_gate(
 
 def _judge(variant, target, parent: Parent, tolerance: Tolerance, threads: int, steps) -> Built:
     session = open_session(target, threads)
-    gate = evaluate_variant(session, parent.gate_splits, parent.task, parent.labels, parent.metric)
-    return Built(steps, session, gate, *verdict(gate, variant.kind, tolerance))
+    gate, logits = evaluate_variant(
+        session, parent.gate_splits, parent.task, parent.labels, parent.metric
+    )
+    deployable, reasons = verdict(gate, variant.kind, tolerance)
+    return Built(steps, session, gate, deployable, reasons, _out_of_scope(parent, session, logits))
+
+
+def _out_of_scope(parent: Parent, session, logits: dict[str, list]) -> dict[str, Any] | None:
+    """The detector recalibrated on this variant's own validation scores: INT8 moves them."""
+    settings = parent.trained_with.out_of_scope
+    if settings is None:
+        return None
+    report = measure(
+        settings,
+        parent.labels,
+        {split: np.concatenate(batches) for split, batches in logits.items()},
+        {
+            split: np.concatenate([batch["labels"].numpy() for batch in item.batches])
+            for split, item in parent.gate_splits.items()
+        },
+        {
+            split: np.concatenate([session_logits(session, batch) for batch in batches])
+            for split, batches in parent.unseen_batches.items()
+        },
+    )
+    log.info(describe(report, "test" if "test" in logits else "validation"))
+    return report
 
 
 def write_variant(
@@ -164,7 +220,6 @@ def write_variant(
     export stage's model."""
     shutil.copytree(parent.artifact.file(TOKENIZER_DIR), folder / "tokenizer")
     write_json_atomic(folder / "labels.json", {"labels": parent.labels})
-    write_json_atomic(folder / "metrics.json", metrics)
     extra = {
         "task": parent.task.name,
         "max_length": parent.max_length,
@@ -175,6 +230,10 @@ def write_variant(
         # What training found about whether the model learned travels with it.
         "warnings": parent.artifact.manifest.warnings,
     }
+    if built.out_of_scope is not None:
+        extra["out_of_scope"] = built.out_of_scope["detector"]
+        metrics = metrics | {"out_of_scope": built.out_of_scope}
+    write_json_atomic(folder / "metrics.json", metrics)
     if variant is not None:
         extra["variant"] = variant
     write_manifest(

@@ -48,17 +48,16 @@ def prepare_splits(
 
 def evaluate_variant(
     session, splits: dict[str, GateSplit], task: Task, labels: list[str], metric: str
-) -> dict[str, Any]:
+) -> tuple[dict[str, Any], dict[str, list[np.ndarray]]]:
     """Per split: the variant's metrics, the parent's, the metric drop in points, the largest
-    |logit difference| (over real tokens only) and how often the two predict the same."""
-    input_names = [item.name for item in session.get_inputs()]
+    |logit difference| (over real tokens only) and how often the two predict the same; and
+    the variant's logits, batch by batch."""
     report: dict[str, Any] = {}
+    kept: dict[str, list[np.ndarray]] = {}
     for name, split in splits.items():
         logits, differences, agreements = [], [], []
         for batch, reference in zip(split.batches, split.reference_logits, strict=True):
-            features = _features(batch)
-            feed = {key: features[key].numpy().astype(np.int64) for key in input_names}
-            out = session.run(["logits"], feed)[0].astype(np.float32)
+            out = session_logits(session, batch)
             logits.append(out)
             difference = np.abs(out - reference)
             predicted, expected = out.argmax(-1), reference.argmax(-1)
@@ -77,7 +76,16 @@ def evaluate_variant(
             "max_abs_logit_diff": max(differences),
             "prediction_agreement": float(np.concatenate(agreements).mean()),
         }
-    return report
+        kept[name] = logits
+    return report, kept
+
+
+def session_logits(session, batch: dict[str, Any]) -> np.ndarray:
+    """An ONNX Runtime session's logits for one collated batch."""
+    features = _features(batch)
+    names = [item.name for item in session.get_inputs()]
+    feed = {key: features[key].numpy().astype(np.int64) for key in names}
+    return session.run(["logits"], feed)[0].astype(np.float32)
 
 
 @dataclass(frozen=True)

@@ -3,6 +3,10 @@
 Sequence classification gives columns `text` (string) and `label` (int64 id); token
 classification gives `tokens` (list of strings) and `label` (list of int64 tag ids). Either
 way `label` indexes `label_names`, which is what every artifact records.
+
+With out-of-scope detection on (the recipe's `out_of_scope:` section), validation and test
+rows whose label training never saw are not an error: they are kept apart, text only, in
+`unseen`, as the out-of-scope examples the detector is calibrated and measured on.
 """
 
 from __future__ import annotations
@@ -10,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -18,11 +22,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from fulcrum.artifacts import sha256_file
-from fulcrum.data.readers import LABEL, read_labelled_file
+from fulcrum.data.readers import LABEL, TEXT, read_labelled_file
 from fulcrum.data.splits import stratified_split
 from fulcrum.data.tagged import TAGS, TOKENS, read_tagged_file, tag_order
 from fulcrum.errors import DataError
-from fulcrum.recipe import DataSection
+from fulcrum.recipe import DataSection, Recipe
 from fulcrum.words import join_words
 
 SPLITS = ("train", "validation", "test")
@@ -35,6 +39,8 @@ class LabelledSplits:
     test: pa.Table
     label_names: list[str]
     fingerprint: str
+    # Per split, the texts whose labels training never saw (out-of-scope detection only).
+    unseen: dict[str, pa.Table] = field(default_factory=dict)
 
     def sizes(self) -> dict[str, int]:
         return {name: getattr(self, name).num_rows for name in SPLITS}
@@ -50,8 +56,18 @@ class _Source:
     strata: Callable[[pa.Table], np.ndarray]
 
 
+def recipe_splits(recipe: Recipe) -> LabelledSplits:
+    """The splits a recipe trains and is measured on."""
+    return load_splits(
+        recipe.data, recipe.seed, recipe.task.type, unseen_allowed=recipe.out_of_scope is not None
+    )
+
+
 def load_splits(
-    data: DataSection, seed: int, task: str = "sequence_classification"
+    data: DataSection,
+    seed: int,
+    task: str = "sequence_classification",
+    unseen_allowed: bool = False,
 ) -> LabelledSplits:
     source = SOURCES[task]
     first_path = data.path or data.train
@@ -68,29 +84,40 @@ def load_splits(
     )
     parts = {"train": encoded.take(train_rows)}
     sources = [first_path]
+    unseen = {}
     for split, carved_rows in (("validation", validation_rows), ("test", test_rows)):
         path = getattr(data, split) if data.path is None else None
         if path is None:
             parts[split] = encoded.take(carved_rows)
-        else:
-            parts[split] = source.encode(source.read(data, path), names, path)
-            sources.append(path)
+            continue
+        table = source.read(data, path)
+        if unseen_allowed:
+            table, unseen[split] = _split_unseen(table, names)
+        parts[split] = source.encode(table, names, path)
+        sources.append(path)
     if parts["validation"].num_rows == 0:
         raise DataError(
             f"{first_path}: the validation split is empty; add rows or raise data.validation_fraction"
         )
     return LabelledSplits(
-        **parts, label_names=list(names), fingerprint=fingerprint(data, seed, sources)
+        **parts,
+        label_names=list(names),
+        fingerprint=fingerprint(data, seed, sources, unseen_allowed),
+        unseen={split: table for split, table in unseen.items() if table.num_rows},
     )
 
 
-def fingerprint(data: DataSection, seed: int, sources: list[str]) -> str:
+def fingerprint(
+    data: DataSection, seed: int, sources: list[str], unseen_allowed: bool = False
+) -> str:
     """Changes when the bytes of any source file, the column mapping or the split change."""
     content = {
         "files": [[Path(source).name, sha256_file(Path(source))] for source in sources],
         "data": data.model_dump(mode="json", exclude={"path", "train", "validation", "test"}),
         "seed": seed,
     }
+    if unseen_allowed:  # only then, so every earlier fingerprint still holds
+        content["unseen_allowed"] = True
     canonical = json.dumps(content, sort_keys=True).encode()
     return hashlib.sha256(canonical).hexdigest()
 
@@ -118,9 +145,16 @@ def _encode_texts(table: pa.Table, names: list[str], path: str) -> pa.Table:
         row = unknown[0]
         raise DataError(
             f"{path}, row {row + 1}: label {labels[row].as_py()!r} never appears in the "
-            f"training data (labels: {', '.join(names)}); declare data.labels to fix the set"
+            f"training data (labels: {', '.join(names)}); declare data.labels to fix the set, "
+            "or add an out_of_scope: section to count such rows as out of scope"
         )
     return table.set_column(1, LABEL, pa.array(ids.to_numpy().astype(np.int64)))
+
+
+def _split_unseen(table: pa.Table, names: list[str]) -> tuple[pa.Table, pa.Table]:
+    """(rows with a label training has, texts of the rest)."""
+    known = pc.is_in(table.column(LABEL), value_set=pa.array(names))
+    return table.filter(known), table.filter(pc.invert(known)).select([TEXT])
 
 
 # --------------------------------------------------------------------------- tagged tokens

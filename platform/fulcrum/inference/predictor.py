@@ -1,6 +1,7 @@
 """A classifier or tagger over an export artifact: `tokenizers` + ONNX Runtime + numpy.
 
-Sequence models answer a label, its probability and every label's; token models (NER)
+Sequence models answer a label, its probability and every label's (and, with out-of-scope
+detection, whether the text is none of the labels, with the score that decided); token models (NER)
 answer entity spans with character offsets into the text, so a client can highlight them
 without knowing how the model tokenises; a tagger reads the text in the words it was trained
 on (fulcrum.words: a Chinese character is a word).
@@ -19,6 +20,7 @@ from fulcrum.errors import ArtifactError
 from fulcrum.inference.buckets import length_groups
 from fulcrum.inference.session import open_session
 from fulcrum.metrics import bio_spans
+from fulcrum.out_of_scope import Detector
 from fulcrum.words import WordEncoder
 
 MODEL_FILE = "model.onnx"
@@ -48,6 +50,8 @@ class OnnxClassifier:
         self.tokenizer.no_padding()  # each length group is padded to its own longest text
         self.pad_id = self.tokenizer.token_to_id(_pad_token(artifact.path)) or 0
         self.words = WordEncoder(self.tokenizer)  # a tagger's words, as in training
+        detector = artifact.manifest.out_of_scope
+        self.out_of_scope = Detector.from_dict(detector) if detector else None
 
         self.session = open_session(artifact.file(MODEL_FILE), threads, spin=spin)
         self.input_names = [item.name for item in self.session.get_inputs()]
@@ -70,8 +74,9 @@ class OnnxClassifier:
     def predict(self, texts: list[str]) -> list[dict[str, Any]]:
         if self.task == "token_classification":
             return self.tag(texts)
-        probabilities = softmax(self.logits(texts))
-        return [
+        logits = self.logits(texts)
+        probabilities = softmax(logits)
+        answers = [
             {
                 "label": self.labels[int(row.argmax())],
                 "score": float(row.max()),
@@ -79,6 +84,12 @@ class OnnxClassifier:
             }
             for row in probabilities
         ]
+        if self.out_of_scope is not None:
+            flagged, scores = self.out_of_scope.decide(logits, self.labels)
+            for answer, outside, score in zip(answers, flagged, scores, strict=True):
+                answer["out_of_scope"] = bool(outside)
+                answer["in_scope_score"] = float(score)
+        return answers
 
     def tag(self, texts: list[str]) -> list[dict[str, Any]]:
         encodings = self.words.encode_texts(texts, self.max_length)

@@ -78,6 +78,7 @@ def predict(
         "labels": artifact.labels,
         "sha256": artifact.manifest.files["model.onnx"],
         "created_at": artifact.manifest.created_at,
+        "out_of_scope": artifact.manifest.out_of_scope,
     }
     out = Output.open(output, model, text_column, list(inputs))
     todo = [file for file in sources.files if not out.done(sources, file)]
@@ -175,7 +176,12 @@ def _dataset(model: dict, sources, todo, text_column, pool, rows, threads, gpu: 
         filesystem=sources.filesystem,
         text_column=text_column,
         block_rows=rows,
-        reserved=tuple(field.name for field in answer_schema(model["task"], model["labels"])),
+        reserved=tuple(
+            field.name
+            for field in answer_schema(
+                model["task"], model["labels"], model["out_of_scope"] is not None
+            )
+        ),
     )
     # Readers parse text, far cheaper than scoring it: no CPU claimed, so that the actors can
     # have every core, and two at a time so that they cannot run ahead of the actors.

@@ -23,7 +23,9 @@ LABEL = "predicted_label"
 SCORE = "predicted_score"
 PROBABILITIES = "probabilities"
 ENTITIES = "entities"
-ANSWER_COLUMNS = (LABEL, SCORE, PROBABILITIES, ENTITIES)
+OUT_OF_SCOPE = "out_of_scope"
+IN_SCOPE_SCORE = "in_scope_score"
+ANSWER_COLUMNS = (LABEL, SCORE, PROBABILITIES, ENTITIES, OUT_OF_SCOPE, IN_SCOPE_SCORE)
 
 ENTITY_TYPE = pa.struct(
     [
@@ -36,16 +38,19 @@ ENTITY_TYPE = pa.struct(
 )
 
 
-def answer_schema(task: str, labels: list[str]) -> list[pa.Field]:
+def answer_schema(task: str, labels: list[str], out_of_scope: bool = False) -> list[pa.Field]:
     """The columns a model of this task adds, in order."""
     if task == "token_classification":
         return [pa.field(ENTITIES, pa.list_(ENTITY_TYPE))]
     probabilities = pa.struct([(label, pa.float32()) for label in labels])
-    return [
+    fields = [
         pa.field(LABEL, pa.string()),
         pa.field(SCORE, pa.float32()),
         pa.field(PROBABILITIES, probabilities),
     ]
+    if out_of_scope:
+        fields += [pa.field(OUT_OF_SCOPE, pa.bool_()), pa.field(IN_SCOPE_SCORE, pa.float32())]
+    return fields
 
 
 def decode_texts(texts: pa.ChunkedArray | pa.Array) -> tuple[list[str | None], list[str | None]]:
@@ -98,7 +103,9 @@ class Scorer:
         # spinning thread would burn the core a reader or another actor needs.
         self.model = OnnxClassifier(artifact_dir, threads=threads, verify=False, spin=False)
         self.text_column = text_column
-        self.fields = answer_schema(self.model.task, self.model.labels)
+        self.fields = answer_schema(
+            self.model.task, self.model.labels, self.model.out_of_scope is not None
+        )
 
     def __call__(self, batch: pa.Table) -> pa.Table:
         texts, reasons = decode_texts(batch.column(TEXT))
@@ -125,8 +132,15 @@ class Scorer:
                 entities[row] = answer["entities"]
             return {ENTITIES: pa.array(entities, self.fields[0].type)}
         probabilities = np.full((total, len(self.model.labels)), np.nan, dtype=np.float32)
+        outside = np.zeros(total, dtype=bool)
+        in_scope = np.full(total, np.nan, dtype=np.float32)
         if texts:
-            probabilities[rows] = softmax(self.model.logits(texts))
+            logits = self.model.logits(texts)
+            probabilities[rows] = softmax(logits)
+            if self.model.out_of_scope is not None:
+                outside[rows], in_scope[rows] = self.model.out_of_scope.decide(
+                    logits, self.model.labels
+                )
         valid = np.zeros(total, dtype=bool)
         valid[rows] = True
         mask = pa.array(~valid)
@@ -137,13 +151,21 @@ class Scorer:
             fields=list(self.fields[2].type),
             mask=mask,
         )
-        return {
+        answers = {
             LABEL: pc.if_else(valid, labels, pa.nulls(total, pa.string())),
             SCORE: pc.if_else(
                 valid, pa.array(probabilities.max(axis=1)), pa.nulls(total, pa.float32())
             ),
             PROBABILITIES: struct,
         }
+        if self.model.out_of_scope is not None:
+            answers[OUT_OF_SCOPE] = pc.if_else(
+                valid, pa.array(outside), pa.nulls(total, pa.bool_())
+            )
+            answers[IN_SCOPE_SCORE] = pc.if_else(
+                valid, pa.array(in_scope), pa.nulls(total, pa.float32())
+            )
+        return answers
 
 
 def _as_written(texts: pa.ChunkedArray) -> list[str | None]:

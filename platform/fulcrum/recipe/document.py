@@ -21,6 +21,7 @@ from fulcrum.recipe.sections import (
     DistillSection,
     ExportSection,
     ModelSection,
+    OutOfScopeSection,
     PeftSection,
     Section,
     ServeSection,
@@ -57,6 +58,11 @@ class Recipe(Section):
     )
     distill: DistillSection | None = Field(
         None, description="Knowledge distillation from a trained teacher; absent: none."
+    )
+    out_of_scope: OutOfScopeSection | None = Field(
+        None,
+        description="Out-of-scope detection (sequence classification): answers say when a "
+        "text is none of the labels; absent: none.",
     )
     export: ExportSection = Field(default_factory=ExportSection)
     serve: ServeSection = Field(default_factory=ServeSection)
@@ -132,6 +138,11 @@ class Recipe(Section):
                     f"augment.operations: {', '.join(refused)} not label-preserving for "
                     f"{self.task.type} (use {', '.join(allowed)})"
                 )
+        if self.out_of_scope is not None and self.task.type != "sequence_classification":
+            raise ValueError(
+                f"out_of_scope: detects texts outside a classifier's labels; not available for "
+                f"{self.task.type}"
+            )
         if self.tune is not None:
             self._check_tune_space()
         return self

@@ -367,6 +367,37 @@ class DistillSection(Section):
     actors: int = Field(1, ge=1, description="Ray Data actors running the teacher.")
 
 
+class OutOfScopeSection(Section):
+    """Present: the model says when a text is none of its labels (fulcrum.out_of_scope)."""
+
+    label: str = Field(
+        "oos",
+        min_length=1,
+        description="The label of out-of-scope rows: trained as a class when the training "
+        "data has it. Validation and test rows with a label training never saw count as "
+        "out of scope too.",
+    )
+    score: Literal["auto", "max_probability", "energy"] = Field(
+        "auto",
+        description="In-scope confidence the threshold applies to; auto: the one with the "
+        "higher validation AUROC (max_probability when validation has no out-of-scope rows).",
+    )
+    target_precision: float = Field(
+        0.9,
+        gt=0,
+        le=1,
+        description="With out-of-scope rows in validation: the threshold with the highest "
+        "out-of-scope recall at this out-of-scope precision.",
+    )
+    in_scope_recall: float = Field(
+        0.95,
+        gt=0,
+        lt=1,
+        description="Without out-of-scope rows in validation: the share of in-scope "
+        "validation texts kept above the threshold.",
+    )
+
+
 class ExportSection(Section):
     opset: int = Field(18, ge=14, le=23, description="ONNX opset version.")
     max_abs_logit_diff: float = Field(

@@ -18,10 +18,11 @@ from fulcrum.models.classifier import (
 from fulcrum.models.methods import restore_model
 from fulcrum.models.prefix import prefix_tokens
 from fulcrum.recipe import Recipe
-from fulcrum.tasks import TASKS, evaluate_with_confusion
+from fulcrum.tasks import TASKS, batch_logits, evaluate_with_confusion
 
 MERGED_DIR = "merged"
 TOKENIZER_DIR = "tokenizer"
+EVAL_BATCH = 64
 
 
 def merge_adapter(
@@ -68,16 +69,41 @@ class Evaluation:
     metrics: dict[str, Any]
     counts: np.ndarray  # the task's additive counts the metrics come from
     confusion: np.ndarray  # gold x predicted label (per word for tags)
+    logits: np.ndarray | None = None  # [rows, labels], sequence classification only
 
 
 def evaluate_merged(
-    artifact_dir: Path, table: pa.Table, label_names: list[str], recipe: Recipe
-) -> Evaluation:
+    artifact_dir: Path,
+    tables: dict[str, pa.Table],
+    label_names: list[str],
+    recipe: Recipe,
+    unseen: dict[str, pa.Table] | None = None,
+) -> tuple[dict[str, Evaluation | None], dict[str, np.ndarray]]:
+    """Each split measured with the merged model as saved (None for an empty split), and
+    the logits of each split's texts whose labels the model does not have."""
     task = TASKS[recipe.task.type]
     model = load_merged(artifact_dir, task.name)
     collate = task.make_collate(
         load_tokenizer(artifact_dir / TOKENIZER_DIR), recipe.model.max_length
     )
-    batches = (collate(batch) for batch in table_batches(table, 64))
-    counts, confusion = evaluate_with_confusion(model, batches, task, label_names)
-    return Evaluation(task.metrics(counts, label_names), counts, confusion)
+    evaluations: dict[str, Evaluation | None] = {}
+    for split, table in tables.items():
+        if table is None or table.num_rows == 0:
+            evaluations[split] = None
+            continue
+        batches = (collate(batch) for batch in table_batches(table, EVAL_BATCH))
+        kept: list[np.ndarray] = []
+        counts, confusion = evaluate_with_confusion(
+            model, batches, task, label_names, keep_logits=kept
+        )
+        logits = np.concatenate(kept) if task.name == "sequence_classification" else None
+        evaluations[split] = Evaluation(
+            task.metrics(counts, label_names), counts, confusion, logits
+        )
+    unseen_logits = {
+        split: np.concatenate(
+            batch_logits(model, (collate(b) for b in table_batches(table, EVAL_BATCH)))
+        )
+        for split, table in (unseen or {}).items()
+    }
+    return evaluations, unseen_logits

@@ -182,9 +182,9 @@ def settle_with_model(recipe: Recipe, splits) -> tuple[Settled, Path]:
 def settle_from_files(recipe: Recipe) -> Settled:
     """The settled recipe, read from the recipe's own data and model (what a campaign needs
     before its trials run: the epochs its scheduler counts to)."""
-    from fulcrum.data import load_splits
+    from fulcrum.data import recipe_splits
 
-    return settle_with_model(recipe, load_splits(recipe.data, recipe.seed, recipe.task.type))[0]
+    return settle_with_model(recipe, recipe_splits(recipe))[0]
 
 
 def _inputs(table: pa.Table, task: str) -> list[Any]:

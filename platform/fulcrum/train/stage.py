@@ -26,12 +26,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from fulcrum.artifacts import artifact_dir, staged_artifact, write_json_atomic, write_manifest
-from fulcrum.data import LabelledSplits, load_splits
+from fulcrum.data import LabelledSplits, recipe_splits
 from fulcrum.data.augment import augment_split
 from fulcrum.errors import TrainingError
 from fulcrum.log import stage_log
 from fulcrum.models.classifier import config_overrides, load_tokenizer
 from fulcrum.models.methods import preflight
+from fulcrum.out_of_scope import describe, measure
 from fulcrum.recipe import Recipe
 from fulcrum.runtime import beside_this_process, init_ray
 from fulcrum.storage import is_uri, join
@@ -116,7 +117,7 @@ def _plan(recipe: Recipe, output_dir: str | Path | None) -> _Plan:
     """Read the data, settle what the recipe leaves to it, and check the method can wrap the
     model (on the meta device), all before any worker starts."""
     task = TASKS[recipe.task.type]
-    splits = load_splits(recipe.data, recipe.seed, task.name)
+    splits = recipe_splits(recipe)
     settled, model_dir = settle_with_model(recipe, splits)
     trained = settled.recipe
     overrides = config_overrides(model_dir, trained.model.architecture())
@@ -172,7 +173,7 @@ def _publish(plan: _Plan, result, train_rows: pa.Table, started: float) -> list[
             best_checkpoint.as_directory() as best_dir,
             staged_artifact(plan.artifact_dir) as staging,
         ):
-            evaluations = _assemble(staging, Path(best_dir), plan)
+            evaluations, out_of_scope = _assemble(staging, Path(best_dir), plan)
             if (latest / LOGS_DIR).is_dir():
                 shutil.copytree(latest / LOGS_DIR, staging / LOGS_DIR)
             warnings = learning_warnings(
@@ -198,6 +199,7 @@ def _publish(plan: _Plan, result, train_rows: pa.Table, started: float) -> list[
                 "class_weights": dict(zip(splits.label_names, plan.class_weights, strict=True))
                 if plan.class_weights
                 else None,
+                "out_of_scope": out_of_scope,
                 "stopped_early": final_state.get("stopped_early"),
                 "workers": final_state.get("workers", []),
                 "history": history,
@@ -228,6 +230,7 @@ def _publish(plan: _Plan, result, train_rows: pa.Table, started: float) -> list[
                     "settled": plan.settled.record(),
                     "warnings": warnings,
                     "model_overrides": plan.overrides,
+                    "out_of_scope": out_of_scope["detector"] if out_of_scope else None,
                     "split_sizes": splits.sizes(),
                     "deepspeed": plan.ds_config,
                 },
@@ -380,9 +383,12 @@ def _best(result, metric: str) -> tuple[Any, dict[str, Any]]:
     return max(candidates, key=lambda pair: (pair[1][key], pair[1]["step"]))
 
 
-def _assemble(staging: Path, checkpoint_dir: Path, plan: _Plan) -> dict[str, Evaluation | None]:
+def _assemble(
+    staging: Path, checkpoint_dir: Path, plan: _Plan
+) -> tuple[dict[str, Evaluation | None], dict[str, Any] | None]:
     """Write adapter, merged weights, tokenizer and labels; evaluate the merged weights as
-    saved, so the artifact's metrics describe its files rather than the training process."""
+    saved, so the artifact's metrics describe its files rather than the training process.
+    Returns the evaluations and the out-of-scope report (None when detection is off)."""
     recipe, splits = plan.recipe, plan.splits
     shutil.copytree(checkpoint_dir / ADAPTER_DIR, staging / "adapter")
     merged = merge_adapter(
@@ -391,12 +397,29 @@ def _assemble(staging: Path, checkpoint_dir: Path, plan: _Plan) -> dict[str, Eva
     merged.save_pretrained(staging / MERGED_DIR, safe_serialization=True)
     load_tokenizer(plan.model_dir).save_pretrained(staging / TOKENIZER_DIR)
     write_json_atomic(staging / "labels.json", {"labels": splits.label_names})
-    return {
-        split: evaluate_merged(staging, getattr(splits, split), splits.label_names, recipe)
-        if getattr(splits, split).num_rows
-        else None
-        for split in ("validation", "test")
-    }
+    tables = {split: getattr(splits, split) for split in ("validation", "test")}
+    evaluations, unseen = evaluate_merged(
+        staging, tables, splits.label_names, recipe, splits.unseen
+    )
+    return evaluations, _out_of_scope(recipe, splits, evaluations, unseen)
+
+
+def _out_of_scope(
+    recipe: Recipe, splits: LabelledSplits, evaluations, unseen: dict[str, np.ndarray]
+) -> dict[str, Any] | None:
+    """The detector calibrated on validation and measured on both splits (None: off)."""
+    if recipe.out_of_scope is None:
+        return None
+    measured = {split: item for split, item in evaluations.items() if item is not None}
+    report = measure(
+        recipe.out_of_scope,
+        splits.label_names,
+        {split: item.logits for split, item in measured.items()},
+        {split: getattr(splits, split).column("label").to_numpy() for split in measured},
+        unseen,
+    )
+    log.info(describe(report, "test" if "test" in measured else "validation"))
+    return report
 
 
 def _root_cause(error: BaseException) -> str:

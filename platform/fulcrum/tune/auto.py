@@ -141,7 +141,7 @@ def probe_step_seconds(settled: Recipe) -> tuple[float, str]:
     rows, on this machine's CPU, with the threads a worker gets. (seconds, how measured)"""
     import torch
 
-    from fulcrum.data import load_splits
+    from fulcrum.data import recipe_splits
     from fulcrum.models.classifier import load_tokenizer
     from fulcrum.models.methods import build_trainable_model, trainable_parameters
     from fulcrum.models.registry import resolve_model_dir
@@ -153,7 +153,7 @@ def probe_step_seconds(settled: Recipe) -> tuple[float, str]:
     if train.use_gpu:
         return 0.1, "GPU steps not probed on the driver (0.1 s assumed)"
     task = TASKS[settled.task.type]
-    splits = load_splits(settled.data, settled.seed, task.name)
+    splits = recipe_splits(settled)
     model_dir = resolve_model_dir(settled.model.base)
     model = build_trainable_model(model_dir, splits.label_names, settled.peft, task, 100)
     collate = task.make_collate(load_tokenizer(model_dir), settled.model.max_length)
@@ -181,10 +181,10 @@ def probe_step_seconds(settled: Recipe) -> tuple[float, str]:
 
 
 def _epoch_seconds(settled: Recipe, step_s: float) -> float:
-    from fulcrum.data import load_splits
+    from fulcrum.data import recipe_splits
 
     train = settled.train
-    splits = load_splits(settled.data, settled.seed, settled.task.type)
+    splits = recipe_splits(settled)
     rows = splits.train.num_rows * (settled.augment.multiplier if settled.augment_operations else 1)
     steps = steps_per_epoch(
         rows, train.workers, train.batch_size, train.gradient_accumulation_steps

@@ -40,7 +40,7 @@ def run_trial(
     from ray import tune
 
     from fulcrum.artifacts import open_artifact
-    from fulcrum.data import load_splits, texts_of
+    from fulcrum.data import recipe_splits, texts_of
     from fulcrum.log import configure as configure_output
     from fulcrum.tune.cost import deployed_cost, describe
 
@@ -91,7 +91,7 @@ def run_trial(
     }
     settings = campaign_recipe.tune
     if settings.cost != "none":
-        splits = load_splits(recipe.data, recipe.seed, recipe.task.type)
+        splits = recipe_splits(recipe)
         cost = deployed_cost(
             artifact.path,
             texts_of(splits.validation, COST_TEXTS),
