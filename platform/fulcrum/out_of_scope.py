@@ -145,11 +145,16 @@ def calibrate(
     threshold, precision, recall = _best_threshold(
         scores, evidence.outside, by_class, target_precision
     )
-    if np.isneginf(threshold):
-        what = f"the trained class {label!r} alone" if label else "no threshold"
+    if np.isneginf(threshold) and label:
         words = (
-            f"{what}: no threshold reaches {target_precision:.0%} out-of-scope precision on "
-            "validation"
+            f"the trained class {label!r} alone: no floor adds validation recall at "
+            f"out-of-scope precision >= {target_precision:.0%}"
+        )
+    elif np.isneginf(threshold):
+        words = (
+            f"no floor reaches validation out-of-scope precision {target_precision:.0%}, so "
+            "nothing is flagged: lower out_of_scope.target_precision, or add out-of-scope "
+            "examples to the training data"
         )
     else:
         words = (
@@ -249,7 +254,8 @@ def measure(
     """Calibrate on validation, measure every split: what an artifact records as
     `out_of_scope`. `settings` is the recipe's out_of_scope section; per split, `logits`
     and `gold` are the labelled rows', `unseen` the logits of texts with labels training
-    never saw. `without_detection` is the same model answering its argmax, for comparison."""
+    never saw. `without_detection` is the same model answering its argmax alone (which
+    flags only through a trained out-of-scope class), for comparison."""
     oos_index = _index(labels, settings.label)
     evidence = {
         split: Evidence.of(logits[split], gold[split], unseen.get(split), oos_index)
@@ -263,7 +269,7 @@ def measure(
         settings.target_precision,
         settings.in_scope_recall,
     )
-    plain = Detector(detector.score, -np.inf, None, "argmax only")
+    plain = Detector(detector.score, -np.inf, detector.label, "argmax only")
     return {
         "detector": detector.to_dict(),
         **{split: metrics(item, detector, labels) for split, item in evidence.items()},

@@ -1,0 +1,124 @@
+"""Sentence embeddings on ONNX Runtime: what the assistant searches its knowledge base with.
+
+A sentence-embedding model (all-MiniLM-L6-v2, multilingual-e5-small) is its encoder's token
+vectors averaged over the real tokens and scaled to unit length. Both steps are put inside
+the exported graph, so the runtime side is tokenise, run, done, and a dot product between
+two embeddings is their cosine similarity. E5 models were trained with a "query: " prefix
+on every text they compare symmetrically; `prefix` carries it, recorded in the artifact so
+that the knowledge base and the questions are embedded alike.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from fulcrum.inference.session import open_session
+
+MODEL_FILE = "embedder.onnx"
+TOKENIZER_DIR = "embedder_tokenizer"
+
+
+def prefix_for(model_dir: Path) -> str:
+    """E5's own instruction for symmetric similarity; nothing for other models."""
+    return "query: " if "e5" in Path(model_dir).name.lower() else ""
+
+
+def export_embedder(model_dir: Path, target_dir: Path, max_length: int, opset: int = 18) -> None:
+    """The encoder of `model_dir` with mean pooling and L2 normalisation, as
+    `target_dir/embedder.onnx` (output `embeddings`), and its tokenizer beside it."""
+    import torch
+    from transformers import AutoModel, AutoTokenizer
+
+    from fulcrum.compress.onnx_export import model_input_names
+
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    encoder = AutoModel.from_pretrained(model_dir).eval()
+    names = model_input_names(encoder, tokenizer)
+
+    class Pooled(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.encoder = encoder
+
+        def forward(self, input_ids, attention_mask, token_type_ids=None):
+            extra = {} if token_type_ids is None else {"token_type_ids": token_type_ids}
+            tokens = self.encoder(
+                input_ids=input_ids, attention_mask=attention_mask, **extra
+            ).last_hidden_state
+            mask = attention_mask.unsqueeze(-1).to(tokens.dtype)
+            mean = (tokens * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+            return torch.nn.functional.normalize(mean, p=2, dim=-1)
+
+    example = tokenizer(
+        ["a short one", "a somewhat longer example sentence for tracing"],
+        padding=True,
+        return_tensors="pt",
+    )
+    axes = {name: {0: "batch", 1: "sequence"} for name in names} | {"embeddings": {0: "batch"}}
+    target_dir.mkdir(parents=True, exist_ok=True)
+    logging.getLogger("torch.onnx").setLevel(logging.ERROR)
+    with warnings.catch_warnings(), torch.no_grad(), contextlib.redirect_stdout(io.StringIO()):
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            Pooled(),
+            tuple(example[name] for name in names),
+            str(target_dir / MODEL_FILE),
+            input_names=names,
+            output_names=["embeddings"],
+            dynamic_axes=axes,
+            opset_version=opset,
+            dynamo=False,
+        )
+    tokenizer.model_max_length = max_length
+    tokenizer.save_pretrained(target_dir / TOKENIZER_DIR)
+
+
+class OnnxEmbedder:
+    """Unit-length sentence embeddings, [texts, dim] float32, from an exported embedder."""
+
+    def __init__(
+        self, folder: str | Path, max_length: int, prefix: str = "", threads: int | None = None
+    ) -> None:
+        from tokenizers import Tokenizer
+
+        folder = Path(folder)
+        self.tokenizer = Tokenizer.from_file(str(folder / TOKENIZER_DIR / "tokenizer.json"))
+        self.tokenizer.enable_truncation(max_length=max_length)
+        self.tokenizer.no_padding()
+        self.pad_id = next(
+            (
+                self.tokenizer.token_to_id(t)
+                for t in ("[PAD]", "<pad>")
+                if self.tokenizer.token_to_id(t) is not None
+            ),
+            0,
+        )
+        self.prefix = prefix
+        self.session = open_session(folder / MODEL_FILE, threads, spin=False)
+        self.input_names = [item.name for item in self.session.get_inputs()]
+
+    def embed(self, texts: list[str], batch_size: int = 64) -> np.ndarray:
+        parts = []
+        for start in range(0, len(texts), batch_size):
+            chunk = [self.prefix + text for text in texts[start : start + batch_size]]
+            encodings = self.tokenizer.encode_batch(chunk)
+            length = max(len(encoding.ids) for encoding in encodings)
+            shape = (len(encodings), length)
+            arrays = {
+                "input_ids": np.full(shape, self.pad_id, dtype=np.int64),
+                "attention_mask": np.zeros(shape, dtype=np.int64),
+                "token_type_ids": np.zeros(shape, dtype=np.int64),
+            }
+            for row, encoding in enumerate(encodings):
+                size = len(encoding.ids)
+                arrays["input_ids"][row, :size] = encoding.ids
+                arrays["attention_mask"][row, :size] = 1
+            feed = {name: arrays[name] for name in self.input_names}
+            parts.append(self.session.run(["embeddings"], feed)[0].astype(np.float32))
+        return np.concatenate(parts) if parts else np.zeros((0, 0), dtype=np.float32)
