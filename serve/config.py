@@ -21,6 +21,9 @@ class ModelArgs(ReplicaSettings):
     name: str = Field(..., pattern=NAME_PATTERN, description="The {name} in /v1/models/{name}.")
     artifact: str = Field(..., description="Path of an export artifact (model.onnx + manifest).")
     force: bool = Field(False, description="Serve it even if its parity gate failed.")
+    assistant: str | None = Field(
+        None, description="An assistant artifact: /v1/assistants/{name}/reply answers with it."
+    )
 
 
 class AppArgs(GatewaySettings):
@@ -51,14 +54,22 @@ class AppArgs(GatewaySettings):
         models: Mapping[str, str | Path],
         settings: BaseModel,
         force: bool = False,
+        assistants: Mapping[str, str | Path] | None = None,
     ) -> AppArgs:
         """One application serving `models` (URL name -> export artifact) with `settings`
         (a recipe's serve section: ReplicaSettings and GatewaySettings at once) for each
-        model's replicas and for the gateway."""
+        model's replicas and for the gateway; `assistants`: URL name -> assistant artifact."""
         replicas = settings.model_dump(include=set(ReplicaSettings.model_fields))
+        assistants = assistants or {}
         return cls(
             models=[
-                ModelArgs(name=name, artifact=str(path), force=force, **replicas)
+                ModelArgs(
+                    name=name,
+                    artifact=str(path),
+                    force=force,
+                    assistant=str(assistants[name]) if name in assistants else None,
+                    **replicas,
+                )
                 for name, path in models.items()
             ],
             **settings.model_dump(include=set(GatewaySettings.model_fields)),

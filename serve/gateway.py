@@ -89,6 +89,39 @@ class ExplainResponse(BaseModel):
     )
 
 
+class ReplyRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    text: StrictStr = Field(..., description="The customer's message.")
+    slots: dict[str, StrictStr] = Field(
+        default_factory=dict, description="Values for the answer template's {slots}."
+    )
+
+
+class Passage(BaseModel):
+    question: str | None
+    answer: str
+    row: int = Field(..., description="Its row in the knowledge-base file.")
+    score: float = Field(..., description="Cosine similarity to the message.")
+
+
+class ReplyResponse(BaseModel):
+    assistant: str
+    version: str
+    intent: str | None = Field(..., description="The intent; null when out of scope.")
+    predicted_intent: str = Field(
+        ..., description="The classifier's label, even when out of scope."
+    )
+    confidence: float
+    out_of_scope: bool
+    in_scope_score: float | None
+    answer: str
+    chosen_by: str = Field(..., description="template, knowledge_base or handover.")
+    reason: str
+    missing_slots: list[str]
+    passages: list[Passage]
+
+
 class ErrorResponse(BaseModel):
     error: str
     field: str | None
@@ -144,13 +177,13 @@ def field_path(location) -> str:
     return path.lstrip(".") or "body"
 
 
-def describe_problem(problem: dict[str, Any]) -> str:
+def describe_problem(problem: dict[str, Any], expected: str = "'texts'") -> str:
     field = field_path(problem.get("loc", ()))
     kind = problem.get("type")
     if kind == "missing":
         return f"{field}: required"
     if kind == "extra_forbidden":
-        return f"{field}: unknown field (expected only 'texts')"
+        return f"{field}: unknown field (expected only {expected})"
     return f"{field}: {problem.get('msg', 'invalid')}"
 
 
@@ -216,6 +249,47 @@ class Gateway:
             return unavailable(name, exc)
         version = (await self._info(name))["version"]
         return JSONResponse({"model": name, "version": version, "predictions": predictions})
+
+    @api.post(
+        "/v1/assistants/{name}/reply",
+        responses={200: {"model": ReplyResponse}, **ERRORS},
+        openapi_extra={
+            "requestBody": {
+                "required": True,
+                "content": {"application/json": {"schema": ReplyRequest.model_json_schema()}},
+            }
+        },
+    )
+    async def reply(self, name: str, request: Request) -> JSONResponse:
+        """The intent's answer template, else the nearest knowledge-base entry, else the
+        hand-over; with what chose it."""
+        return await self._measured("reply", name, self._reply(name, request))
+
+    async def _reply(self, name: str, request: Request) -> JSONResponse:
+        refused = self._authorize(request) or self._known(name)
+        if refused:
+            return refused
+        if not (await self._info(name)).get("assistant"):
+            return error(404, "name", f"model {name!r} is served without an assistant")
+        body = await self._json_body(request)
+        if isinstance(body, JSONResponse):
+            return body
+        try:
+            asked = ReplyRequest.model_validate(body)
+        except ValidationError as exc:
+            problems = exc.errors()
+            field = field_path(problems[0].get("loc", ()))
+            described = (describe_problem(p, "'text' and 'slots'") for p in problems[:3])
+            return error(422, field, "; ".join(described))
+        problem = self._text_problem("text", asked.text)
+        if problem:
+            return error(422, "text", problem)
+        try:
+            answer = await self.models[name].reply.remote(asked.text, asked.slots)
+        except Exception as exc:
+            return unavailable(name, exc)
+        version = (await self._info(name))["version"]
+        return JSONResponse({"assistant": name, "version": version, **answer})
 
     @api.post(
         "/v1/models/{name}/explain",
@@ -370,17 +444,18 @@ class Gateway:
             return error(400, "body", "body is nested too deeply")
 
     def _check_texts(self, texts: list[str], max_texts: int) -> JSONResponse | None:
-        limits = self.args
         if len(texts) > max_texts:
             return error(422, "texts", f"texts: at most {max_texts} per request (got {len(texts)})")
         for index, text in enumerate(texts):
-            if not text.strip():
-                return error(422, f"texts[{index}]", f"texts[{index}]: empty text")
-            if len(text) > limits.max_chars_per_text:
-                return error(
-                    422,
-                    f"texts[{index}]",
-                    f"texts[{index}]: longer than {limits.max_chars_per_text} characters "
-                    f"({len(text)})",
-                )
+            problem = self._text_problem(f"texts[{index}]", text)
+            if problem:
+                return error(422, f"texts[{index}]", problem)
+        return None
+
+    def _text_problem(self, field: str, text: str) -> str | None:
+        if not text.strip():
+            return f"{field}: empty text"
+        limit = self.args.max_chars_per_text
+        if len(text) > limit:
+            return f"{field}: longer than {limit} characters ({len(text)})"
         return None

@@ -42,6 +42,8 @@ def check_deployable(args: AppArgs) -> None:
                 f"{model.artifact}: not deployable: {artifact.manifest.refusal}. Serve another variant, raise "
                 "compress.max_metric_drop and compress again, or force it (fulcrum serve --force)"
             )
+        if model.assistant:
+            open_artifact(model.assistant, kind="assistant")
     try:
         read_token(args)
     except RuntimeError as error:
@@ -52,17 +54,20 @@ def start(
     models: dict[str, str | Path] | str | Path,
     section: ServeSection,
     force: bool = False,
+    assistants: dict[str, str | Path] | None = None,
 ) -> str:
     """Deploy and return the base URL once every model is ready (/readyz). `models`: URL
-    name -> export artifact, or one artifact, served under its recipe's name."""
+    name -> export artifact, or one artifact, served under its recipe's name;
+    `assistants`: URL name -> the assistant artifact that model replies with."""
     if not isinstance(models, dict):
         models = {served_name(models): models}
     # Replicas run in another working directory (and maybe on another node); a URI stays
     # one, and each replica's node fetches the artifact from it.
     args = AppArgs.serving(
-        {name: path if is_uri(path) else Path(path).resolve() for name, path in models.items()},
+        {name: _absolute(path) for name, path in models.items()},
         section,
         force,
+        {name: _absolute(path) for name, path in (assistants or {}).items()},
     )
     check_deployable(args)
     init_ray()
@@ -84,6 +89,10 @@ def start(
     return base_url
 
 
+def _absolute(path: str | Path) -> str | Path:
+    return path if is_uri(path) else Path(path).resolve()
+
+
 def served_name(export_dir: str | Path) -> str:
     """The URL name an artifact is served under by default: its recipe's name, with the
     variant's for a compressed variant (`demo`, `demo-dynamic-int8`)."""
@@ -93,14 +102,17 @@ def served_name(export_dir: str | Path) -> str:
 
 
 def serve_config(
-    models: dict[str, str | Path], section: ServeSection, force: bool = False
+    models: dict[str, str | Path],
+    section: ServeSection,
+    force: bool = False,
+    assistants: dict[str, str | Path] | None = None,
 ) -> dict[str, Any]:
     """A Serve config file (what `serve deploy` reads) for `models`, checked against
     Ray's own schema before anyone deploys it. Paths stay as given: a relative one resolves
     against the working directory `serve run` or `ray start` was started in."""
     from ray.serve.schema import ServeDeploySchema
 
-    args = AppArgs.serving(models, section, force)
+    args = AppArgs.serving(models, section, force, assistants)
     check_deployable(args)
     config = {
         "proxy_location": "EveryNode",
@@ -160,9 +172,17 @@ def wait_until_ready(base_url: str, timeout_s: float = 120.0) -> None:
 
 
 def predict(base_url: str, name: str, texts: list[str], timeout_s: float = 30.0) -> dict[str, Any]:
+    return _post(f"{base_url}/v1/models/{name}/predict", {"texts": texts}, timeout_s)
+
+
+def reply(base_url: str, name: str, text: str, timeout_s: float = 30.0) -> dict[str, Any]:
+    return _post(f"{base_url}/v1/assistants/{name}/reply", {"text": text}, timeout_s)
+
+
+def _post(url: str, body: dict[str, Any], timeout_s: float) -> dict[str, Any]:
     request = urllib.request.Request(
-        f"{base_url}/v1/models/{name}/predict",
-        data=json.dumps({"texts": texts}).encode(),
+        url,
+        data=json.dumps(body).encode(),
         headers={"content-type": "application/json"},
         method="POST",
     )

@@ -67,6 +67,13 @@ class Model:
         # at the largest batch this replica will run.
         self.predictor.predict(["warm-up"] * model.max_batch_size)
         self.predictor.predict(["warm-up"])
+        self.assistant = None
+        if model.assistant:
+            from fulcrum.assistant.reply import Assistant
+
+            self.assistant = Assistant(model.assistant, threads=max(1, int(model.num_cpus)))
+            self.assistant.search("warm-up")
+        self.description["assistant"] = self.assistant.describe() if self.assistant else None
 
     async def predict(self, texts: list[str]) -> list[dict[str, Any]]:
         """Whole batches of a large request run as they are; the rest (and every small
@@ -113,6 +120,15 @@ class Model:
                 )
             results.append([explanation.to_dict() for explanation in explanations])
         return {"explanations": results}
+
+    async def reply(self, text: str, values: dict[str, str]) -> dict[str, Any] | None:
+        """The assistant's reply (None: this model has no assistant). The text is
+        classified through the batcher, like any /predict text."""
+        if self.assistant is None:
+            return None
+        (prediction,) = await self.predict([text])
+        async with self.running:
+            return await asyncio.to_thread(self.assistant.reply, text, prediction, values)
 
     def info(self) -> dict[str, Any]:
         return self.description

@@ -360,8 +360,13 @@ def _serve(recipe: Recipe, args) -> int:
 
     artifact = args.artifact or artifact_dir(recipe, "export", args.output_dir)
     name = launch.served_name(artifact)
-    base_url = launch.start({name: artifact}, recipe.serve, force=args.force)
+    assistants = {}
+    if recipe.assistant is not None:
+        assistants[name] = artifact_dir(recipe, "assistant", args.output_dir)
+    base_url = launch.start({name: artifact}, recipe.serve, args.force, assistants)
     serve_log.info(f"serving {artifact} at {base_url}/v1/models/{name}/predict (Ctrl-C to stop)")
+    if assistants:
+        serve_log.info(f"assistant: {base_url}/v1/assistants/{name}/reply")
     return _serve_until_stopped(recipe.serve)
 
 
@@ -417,8 +422,11 @@ def _run(recipe: Recipe, args) -> int:
 
     # One URL name whichever variant serves, so clients do not change when compression does.
     route = f"/v1/models/{recipe.name}/predict"
-    base_url = launch.start({recipe.name: served}, recipe.serve, force=args.force)
+    assistants = {recipe.name: run.assistant} if run.assistant else {}
+    base_url = launch.start({recipe.name: served}, recipe.serve, args.force, assistants)
     serve_log.info(f"{base_url}{route} is up ({time.time() - started:.0f}s since start)")
+    if assistants:
+        serve_log.info(f"assistant: {base_url}/v1/assistants/{recipe.name}/reply")
     if not args.probe:
         serve_log.info("serving until Ctrl-C")
         return _serve_until_stopped(recipe.serve)
@@ -426,6 +434,12 @@ def _run(recipe: Recipe, args) -> int:
         answer = launch.predict(base_url, recipe.name, args.probe)
         for text, prediction in zip(args.probe, answer["predictions"]):
             print(f"[serve] POST {route} {text!r} -> {_said(prediction)}")
+        for text in args.probe if assistants else ():
+            replied = launch.reply(base_url, recipe.name, text)
+            print(
+                f"[serve] POST /v1/assistants/{recipe.name}/reply {text!r} -> "
+                f"{replied['answer']!r} ({replied['chosen_by']}: {replied['reason']})"
+            )
     finally:
         launch.stop(recipe.serve)
     serve_log.info(f"done in {time.time() - started:.0f}s; Serve shut down")

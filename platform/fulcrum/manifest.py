@@ -111,6 +111,16 @@ class CompressManifest(Manifest):
     variants: list[str]
 
 
+class AssistantManifest(Manifest):
+    """Templates, a knowledge base and its embedder (fulcrum.assistant.build)."""
+
+    kind: Literal["assistant"] = "assistant"
+    embedder: str
+    embedder_prefix: str = ""
+    dimension: int
+    settings: dict[str, Any]
+
+
 class TuneManifest(Manifest):
     kind: Literal["tune"] = "tune"
     best_recipe: str
@@ -119,13 +129,15 @@ class TuneManifest(Manifest):
 
 
 AnyManifest = Annotated[
-    TrainManifest | ExportManifest | CompressManifest | TuneManifest, Field(discriminator="kind")
+    TrainManifest | ExportManifest | CompressManifest | TuneManifest | AssistantManifest,
+    Field(discriminator="kind"),
 ]
 KINDS: dict[str, type[Manifest]] = {
     "train": TrainManifest,
     "export": ExportManifest,
     "compress": CompressManifest,
     "tune": TuneManifest,
+    "assistant": AssistantManifest,
 }
 _ANY = TypeAdapter(AnyManifest)
 

@@ -40,6 +40,7 @@ STAGE_SECTIONS = {
     ),
     "export": ("export",),
     "compress": ("compress",),
+    "assistant": ("assistant",),
 }
 
 
@@ -50,6 +51,7 @@ class PipelineRun:
     artifacts: dict[str, Path] = field(default_factory=dict)
     actions: dict[str, str] = field(default_factory=dict)  # stage -> "ran" | "skipped"
     served: Path | None = None
+    assistant: Path | None = None  # the assistant artifact served beside the model
     rerun: tuple[str, ...] = ()  # stages to run even when up to date
 
     def stage(self, name: str, target: Path, reason: str | None, make) -> Path:
@@ -143,7 +145,32 @@ def run_stages(
         else:
             log.info(f"compress: serving {recommended}, the fastest variant that passed")
             run.served = variant_dir(report, recommended)
+    if recipe.assistant is not None:
+        run.assistant = _assistant(run, recipe, train_dir, output_dir)
     return run
+
+
+def _assistant(run: PipelineRun, recipe: Recipe, train_dir: Path, output_dir) -> Path:
+    from fulcrum.assistant.build import build_assistant, files_fingerprint
+
+    trained = open_artifact(train_dir, kind="train", verify=False)
+    target = artifact_dir(recipe, "assistant", output_dir)
+    reason = stale_reason(
+        target,
+        "assistant",
+        recipe,
+        STAGE_SECTIONS["assistant"],
+        parent=train_dir,
+        data_fingerprint=files_fingerprint(recipe),
+    )
+    return run.stage(
+        "assistant",
+        target,
+        reason,
+        lambda: build_assistant(
+            recipe, trained.labels, trained.manifest.base_model, train_dir, output_dir
+        ),
+    )
 
 
 def _trained(run: PipelineRun, recipe: Recipe, output_dir) -> Path:

@@ -1,9 +1,12 @@
 """Out-of-scope detection through the real stages: trained with an `oos` class, calibrated
 on validation (where a label training never saw also counts as out of scope), kept in the
-training and export manifests, recalibrated for the INT8 variant, answered by the model."""
+training and export manifests, recalibrated for the INT8 variant, answered by the model; and
+the assistant built on it, served over HTTP: template, knowledge base, hand-over."""
 
+import json
 import random
 
+import httpx
 import numpy as np
 import pytest
 
@@ -23,6 +26,11 @@ WORDS = {
     "boat": ["boat", "sail", "river"],  # in validation and test only: never trained
 }
 FILLER = ["the", "a", "my", "is", "was", "today", "please", "very", "new", "old"]
+KNOWLEDGE_BASE = [
+    {"question": "What will the weather be like tomorrow?", "answer": "See the forecast page."},
+    {"question": "Can you recommend some music?", "answer": "Our playlist is on the blog."},
+    {"answer": "The shop opens at nine and closes at five."},
+]
 
 
 def _rows(rng: random.Random, labels: list[str], per_label: int) -> list[str]:
@@ -55,10 +63,25 @@ def detected(ray_cluster, tiny_recipe_factory, tmp_path_factory):
 
     folder = tmp_path_factory.mktemp("support")
     base = tiny_recipe_factory(folder / "artifacts", name="support")
+    (folder / "answers.yaml").write_text(
+        "apple: 'Hello {name}, our fruit desk will call you.'\ntax: Invoices are in the app.\n"
+    )
+    (folder / "kb.jsonl").write_text("\n".join(json.dumps(row) for row in KNOWLEDGE_BASE) + "\n")
     recipe = validate_recipe(
         {
             **base.to_dict(),
             "data": write_support_data(folder),
+            "assistant": {
+                "answers": str(folder / "answers.yaml"),
+                "knowledge_base": str(folder / "kb.jsonl"),
+                "similarity_floor": 0.5,
+                "top_k": 2,
+            },
+            "serve": {
+                **base.serve.model_dump(),
+                "app_name": "assistant",
+                "route_prefix": "/assistant",
+            },
             "train": {**base.to_dict()["train"], "epochs": 6},
             "out_of_scope": {"target_precision": 0.8},
             "compress": {"variants": ["dynamic_int8"], "latency_texts": 8},
@@ -126,3 +149,75 @@ def test_answers_say_out_of_scope_with_the_score_that_decided(detected):
         flagged, scores = model.out_of_scope.decide(model.logits(texts), model.labels)
         assert np.allclose([a["in_scope_score"] for a in answers], scores)
         assert flagged.tolist() == [True, False, False]
+
+
+@pytest.fixture(scope="module")
+def assistant(detected):
+    from fulcrum.assistant.build import build_assistant
+    from fulcrum.serve import launch
+
+    recipe, train_dir, export_dir, _ = detected
+    trained = open_artifact(train_dir, kind="train")
+    built = build_assistant(recipe, trained.labels, trained.manifest.base_model, train_dir)
+    base_url = launch.start({"support": export_dir}, recipe.serve, assistants={"support": built})
+    with httpx.Client(base_url=base_url, timeout=30) as client:
+        yield built, client
+    launch.stop(recipe.serve)
+
+
+def test_the_assistant_artifact_holds_the_embedded_knowledge_base(assistant):
+    built, _ = assistant
+    artifact = open_artifact(built, kind="assistant")
+    assert artifact.manifest.embedder == "builtin:minilm" and artifact.manifest.dimension == 384
+    assert artifact.metrics["knowledge_base_rows"] == 3 and artifact.metrics["answers"] == 2
+    assert artifact.metrics["intents_without_answer"] == ["car", "oos"]
+    vectors = np.load(built / "knowledge_base.npy")
+    assert vectors.shape == (3, 384)
+    assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+
+
+def test_a_templated_intent_is_answered_with_its_slots_filled(assistant):
+    _, client = assistant
+    response = client.post(
+        "/v1/assistants/support/reply",
+        json={"text": "the pear and the apple", "slots": {"name": "Ann"}},
+    )
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["chosen_by"] == "template" and body["intent"] == "apple"
+    assert body["answer"] == "Hello Ann, our fruit desk will call you."
+    assert body["out_of_scope"] is False and body["missing_slots"] == []
+    missing = client.post("/v1/assistants/support/reply", json={"text": "the pear and the apple"})
+    assert missing.json()["missing_slots"] == ["name"]
+    assert "{name}" in missing.json()["answer"]
+
+
+def test_out_of_scope_questions_get_the_knowledge_base_or_a_person(assistant):
+    _, client = assistant
+    found = client.post(
+        "/v1/assistants/support/reply", json={"text": "the music and the weather tomorrow"}
+    ).json()
+    assert found["out_of_scope"] is True and found["intent"] is None
+    assert found["chosen_by"] == "knowledge_base"
+    assert found["answer"] == "See the forecast page."
+    assert len(found["passages"]) == 2 and found["passages"][0]["score"] >= 0.5
+    # Out of scope, and like nothing in the knowledge base: a person takes it.
+    handed = client.post(
+        "/v1/assistants/support/reply", json={"text": "weather music song zebra quantum"}
+    ).json()
+    assert handed["out_of_scope"] is True and handed["chosen_by"] == "handover", handed
+    assert handed["answer"].startswith("I can't answer that myself")
+    assert handed["passages"][0]["score"] < 0.5
+
+
+def test_the_reply_route_refuses_what_it_cannot_answer(assistant):
+    _, client = assistant
+    empty = client.post("/v1/assistants/support/reply", json={"text": "  "})
+    assert empty.status_code == 422 and empty.json()["field"] == "text"
+    extra = client.post("/v1/assistants/support/reply", json={"text": "hi", "texts": ["x"]})
+    assert extra.status_code == 422 and "expected only 'text' and 'slots'" in extra.json()["error"]
+    unknown = client.post("/v1/assistants/nobody/reply", json={"text": "hi"})
+    assert unknown.status_code == 404
+    info = client.get("/v1/models/support").json()
+    assert info["assistant"]["knowledge_base_rows"] == 3
+    assert info["out_of_scope"]["label"] == "oos"

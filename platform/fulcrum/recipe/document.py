@@ -15,6 +15,7 @@ from fulcrum.recipe.search import UNSEARCHABLE, TuneSection
 from fulcrum.recipe.sections import (
     AUGMENT_OPERATIONS,
     TASK_METRICS,
+    AssistantSection,
     AugmentSection,
     CompressSection,
     DataSection,
@@ -63,6 +64,11 @@ class Recipe(Section):
         None,
         description="Out-of-scope detection (sequence classification): answers say when a "
         "text is none of the labels; absent: none.",
+    )
+    assistant: AssistantSection | None = Field(
+        None,
+        description="Replies from the served intent model: templates, knowledge-base "
+        "search, hand-over; absent: none.",
     )
     export: ExportSection = Field(default_factory=ExportSection)
     serve: ServeSection = Field(default_factory=ServeSection)
@@ -142,6 +148,10 @@ class Recipe(Section):
             raise ValueError(
                 f"out_of_scope: detects texts outside a classifier's labels; not available for "
                 f"{self.task.type}"
+            )
+        if self.assistant is not None and self.task.type != "sequence_classification":
+            raise ValueError(
+                "assistant: replies to an intent classifier; not for " + self.task.type
             )
         if self.tune is not None:
             self._check_tune_space()

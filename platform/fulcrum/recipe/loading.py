@@ -73,6 +73,7 @@ def _resolve_data_paths(raw: dict[str, Any], base_dir: Path) -> None:
         ("data", ("path", "train", "validation", "test")),
         ("train", ("deepspeed_config",)),
         ("distill", ("teacher",)),
+        ("assistant", ("answers", "knowledge_base")),
     ):
         values = raw.get(section)
         if not isinstance(values, dict):

@@ -398,6 +398,47 @@ class OutOfScopeSection(Section):
     )
 
 
+class AssistantSection(Section):
+    """Present: the served model also answers `POST /v1/assistants/{name}/reply`."""
+
+    answers: str | None = Field(
+        None,
+        description="Answer templates per intent: a YAML/JSON mapping, or CSV/JSONL with "
+        "columns intent, answer; `{slot}` names are filled from the request.",
+    )
+    knowledge_base: str | None = Field(
+        None,
+        description="CSV/TSV/JSONL of question/answer pairs (or answer-only passages) "
+        "searched for what no template answers.",
+    )
+    embedder: str | None = Field(
+        None,
+        description="Sentence-embedding model for the knowledge base; null: builtin:minilm, "
+        "or builtin:multilingual when the model trained is multilingual.",
+    )
+    top_k: int = Field(3, ge=1, le=50, description="Passages returned with a reply.")
+    similarity_floor: float = Field(
+        0.5,
+        ge=-1,
+        le=1,
+        description="Cosine similarity below which no passage is good enough: hand over.",
+    )
+    handover: str = Field(
+        "I can't answer that myself; let me pass you to a colleague who can.",
+        min_length=1,
+        description="What is said when nothing answers.",
+    )
+    max_length: int = Field(
+        128, ge=8, le=512, description="Tokens of a question or passage the embedder reads."
+    )
+
+    @model_validator(mode="after")
+    def _something_to_say(self) -> AssistantSection:
+        if self.answers is None and self.knowledge_base is None:
+            raise ValueError("name answers, knowledge_base, or both")
+        return self
+
+
 class ExportSection(Section):
     opset: int = Field(18, ge=14, le=23, description="ONNX opset version.")
     max_abs_logit_diff: float = Field(
