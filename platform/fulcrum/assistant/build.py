@@ -35,6 +35,11 @@ KIND = "assistant"
 ENTRIES_FILE = "knowledge_base.json"
 EMBEDDINGS_FILE = "knowledge_base.npy"
 ANSWERS_FILE = "answers.json"
+# Cosine similarity a knowledge-base match must reach, per embedder, when the recipe leaves
+# it unset. Measured on examples/data's knowledge bases: MiniLM gives paraphrases 0.64-0.78
+# and unrelated questions below 0.25; multilingual-e5 gives paraphrases 0.93-0.99 and
+# unrelated Chinese questions 0.85-0.87 (its similarities sit high throughout).
+SIMILARITY_FLOORS = {"builtin:minilm": 0.5, "builtin:multilingual": 0.9}
 
 
 def embedder_name(recipe: Recipe, trained_base: str | None) -> str:
@@ -43,6 +48,12 @@ def embedder_name(recipe: Recipe, trained_base: str | None) -> str:
     if recipe.assistant.embedder:
         return recipe.assistant.embedder
     return "builtin:multilingual" if trained_base == "builtin:multilingual" else "builtin:minilm"
+
+
+def similarity_floor(settings, embedder: str) -> float:
+    if settings.similarity_floor is not None:
+        return settings.similarity_floor
+    return SIMILARITY_FLOORS.get(embedder, 0.5)
 
 
 def files_fingerprint(recipe: Recipe) -> str:
@@ -101,7 +112,8 @@ def build_assistant(
                 "embedder": name,
                 "embedder_prefix": prefix,
                 "dimension": dimension,
-                "settings": settings.model_dump(mode="json"),
+                "settings": settings.model_dump(mode="json")
+                | {"similarity_floor": similarity_floor(settings, name)},
             },
         )
     log.info(

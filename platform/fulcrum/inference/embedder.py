@@ -36,7 +36,9 @@ def export_embedder(model_dir: Path, target_dir: Path, max_length: int, opset: i
     from transformers import AutoModel, AutoTokenizer
 
     from fulcrum.compress.onnx_export import model_input_names
+    from fulcrum.models.classifier import quiet_transformers
 
+    quiet_transformers()  # an encoder without its pretraining pooler is what is wanted
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     encoder = AutoModel.from_pretrained(model_dir).eval()
     names = model_input_names(encoder, tokenizer)

@@ -417,11 +417,13 @@ class AssistantSection(Section):
         "or builtin:multilingual when the model trained is multilingual.",
     )
     top_k: int = Field(3, ge=1, le=50, description="Passages returned with a reply.")
-    similarity_floor: float = Field(
-        0.5,
+    similarity_floor: float | None = Field(
+        None,
         ge=-1,
         le=1,
-        description="Cosine similarity below which no passage is good enough: hand over.",
+        description="Cosine similarity below which no passage is good enough: hand over; "
+        "null: the embedder's own (0.5 for builtin:minilm, 0.9 for builtin:multilingual, "
+        "whose unrelated texts score about 0.85).",
     )
     handover: str = Field(
         "I can't answer that myself; let me pass you to a colleague who can.",
