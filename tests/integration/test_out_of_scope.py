@@ -151,6 +151,26 @@ def test_answers_say_out_of_scope_with_the_score_that_decided(detected):
         assert flagged.tolist() == [True, False, False]
 
 
+def test_fulcrum_predict_writes_the_decision_beside_each_label(detected, tmp_path, capsys):
+    import pyarrow.parquet as pq
+
+    from fulcrum.cli import main
+
+    _, _, export_dir, _ = detected
+    corpus = tmp_path / "messages.csv"
+    texts = ["the music and the weather", "the pear and the apple", "a very old invoice tax"]
+    corpus.write_text("text\n" + "\n".join(texts) + "\n")
+    output = tmp_path / "scored"
+    assert main(["predict", str(export_dir), str(corpus), "--output", str(output)]) == 0
+    (part,) = (output / "parts").glob("*.parquet")
+    table = pq.read_table(part)
+    expected = OnnxClassifier(export_dir).predict(texts)
+    assert table.column("out_of_scope").to_pylist() == [a["out_of_scope"] for a in expected]
+    assert np.allclose(
+        table.column("in_scope_score").to_pylist(), [a["in_scope_score"] for a in expected]
+    )
+
+
 @pytest.fixture(scope="module")
 def assistant(detected):
     from fulcrum.assistant.build import build_assistant
