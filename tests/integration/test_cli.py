@@ -39,9 +39,14 @@ def test_fulcrum_run_on_s3_trains_exports_serves_answers_and_compress_follows(
 
     output_dir = join(s3_bucket, "cli")
     # Served as a one-model app is by default: the model inside the gateway (one deployment).
-    recipe = tiny_recipe_factory(output_dir)
+    # With an assistant, whose files are given relative to the recipe, as a user writes them.
+    (tmp_path / "answers.yaml").write_text("apple: 'Our fruit desk will call you, {name}.'\n")
+    (tmp_path / "kb.csv").write_text("question,answer\nWhere is my car?,In the garage.\n")
+    raw = tiny_recipe_factory(output_dir).to_dict() | {
+        "assistant": {"answers": "answers.yaml", "knowledge_base": "kb.csv"}
+    }
     recipe_file = tmp_path / "tiny.yaml"
-    recipe_file.write_text(yaml.safe_dump(recipe.to_dict()))
+    recipe_file.write_text(yaml.safe_dump(raw))
     result = subprocess.run(
         [FULCRUM, "run", str(recipe_file), "--probe", "apple pear", "--probe", "car wheel"],
         capture_output=True,
@@ -66,6 +71,19 @@ def test_fulcrum_run_on_s3_trains_exports_serves_answers_and_compress_follows(
         output,
     )
     assert [text for text, _, _ in answers] == ["apple pear", "car wheel"]
+    assert "[assistant] embedding 1 knowledge-base rows with builtin:minilm" in output
+    replies = re.findall(
+        r"\[serve\] POST /v1/assistants/tiny/reply '(.*)' -> (['\"])(.*)\2 "
+        r"\((template|knowledge_base|handover): .*\)",
+        output,
+    )
+    assert [text for text, *_ in replies] == ["apple pear", "car wheel"], output[-2000:]
+    by_intent = {text: label for text, label, _ in answers}
+    for text, _, answer, chosen_by in replies:
+        if by_intent[text] == "apple":  # the one intent with a template
+            assert (answer, chosen_by) == ("Our fruit desk will call you, {name}.", "template")
+        else:
+            assert chosen_by in ("knowledge_base", "handover")
     assert "Serve shut down" in output
     # Only Fulcrum's own lines: none of what Ray, its workers and the libraries log.
     for noise in NOISE:
@@ -102,6 +120,8 @@ def test_fulcrum_run_on_s3_trains_exports_serves_answers_and_compress_follows(
         "export/model.onnx",
         "compress/manifest.json",
         "compress/variants/dynamic-int8/model.onnx",
+        "assistant/knowledge_base.npy",
+        "assistant/embedder.onnx",
     ):
         assert expected in stored, sorted(stored)
     # Ray's checkpoints went to S3 during training, and were removed once the artifact was.
