@@ -156,3 +156,14 @@ def test_explicit_weights_name_labels_and_unnamed_ones_weigh_one():
     assert class_weight_vector("none", [0, 1], ["a", "b"]) is None
     with pytest.raises(RecipeError, match=r"train.class_weights.z: no such label \(labels: a, b\)"):
         class_weight_vector({"z": 2.0}, [0, 1], ["a", "b"])
+
+
+def test_the_class_weights_line_stays_short_for_many_labels():
+    from fulcrum.train.stage import _weights
+
+    assert _weights(["a", "b"], [1.0, 2.0]) == "a 1, b 2"
+    many = [f"intent{i}" for i in range(150)]
+    assert _weights(many, [1.0] * 150) == "1 for each of the 150 labels (they are balanced)"
+    line = _weights(many, [0.5 + i / 100 for i in range(150)])
+    assert line.startswith("0.5 to 1.99 over 150 labels") and "intent149 1.99" in line
+    assert line.count("intent") == 6

@@ -144,8 +144,12 @@ def _plan(recipe: Recipe, output_dir: str | Path | None) -> _Plan:
 def _describe(plan: _Plan) -> None:
     recipe, splits, counts = plan.recipe, plan.splits, plan.counts
     cut = f" cut to {recipe.model.num_layers} layers" if recipe.model.num_layers else ""
+    unseen = "".join(
+        f" (+{table.num_rows:,} {split} texts with labels training lacks: out of scope)"
+        for split, table in splits.unseen.items()
+    )
     log.info(
-        f"data: {splits.sizes()} rows, {len(splits.label_names)} labels; model: "
+        f"data: {splits.sizes()} rows{unseen}, {len(splits.label_names)} labels; model: "
         f"{recipe.model.base}{cut} ({counts['trainable']:,} of {counts['total']:,} parameters "
         f"train with {recipe.peft.method})"
     )
@@ -153,11 +157,27 @@ def _describe(plan: _Plan) -> None:
         log.info("settled from the method and data: " + plan.settled.describe())
     if plan.class_weights:
         setting = recipe.train.class_weights
-        weights = zip(splits.label_names, plan.class_weights, strict=True)
         log.info(
             f"class weights ({setting if isinstance(setting, str) else 'as given'}): "
-            + ", ".join(f"{name} {weight:.3g}" for name, weight in weights)
+            + _weights(splits.label_names, plan.class_weights)
         )
+
+
+def _weights(names: list[str], weights: list[float], shown: int = 12) -> str:
+    """Each label's weight, or for many labels the range and the extremes."""
+    if len(names) <= shown:
+        return ", ".join(
+            f"{name} {weight:.3g}" for name, weight in zip(names, weights, strict=True)
+        )
+    if max(weights) - min(weights) < 1e-6:
+        return f"{weights[0]:.3g} for each of the {len(names)} labels (they are balanced)"
+    order = sorted(range(len(names)), key=lambda index: weights[index])
+    ends = [*order[:3], *order[-3:]]
+    return (
+        f"{min(weights):.3g} to {max(weights):.3g} over {len(names)} labels (lowest and highest: "
+        + ", ".join(f"{names[index]} {weights[index]:.3g}" for index in ends)
+        + ")"
+    )
 
 
 def _publish(plan: _Plan, result, train_rows: pa.Table, started: float) -> list[dict[str, Any]]:
