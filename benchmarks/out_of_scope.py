@@ -1,7 +1,8 @@
 """Out-of-scope detection on CLINC150 (Larson et al., EMNLP 2019): what each way of saying
 "none of these" costs in in-scope accuracy and buys in out-of-scope recall.
 
-Two models per method, each the minimal recipe plus `out_of_scope: {}`:
+Two models per method, each the minimal recipe (detection settles on by itself: the data
+has out-of-scope rows):
 - `threshold`: trained on the 150 in-scope intents only; validation and test carry the
   out-of-scope rows as a label training never saw (the paper's oos-threshold setting);
 - `trained class`: the 100 out-of-scope training rows trained as a 151st label, `oos` (the
@@ -9,9 +10,11 @@ Two models per method, each the minimal recipe plus `out_of_scope: {}`:
 
 Rows of the table, all on the same test logits of each model's exported ONNX model and of
 its dynamic-INT8 variant: (a) no out-of-scope handling (the argmax), (b) the floor on the
-largest probability, (b') on the energy score, (c) the trained class alone, (d) the class
-with the floor, and the detector the model actually ships (`score: auto`). Thresholds are
-chosen on validation for `target_precision` (0.9 unless --target-precision), never on test.
+largest probability, (b') on the energy score, each keeping 95% of in-scope validation texts
+(the default), (b'') the paper's rule (the floor with the best validation accuracy over all
+classes), (b''') the energy floor for 90% validation precision (--target-precision), (c) the
+trained class alone, (d) the class with each floor, and the detector the model ships
+(`score: auto`). Every threshold is chosen on validation, never on test.
 Test: 4,500 in-scope and 1,000 out-of-scope texts. Results go to
 benchmarks/results/out_of_scope.json as each model finishes, so a rerun resumes.
 
@@ -64,12 +67,11 @@ def clinc_data(with_oos_training: bool) -> dict[str, str]:
     }
 
 
-def recipe(method: str, setting: str, target_precision: float) -> dict[str, Any]:
+def recipe(method: str, setting: str) -> dict[str, Any]:
     raw: dict[str, Any] = {
         "name": f"oos-{method}-{setting.replace(' ', '-')}",
         "output_dir": str(OUTPUT / "runs"),
         "data": clinc_data(setting == "trained class"),
-        "out_of_scope": {"target_precision": target_precision},
         "compress": {"variants": ["dynamic_int8"]},
     }
     if method != "lora":
@@ -84,14 +86,14 @@ def run_model(method: str, setting: str, target_precision: float) -> dict[str, A
     from fulcrum.recipe import validate_recipe
 
     started = time.time()
-    written, trained = train_or_reuse(recipe(method, setting, target_precision))
+    written, trained = train_or_reuse(recipe(method, setting))
     train_dir = trained.path
     settled = validate_recipe(trained.manifest.settled_recipe)
     models = {
         "fp32": export(written, train_dir),
         "int8": variant_dir(compress(written, train_dir), "dynamic-int8"),
     }
-    rows = {name: detection_rows(path, settled) for name, path in models.items()}
+    rows = {name: detection_rows(path, settled, target_precision) for name, path in models.items()}
     return {
         "method": method,
         "setting": setting,
@@ -106,7 +108,13 @@ def run_model(method: str, setting: str, target_precision: float) -> dict[str, A
     }
 
 
-def detection_rows(export_dir: Path, settled) -> list[dict[str, Any]]:
+def _named(score: str) -> str:
+    return score.replace("_", "-")
+
+
+def detection_rows(
+    export_dir: Path, settled, target_precision: float = 0.9
+) -> list[dict[str, Any]]:
     """Every way of deciding, measured on one model's own validation and test logits."""
     import numpy as np
 
@@ -117,6 +125,7 @@ def detection_rows(export_dir: Path, settled) -> list[dict[str, Any]]:
     model = OnnxClassifier(export_dir)
     splits = recipe_splits(settled)
     labels, section = model.labels, settled.out_of_scope
+    keep = section.in_scope_recall
     oos = labels.index(section.label) if section.label in labels else None
     evidence = {}
     for split in ("validation", "test"):
@@ -128,21 +137,23 @@ def detection_rows(export_dir: Path, settled) -> list[dict[str, Any]]:
             model.logits(unseen.column("text").to_pylist()) if unseen is not None else None,
             oos,
         )
+    precision = target_precision
     ways: list[tuple[str, Detector]] = []
     if oos is None:  # trained on in-scope intents only: the argmax, or a floor
         ways.append(("(a) argmax, no handling", Detector("max_probability", -np.inf, None, "")))
-        for score, name in (
-            ("max_probability", "(b) max-probability floor"),
-            ("energy", "(b') energy floor"),
-        ):
-            floor = calibrate(evidence["validation"], labels, None, score, section.target_precision)
-            ways.append((name, floor))
+        for score, name in (("max_probability", "(b)"), ("energy", "(b')")):
+            floor = calibrate(evidence["validation"], labels, None, score, keep)
+            ways.append((f"{name} {_named(score)} floor, {keep:.0%} in-scope kept", floor))
         ways.append(("(b'') max-probability, the paper's rule", paper_rule(evidence, labels)))
+        floor = calibrate(evidence["validation"], labels, None, "energy", keep, precision)
+        ways.append((f"(b''') energy floor at {precision:.0%} validation precision", floor))
     else:  # an `oos` class: alone, or with a floor on the in-scope labels' scores
         ways.append(("(c) trained class alone", Detector("max_probability", -np.inf, "oos", "")))
-        for score in ("max_probability", "energy"):
-            both = calibrate(evidence["validation"], labels, "oos", score, section.target_precision)
-            ways.append((f"(d) class + {score.replace('_', '-')} floor", both))
+        for score, name in (("max_probability", "(d)"), ("energy", "(d')")):
+            both = calibrate(evidence["validation"], labels, "oos", score, keep)
+            ways.append((f"{name} class + {_named(score)} floor, {keep:.0%} kept", both))
+        both = calibrate(evidence["validation"], labels, "oos", "energy", keep, precision)
+        ways.append((f"(d'') class + energy floor at {precision:.0%} validation precision", both))
     shipped = Detector.from_dict(model.artifact.manifest.out_of_scope)
     ways.append((f"shipped ({shipped.score})", shipped))
     return [

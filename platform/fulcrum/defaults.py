@@ -189,4 +189,6 @@ def describe_rules() -> dict[str, str]:
 
 
 def _show(value: Any) -> str:
+    if value == {}:
+        return "on"  # a section turned on with its defaults
     return f"{value:g}" if isinstance(value, float) else str(value)

@@ -66,7 +66,7 @@ def test_with_out_of_scope_examples_the_threshold_meets_the_precision_and_maximi
     inside = _logits([(i % 3, 4.0 + (i % 5)) for i in range(200)])
     outside = _logits([(i % 3, 0.2 * (i % 10)) for i in range(90)] + [(0, 8.0)] * 10)
     evidence = Evidence.of(inside, np.arange(200) % 3, outside, None)
-    detector = calibrate(evidence, LABELS, None, score="max_probability", target_precision=0.95)
+    detector = calibrate(evidence, LABELS, None, "max_probability", target_precision=0.95)
     measured = metrics(evidence, detector, LABELS)
     assert measured["out_of_scope_precision"] >= 0.95
     assert measured["out_of_scope_recall"] == pytest.approx(0.9)  # the confident 10 escape
@@ -74,6 +74,19 @@ def test_with_out_of_scope_examples_the_threshold_meets_the_precision_and_maximi
     # No lower threshold flags more of them without crossing into the in-scope texts.
     assert in_scope_score(outside, "max_probability", None)[:90].max() < detector.threshold
     assert detector.threshold < in_scope_score(inside, "max_probability", None).min()
+
+
+def test_by_default_examples_choose_the_score_but_the_in_scope_share_sets_the_floor():
+    # A precision target would depend on how common out-of-scope texts are in validation;
+    # the share of in-scope texts kept does not.
+    rng = np.random.default_rng(3)
+    inside = rng.normal(size=(300, 3)) * 3
+    outside = rng.normal(size=(10, 3)) * 0.5
+    evidence = Evidence.of(inside, inside.argmax(-1), outside, None)
+    detector = calibrate(evidence, LABELS, None, in_scope_recall=0.9)
+    kept = in_scope_score(inside, detector.score, None) >= detector.threshold
+    assert kept.mean() == pytest.approx(0.9, abs=0.01)
+    assert "validation out-of-scope recall" in detector.chosen_by
 
 
 def test_auto_takes_the_score_that_separates_better():
@@ -129,3 +142,23 @@ def test_measure_reports_every_split_and_the_model_without_detection():
     assert report["without_detection"]["test"]["out_of_scope_recall"] == 0.0
     assert report["test"]["out_of_scope_examples"] == 10
     assert "out of scope when" in describe(report)
+
+
+def test_the_data_turns_detection_on_when_it_says_some_texts_are_none_of_the_intents():
+    import pyarrow as pa
+
+    from fulcrum.recipe import validate_recipe
+    from fulcrum.train.settle import choose_out_of_scope
+
+    recipe = validate_recipe({"name": "x", "data": {"path": "d.csv"}})
+    plain = SimpleNamespace(label_names=LABELS, unseen={})
+    assert choose_out_of_scope(recipe, plain) is None
+    trained = SimpleNamespace(label_names=[*LABELS, "oos"], unseen={})
+    assert "an 'oos' label" in choose_out_of_scope(recipe, trained).reason
+    unseen = SimpleNamespace(label_names=LABELS, unseen={"test": pa.table({"text": ["a", "b"]})})
+    choice = choose_out_of_scope(recipe, unseen)
+    assert (choice.key, choice.value) == ("out_of_scope", {})
+    assert choice.describe() == "out_of_scope on (2 test rows have labels training never saw)"
+    # Written in the recipe, it is the recipe's; and a tagger has no such thing.
+    written = validate_recipe({"name": "x", "data": {"path": "d.csv"}, "out_of_scope": {}})
+    assert choose_out_of_scope(written, unseen) is None

@@ -57,9 +57,14 @@ class _Source:
 
 
 def recipe_splits(recipe: Recipe) -> LabelledSplits:
-    """The splits a recipe trains and is measured on."""
+    """The splits a recipe trains and is measured on. A classifier's validation and test
+    rows with labels training lacks are kept apart as out-of-scope examples (training then
+    settles out-of-scope detection on, fulcrum.train.settle) rather than refused."""
     return load_splits(
-        recipe.data, recipe.seed, recipe.task.type, unseen_allowed=recipe.out_of_scope is not None
+        recipe.data,
+        recipe.seed,
+        recipe.task.type,
+        unseen_allowed=recipe.task.type == "sequence_classification",
     )
 
 
@@ -99,25 +104,24 @@ def load_splits(
         raise DataError(
             f"{first_path}: the validation split is empty; add rows or raise data.validation_fraction"
         )
+    unseen = {split: table for split, table in unseen.items() if table.num_rows}
     return LabelledSplits(
         **parts,
         label_names=list(names),
-        fingerprint=fingerprint(data, seed, sources, unseen_allowed),
-        unseen={split: table for split, table in unseen.items() if table.num_rows},
+        fingerprint=fingerprint(data, seed, sources, bool(unseen)),
+        unseen=unseen,
     )
 
 
-def fingerprint(
-    data: DataSection, seed: int, sources: list[str], unseen_allowed: bool = False
-) -> str:
+def fingerprint(data: DataSection, seed: int, sources: list[str], has_unseen: bool = False) -> str:
     """Changes when the bytes of any source file, the column mapping or the split change."""
     content = {
         "files": [[Path(source).name, sha256_file(Path(source))] for source in sources],
         "data": data.model_dump(mode="json", exclude={"path", "train", "validation", "test"}),
         "seed": seed,
     }
-    if unseen_allowed:  # only then, so every earlier fingerprint still holds
-        content["unseen_allowed"] = True
+    if has_unseen:  # only then, so every earlier fingerprint still holds
+        content["unseen_kept_apart"] = True
     canonical = json.dumps(content, sort_keys=True).encode()
     return hashlib.sha256(canonical).hexdigest()
 
@@ -145,8 +149,7 @@ def _encode_texts(table: pa.Table, names: list[str], path: str) -> pa.Table:
         row = unknown[0]
         raise DataError(
             f"{path}, row {row + 1}: label {labels[row].as_py()!r} never appears in the "
-            f"training data (labels: {', '.join(names)}); declare data.labels to fix the set, "
-            "or add an out_of_scope: section to count such rows as out of scope"
+            f"training data (labels: {', '.join(names)}); declare data.labels to fix the set"
         )
     return table.set_column(1, LABEL, pa.array(ids.to_numpy().astype(np.int64)))
 

@@ -382,19 +382,20 @@ class OutOfScopeSection(Section):
         description="In-scope confidence the threshold applies to; auto: the one with the "
         "higher validation AUROC (max_probability when validation has no out-of-scope rows).",
     )
-    target_precision: float = Field(
-        0.9,
-        gt=0,
-        le=1,
-        description="With out-of-scope rows in validation: the threshold with the highest "
-        "out-of-scope recall at this out-of-scope precision.",
-    )
     in_scope_recall: float = Field(
         0.95,
         gt=0,
-        lt=1,
-        description="Without out-of-scope rows in validation: the share of in-scope "
-        "validation texts kept above the threshold.",
+        le=1,
+        description="The share of in-scope validation texts kept above the threshold (the "
+        "rest go to the fallback); 1: the trained class alone decides.",
+    )
+    target_precision: float | None = Field(
+        None,
+        gt=0,
+        le=1,
+        description="Instead, with out-of-scope rows in validation: the threshold with the "
+        "highest out-of-scope recall at this precision on validation (which holds only where "
+        "traffic has out-of-scope texts as often as validation does).",
     )
 
 

@@ -31,7 +31,7 @@ from fulcrum.defaults import (
     steps_per_epoch,
     token_lengths,
 )
-from fulcrum.recipe import Recipe, set_key_path
+from fulcrum.recipe import OutOfScopeSection, Recipe, set_key_path
 from fulcrum.train.deepspeed_config import deepspeed_config
 from fulcrum.words import WordEncoder, join_words
 
@@ -58,12 +58,15 @@ def settle(
     tokenizer,
     model_limit: int,
     base: Choice | None = None,
+    scope: Choice | None = None,
 ) -> Settled:
     """`train_table`: the training split before augmentation (augmented copies are counted
     as rows, not read: they have the originals' lengths); `labels`: how many the task has
     (tags, for token classification); `tokenizer` and `model_limit` are the model's, and
-    `base` how it was chosen when the recipe left it to the data (choose_base)."""
+    `base` how it was chosen when the recipe left it to the data (choose_base), `scope`
+    whether out-of-scope detection was turned on by the data (choose_out_of_scope)."""
     choices: list[Choice] = [base] if base is not None else []
+    choices += [scope] if scope is not None else []
     choices += _method_choices(recipe)
     choices += _budget_choices(recipe, train_table.num_rows, labels)
     if recipe.model.max_length is None:
@@ -159,6 +162,24 @@ def choose_base(recipe: Recipe, train_table: pa.Table) -> Choice | None:
     return Choice("model.base", *default_base(texts))
 
 
+def choose_out_of_scope(recipe: Recipe, splits) -> Choice | None:
+    """Out-of-scope detection, on when the data says some texts are none of the intents: a
+    training label named as out_of_scope's default (`oos`), or validation or test rows whose
+    labels training never saw. Either way the model would otherwise give such texts an
+    intent."""
+    if recipe.out_of_scope is not None or recipe.task.type != "sequence_classification":
+        return None
+    label = OutOfScopeSection().label
+    reasons = []
+    if label in splits.label_names:
+        reasons.append(f"the training data has an {label!r} label")
+    reasons += [
+        f"{table.num_rows:,} {split} rows have labels training never saw"
+        for split, table in splits.unseen.items()
+    ]
+    return Choice("out_of_scope", {}, "; ".join(reasons)) if reasons else None
+
+
 def settle_with_model(recipe: Recipe, splits) -> tuple[Settled, Path]:
     """(the settled recipe, its model's directory) for the loaded splits: the model first,
     since the lengths are counted in its tokens."""
@@ -175,6 +196,7 @@ def settle_with_model(recipe: Recipe, splits) -> tuple[Settled, Path]:
         tokenizer,
         model_limit(model_dir, tokenizer),
         base,
+        choose_out_of_scope(recipe, splits),
     )
     return settled, model_dir
 
