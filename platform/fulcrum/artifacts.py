@@ -39,7 +39,7 @@ __all__ = [
 ]
 
 # What each stage writes, named after it: <output_dir>/<recipe name>/<stage>.
-STAGES = ("train", "export", "compress", "tune", "assistant")
+STAGES = ("train", "export", "compress", "tune", "assistant", "monitor")
 # A disk or quota that is full, a file-size limit, a file system mounted read-only.
 WRITE_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS)
 TRACKED_PACKAGES = (

@@ -171,6 +171,16 @@ def _stage_commands(commands) -> None:
         "--from", dest="train_dir", help="training artifact (default: the recipe's)"
     )
     compress.set_defaults(takes_artifact=True)
+    monitor = command(
+        "monitor",
+        _monitor,
+        "score the recipe's monitor: inputs (dated texts), count opinion per entity and time "
+        "window, and alert when an entity's negative share or volume leaves its history",
+    )
+    monitor.add_argument("--output", help="output folder (default: monitor.output)")
+    monitor.add_argument(
+        "--model", help="export artifact (default: monitor.model, or the recipe's)"
+    )
     serve = command("serve", _serve, "serve an export artifact on Ray Serve until interrupted")
     serve.add_argument("--artifact", help="export artifact (default: the recipe's)")
     serve.add_argument(
@@ -490,6 +500,14 @@ def _predict(_, args) -> int:
         threads=args.threads,
     )
     for line in summary_lines(summary):
+        print(line)
+    return 0
+
+
+def _monitor(recipe: Recipe, args) -> int:
+    from fulcrum.monitor.run import monitor, summary_lines
+
+    for line in summary_lines(monitor(recipe, args.output, args.model)):
         print(line)
     return 0
 

@@ -22,6 +22,7 @@ from fulcrum.recipe.sections import (
     DistillSection,
     ExportSection,
     ModelSection,
+    MonitorSection,
     OutOfScopeSection,
     PeftSection,
     Section,
@@ -69,6 +70,10 @@ class Recipe(Section):
         None,
         description="Replies from the served intent model: templates, knowledge-base "
         "search, hand-over; absent: none.",
+    )
+    monitor: MonitorSection | None = Field(
+        None,
+        description="Opinion monitoring over dated texts (fulcrum monitor); absent: none.",
     )
     export: ExportSection = Field(default_factory=ExportSection)
     serve: ServeSection = Field(default_factory=ServeSection)

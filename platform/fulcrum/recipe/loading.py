@@ -74,6 +74,7 @@ def _resolve_data_paths(raw: dict[str, Any], base_dir: Path) -> None:
         ("train", ("deepspeed_config",)),
         ("distill", ("teacher",)),
         ("assistant", ("answers", "knowledge_base")),
+        ("monitor", ("output", "model", "names")),
     ):
         values = raw.get(section)
         if not isinstance(values, dict):
@@ -82,3 +83,11 @@ def _resolve_data_paths(raw: dict[str, Any], base_dir: Path) -> None:
             value = values.get(key)
             if isinstance(value, str) and "://" not in value and not Path(value).is_absolute():
                 values[key] = os.path.normpath(base_dir / value)
+    monitor = raw.get("monitor")
+    if isinstance(monitor, dict) and isinstance(monitor.get("inputs"), list):
+        monitor["inputs"] = [
+            os.path.normpath(base_dir / value)
+            if isinstance(value, str) and "://" not in value and not Path(value).is_absolute()
+            else value
+            for value in monitor["inputs"]
+        ]

@@ -442,6 +442,78 @@ class AssistantSection(Section):
         return self
 
 
+class MonitorRules(Section):
+    """When a window alerts (fulcrum.monitor.alerts)."""
+
+    baseline_windows: int = Field(
+        28, ge=2, description="Previous windows an entity is compared with (its own history)."
+    )
+    min_baseline: int = Field(
+        7, ge=1, description="Judged windows the baseline needs before anything alerts."
+    )
+    min_count: int = Field(10, ge=1, description="Texts a window needs to be judged at all.")
+    z: float = Field(
+        3.0, gt=0, description="Negative share's z-score (binomial noise included) to alert."
+    )
+    min_rise: float = Field(
+        0.1, ge=0, le=1, description="And its rise over the baseline, absolute (0.1: 10 points)."
+    )
+    volume_z: float | None = Field(
+        4.0, gt=0, description="z-score of log(1 + count) for a volume alert; null: none."
+    )
+
+
+class MonitorSection(Section):
+    """`fulcrum monitor`: dated texts scored, counted per entity and window, alerts."""
+
+    inputs: list[str] = Field(
+        ..., min_length=1, description="Files, folders, globs or URIs of dated texts."
+    )
+    output: str | None = Field(
+        None, description="Output folder; null: OUTPUT_DIR/NAME/monitor (a local folder)."
+    )
+    model: str | None = Field(
+        None, description="Export artifact that scores the texts; null: this recipe's export."
+    )
+    text_column: str = Field("text", min_length=1, description="Column holding the text.")
+    time_column: str = Field(
+        "created_at", min_length=1, description="Column holding each text's time (ISO 8601)."
+    )
+    window: Literal["hour", "day", "week"] = Field(
+        "day", description="Calendar window in UTC that texts are counted in."
+    )
+    entity_column: str | None = Field(
+        None, description="Column naming each text's entity (several: comma-separated)."
+    )
+    cashtags: bool = Field(True, description="Count $TICKER mentions in the text as entities.")
+    min_cashtag_letters: int = Field(
+        2, ge=1, le=6, description="Shorter cashtags ($T, $D) are too ambiguous to count."
+    )
+    names: str | None = Field(
+        None, description="CSV with columns entity, alias: names that count for an entity."
+    )
+    entities: list[str] | None = Field(
+        None, description="Only these entities are counted; null: every one found."
+    )
+    where: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description="Keep rows whose column's value is one of these ({lang: [en]}).",
+    )
+    negative_label: str | None = Field(
+        None, description="The model's label for negative opinion; null: the one named so."
+    )
+    rules: MonitorRules = Field(default_factory=MonitorRules)
+    examples: int = Field(
+        5, ge=0, le=50, description="Texts written with each alert, with their explanations."
+    )
+    webhook: str | None = Field(
+        None, description="URL that each new alert is POSTed to as JSON; null: none."
+    )
+    timelines: int = Field(
+        6, ge=0, le=50, description="Entities (the most mentioned) drawn as timeline PNGs."
+    )
+
+
 class ExportSection(Section):
     opset: int = Field(18, ge=14, le=23, description="ONNX opset version.")
     max_abs_logit_diff: float = Field(
