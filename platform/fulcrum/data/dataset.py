@@ -4,9 +4,9 @@ Sequence classification gives columns `text` (string) and `label` (int64 id); to
 classification gives `tokens` (list of strings) and `label` (list of int64 tag ids). Either
 way `label` indexes `label_names`, which is what every artifact records.
 
-With out-of-scope detection on (the recipe's `out_of_scope:` section), validation and test
-rows whose label training never saw are not an error: they are kept apart, text only, in
-`unseen`, as the out-of-scope examples the detector is calibrated and measured on.
+For a classifier read through its recipe (recipe_splits), validation and test rows whose
+label training never saw are not an error: they are kept apart, text only, in `unseen`, as
+the out-of-scope examples the detector is calibrated and measured on (fulcrum.out_of_scope).
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ class LabelledSplits:
     test: pa.Table
     label_names: list[str]
     fingerprint: str
-    # Per split, the texts whose labels training never saw (out-of-scope detection only).
+    # Per split, the texts whose labels training never saw (out-of-scope examples).
     unseen: dict[str, pa.Table] = field(default_factory=dict)
 
     def sizes(self) -> dict[str, int]:
