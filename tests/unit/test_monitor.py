@@ -115,3 +115,8 @@ def test_a_volume_surge_alerts_with_the_windows_negative_share():
     alerts = find_alerts(_daily("FB", [0.2] * 41, counts), "negative", Rules())
     assert [(a["rule"], a["count"]) for a in alerts] == [("volume", 400)]
     assert alerts[0]["negative_share"] == 0.2 and alerts[0]["baseline"] == pytest.approx(20)
+
+
+def test_a_few_texts_after_silence_are_not_a_volume_surge():
+    counts = [0] * 40 + [4]
+    assert find_alerts(_daily("TINY", [np.nan] * 40 + [0.5], counts), "negative", Rules()) == []

@@ -12,7 +12,8 @@ alerting every day, and a quiet one is heard when it turns.
   `min_baseline` such windows, are judged; the share must also rise by `min_rise` (absolute),
   so a z-score on a near-constant baseline cannot alert on a wobble.
 - **Volume.** z on log(1 + count) against the same windows (empty ones count, as zero), for
-  a surge of texts whatever their tone; `volume_z: null` turns it off.
+  a surge of texts whatever their tone, in a window of at least `min_count` texts (3 posts
+  after a silent month is not a surge); `volume_z: null` turns it off.
 
 Both are z-scores against a rolling baseline: simple, explainable in one line of an alert,
 and the figures that decided are written with it.
@@ -56,7 +57,8 @@ def find_alerts(aggregates: pd.DataFrame, negative: str, rules: Rules) -> list[d
                 found = _share_alert(shares[index], counts[index], shares[previous][judged], rules)
                 if found:
                     alerts.append(_alert(entity, window, "negative_share", found, counts[index]))
-            if rules.volume_z is not None and index - start >= rules.min_baseline:
+            enough = counts[index] >= rules.min_count and index - start >= rules.min_baseline
+            if rules.volume_z is not None and enough:
                 found = _volume_alert(counts[index], counts[previous], rules)
                 if found:
                     found["negative_share"] = None if np.isnan(shares[index]) else shares[index]
