@@ -11,9 +11,9 @@ English, per ticker and day): the most mentioned tickers, and every alert of the
 mentioned with its top example texts, to be read against what happened on those dates.
 
 surges: a copy of the stream with bursts of negative posts added: for 12 tickers with at
-least 15 posts a day on average, on a random day after their first 60 days, posts from
-Financial PhraseBank's negative sentences with the ticker's cashtag, as many as the ticker's
-median day. Detection delay (days from the burst to the first alert on it; a burst is missed
+least 3 posts a day on average over more than 90 days, on a random day after their first
+60, posts from Financial PhraseBank's negative sentences with the ticker's cashtag, as many
+as the ticker's median day and at least 20. Detection delay (days from the burst to the first alert on it; a burst is missed
 when no alert comes within 2 days) and false alarms per month (alerts on other days, over all
 tickers), at the default rules.
 
@@ -97,7 +97,7 @@ def run_surges(model: str, seed: int = 0) -> dict[str, Any]:
     kept["day"] = kept.created_at_utc.str[:10]
     daily = kept.groupby(["ticker", "day"]).size()
     per_ticker = daily.groupby(level=0)
-    busy = [t for t, days in per_ticker if days.mean() >= 15 and len(days) > 90]
+    busy = [t for t, days in per_ticker if days.mean() >= 3 and len(days) > 90]
     splits = load_splits(DataSection(**phrasebank_data("AllAgree")), seed=0)
     negative = splits.label_names.index("negative")
     sentences = [row["text"] for row in splits.train.to_pylist() if row["label"] == negative]
@@ -105,7 +105,7 @@ def run_surges(model: str, seed: int = 0) -> dict[str, Any]:
     for ticker in rng.sample(sorted(busy), min(BURSTS, len(busy))):
         days = sorted(daily[ticker].index)
         day = rng.choice(days[60:])
-        size = int(daily[ticker].median())
+        size = max(20, int(daily[ticker].median()))
         for index in range(size):
             text = f"${ticker} {rng.choice(sentences)}"
             rows.append(
