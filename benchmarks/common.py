@@ -41,6 +41,18 @@ def phrasebank_data(subset: str = "AllAgree") -> dict[str, Any]:
     }
 
 
+def write_labelled_jsonl(target: Path, rows) -> str:
+    """(text, label) rows as JSONL under artifacts/ (never committed), written aside and
+    renamed into place; the path, for a recipe's data section."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = target.with_suffix(".partial")
+    with open(staging, "w") as handle:
+        for text, label in rows:
+            handle.write(json.dumps({"text": text, "label": label}) + "\n")
+    staging.replace(target)
+    return str(target)
+
+
 def table(rows: list[dict[str, Any]], columns: list[tuple[str, str]]) -> str:
     """A Markdown table: columns are (key, header); floats get 3 significant decimals."""
 

@@ -43,6 +43,7 @@ from common import (
     phrasebank_data,
     splice_block,
     table,
+    write_labelled_jsonl,
     write_results,
 )
 
@@ -79,24 +80,13 @@ PLAIN_LOOP_HABITS = {"warmup_ratio": 0.0, "grad_clip": 0.0, "weight_decay": 0.01
 # --------------------------------------------------------------------------- data
 
 
-def _jsonl(target: Path, rows: list[tuple[str, str]]) -> str:
-    if not target.is_file():
-        target.parent.mkdir(parents=True, exist_ok=True)
-        staging = target.with_suffix(".partial")
-        with open(staging, "w") as handle:
-            for text, label in rows:
-                handle.write(json.dumps({"text": text, "label": label}) + "\n")
-        staging.replace(target)
-    return str(target)
-
-
 def _sst2() -> dict[str, str]:
     """train.tsv names its text column `sentence`, dev and test `content`: one JSONL each."""
     section = {}
     for split, name in (("train", "train.tsv"), ("validation", "dev.tsv"), ("test", "test.tsv")):
         with open(data_file("sst2", name), newline="", encoding="utf-8") as handle:
             rows = list(csv.reader(handle, delimiter="\t"))[1:]
-        section[split] = _jsonl(
+        section[split] = write_labelled_jsonl(
             OUTPUT / "data" / "sst2" / f"{split}.jsonl", [(row[1], row[0].strip()) for row in rows]
         )
     return section
@@ -106,7 +96,7 @@ def _clinc150() -> dict[str, str]:
     """The in-scope intents (150, no `oos`): out-of-scope detection is another benchmark."""
     full = json.loads(Path(data_file("clinc150", "data_full.json")).read_text())
     return {
-        split: _jsonl(
+        split: write_labelled_jsonl(
             OUTPUT / "data" / "clinc150" / f"{split}.jsonl", [tuple(row) for row in full[key]]
         )
         for split, key in (("train", "train"), ("validation", "val"), ("test", "test"))
@@ -124,7 +114,10 @@ def chnsenticorp_data() -> dict[str, Any]:
     held_out = {text for split in ("validation", "test") for text, _ in splits[split]}
     splits["train"] = [(text, label) for text, label in splits["train"] if text not in held_out]
     folder = OUTPUT / "data" / "chnsenticorp"
-    return {split: _jsonl(folder / f"{split}.jsonl", rows) for split, rows in splits.items()}
+    return {
+        split: write_labelled_jsonl(folder / f"{split}.jsonl", rows)
+        for split, rows in splits.items()
+    }
 
 
 def _conll(folder: str, train: str, validation: str, test: str, scheme: str) -> dict[str, Any]:

@@ -36,6 +36,7 @@ from common import (
     splice_block,
     table,
     train_or_reuse,
+    write_labelled_jsonl,
     write_results,
 )
 
@@ -46,24 +47,16 @@ COMMAND = "python benchmarks/out_of_scope.py"
 SETTINGS = ("threshold", "trained class")
 
 
-def _jsonl(target: Path, rows: list[list[str]]) -> str:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = target.with_suffix(".partial")
-    with open(staging, "w") as handle:
-        for text, label in rows:
-            handle.write(json.dumps({"text": text, "label": label}) + "\n")
-    staging.replace(target)
-    return str(target)
-
-
 def clinc_data(with_oos_training: bool) -> dict[str, str]:
     full = json.loads(Path(data_file("clinc150", "data_full.json")).read_text())
     folder = OUTPUT / "data" / ("oos-train" if with_oos_training else "in-scope-train")
     train = full["train"] + (full["oos_train"] if with_oos_training else [])
     return {
-        "train": _jsonl(folder / "train.jsonl", train),
-        "validation": _jsonl(folder / "validation.jsonl", full["val"] + full["oos_val"]),
-        "test": _jsonl(folder / "test.jsonl", full["test"] + full["oos_test"]),
+        "train": write_labelled_jsonl(folder / "train.jsonl", train),
+        "validation": write_labelled_jsonl(
+            folder / "validation.jsonl", full["val"] + full["oos_val"]
+        ),
+        "test": write_labelled_jsonl(folder / "test.jsonl", full["test"] + full["oos_test"]),
     }
 
 

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from fulcrum.inference.predictor import padded_inputs
 from fulcrum.inference.session import open_session
 
 MODEL_FILE = "embedder.onnx"
@@ -110,17 +111,6 @@ class OnnxEmbedder:
         for start in range(0, len(texts), batch_size):
             chunk = [self.prefix + text for text in texts[start : start + batch_size]]
             encodings = self.tokenizer.encode_batch(chunk)
-            length = max(len(encoding.ids) for encoding in encodings)
-            shape = (len(encodings), length)
-            arrays = {
-                "input_ids": np.full(shape, self.pad_id, dtype=np.int64),
-                "attention_mask": np.zeros(shape, dtype=np.int64),
-                "token_type_ids": np.zeros(shape, dtype=np.int64),
-            }
-            for row, encoding in enumerate(encodings):
-                size = len(encoding.ids)
-                arrays["input_ids"][row, :size] = encoding.ids
-                arrays["attention_mask"][row, :size] = 1
-            feed = {name: arrays[name] for name in self.input_names}
+            feed = padded_inputs(encodings, self.pad_id, self.input_names)
             parts.append(self.session.run(["embeddings"], feed)[0].astype(np.float32))
         return np.concatenate(parts) if parts else np.zeros((0, 0), dtype=np.float32)

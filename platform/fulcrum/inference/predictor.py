@@ -99,20 +99,25 @@ class OnnxClassifier:
         ]
 
     def _arrays(self, encodings) -> dict[str, np.ndarray]:
-        """The model's inputs for encodings of one length group, right-padded."""
-        length = max(len(encoding.ids) for encoding in encodings)
-        shape = (len(encodings), length)
-        arrays = {
-            "input_ids": np.full(shape, self.pad_id, dtype=np.int64),
-            "attention_mask": np.zeros(shape, dtype=np.int64),
-            "token_type_ids": np.zeros(shape, dtype=np.int64),
-        }
-        for row, encoding in enumerate(encodings):
-            size = len(encoding.ids)
-            arrays["input_ids"][row, :size] = encoding.ids
-            arrays["attention_mask"][row, :size] = 1
-            arrays["token_type_ids"][row, :size] = encoding.type_ids
-        return {name: arrays[name] for name in self.input_names}
+        return padded_inputs(encodings, self.pad_id, self.input_names)
+
+
+def padded_inputs(encodings, pad_id: int, input_names: list[str]) -> dict[str, np.ndarray]:
+    """A session's inputs for `tokenizers` encodings of one batch, right-padded to the
+    longest: what every ONNX Runtime caller here feeds."""
+    length = max(len(encoding.ids) for encoding in encodings)
+    shape = (len(encodings), length)
+    arrays = {
+        "input_ids": np.full(shape, pad_id, dtype=np.int64),
+        "attention_mask": np.zeros(shape, dtype=np.int64),
+        "token_type_ids": np.zeros(shape, dtype=np.int64),
+    }
+    for row, encoding in enumerate(encodings):
+        size = len(encoding.ids)
+        arrays["input_ids"][row, :size] = encoding.ids
+        arrays["attention_mask"][row, :size] = 1
+        arrays["token_type_ids"][row, :size] = encoding.type_ids
+    return {name: arrays[name] for name in input_names}
 
 
 def _check_tokenizer_fits(tokenizer, rows: int, where: Path) -> None:
