@@ -395,7 +395,9 @@ def _plain_lora_model(model_dir, recipe, names: list[str], seed: int):
 
     quiet_transformers()
     torch.manual_seed(seed)  # as Fulcrum seeds before building: the same head and adapter
-    model = AutoModelForSequenceClassification.from_pretrained(model_dir, **label_maps(names))
+    model = AutoModelForSequenceClassification.from_pretrained(
+        model_dir, use_kernels=False, **label_maps(names)
+    )
     lora = recipe.peft
     return peft.get_peft_model(
         model,

@@ -41,7 +41,7 @@ def export_embedder(model_dir: Path, target_dir: Path, max_length: int, opset: i
 
     quiet_transformers()  # an encoder without its pretraining pooler is what is wanted
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    encoder = AutoModel.from_pretrained(model_dir).eval()
+    encoder = AutoModel.from_pretrained(model_dir, use_kernels=False).eval()
     names = model_input_names(encoder, tokenizer)
 
     class Pooled(torch.nn.Module):

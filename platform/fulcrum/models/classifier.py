@@ -28,7 +28,11 @@ def name_deepspeed_accelerator(use_gpu: bool) -> None:
 
 
 def quiet_transformers() -> None:
-    """The load report lists the fresh head as MISSING on every load; that is expected."""
+    """The load report lists the fresh head as MISSING on every load; that is expected.
+
+    Every load also passes use_kernels=False: transformers 5.25 swaps layers for Hub
+    kernels by default, which fails on the meta device, and a swapped layer would no longer
+    be the module that ONNX export and the parity gate compare against."""
     import transformers
 
     transformers.logging.set_verbosity_error()
@@ -76,7 +80,11 @@ def load_base_model(
     parameters), the head being whatever the checkpoint did not provide."""
     quiet_transformers()
     model, info = task.model_class().from_pretrained(
-        model_dir, output_loading_info=True, **label_maps(label_names), **(overrides or {})
+        model_dir,
+        output_loading_info=True,
+        use_kernels=False,
+        **label_maps(label_names),
+        **(overrides or {}),
     )
     return model, new_head(model, info["missing_keys"])
 

@@ -267,6 +267,7 @@ def preflight(
     model, info = task.model_class().from_pretrained(
         model_dir,
         device_map="meta",
+        use_kernels=False,
         output_loading_info=True,
         **label_maps(label_names),
         **(overrides or {}),

@@ -55,7 +55,7 @@ def load_merged(artifact_dir: Path, task_name: str):
     from fulcrum.models.classifier import quiet_transformers
 
     quiet_transformers()
-    return task.model_class().from_pretrained(merged).eval()
+    return task.model_class().from_pretrained(merged, use_kernels=False).eval()
 
 
 def table_batches(table: pa.Table, batch_size: int):
