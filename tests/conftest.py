@@ -109,6 +109,31 @@ def write_keyword_csv(path: Path, rows_per_label: int = 40) -> Path:
     return path
 
 
+def write_pair_jsonl(path: Path, rows: int = 120) -> Path:
+    """Question/candidate pairs labelled `yes` when both name the same topic (by different
+    words) and `no` when not: the label is in neither text alone, only in the pair. Each
+    `user` asks six in a row (a ranking group)."""
+    import json
+    import random
+
+    rng = random.Random(0)
+    topics = [["apple", "pear", "fruit"], ["car", "wheel", "engine"], ["tax", "invoice", "bill"]]
+    lines = []
+    for index in range(rows):
+        first = rng.randrange(len(topics))
+        second = first if index % 2 == 0 else (first + rng.randrange(1, len(topics))) % len(topics)
+        query, candidate = rng.sample(topics[first], 1)[0], rng.choice(topics[second])
+        record = {
+            "question": f"do you have {query}",
+            "candidate": f"we sell {candidate} today",
+            "user": f"u{index // 6}",
+            "label": "yes" if first == second else "no",
+        }
+        lines.append(json.dumps(record))
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
 def write_people_conll(path: Path, surnames: bool = False, varied_places: bool = False) -> Path:
     """60 CoNLL sentences `Alice met Bob in Oslo` with numbered names: PER and LOC tags a
     tiny model learns in a few steps (surnames add I-PER, varied places more LOC mentions)."""

@@ -60,7 +60,11 @@ METHOD_TARGETS = {"lora": "all-linear", "adalora": "all-linear", "ia3": "peft-de
 # answer is no longer the lowest a constant answer gets), which LoRA otherwise sat on for
 # hundreds of steps on skewed data; on balanced data they are all 1. Tags stay unweighted:
 # most words are O by nature, and weighing entities up trades precision for recall.
-TASK_CLASS_WEIGHTS = {"sequence_classification": "balanced", "token_classification": "none"}
+TASK_CLASS_WEIGHTS = {
+    "sequence_classification": "balanced",
+    "text_pair_classification": "balanced",
+    "token_classification": "none",
+}
 
 # Epochs: enough passes to see about EXAMPLES_TARGET training examples, or EXAMPLES_PER_LABEL
 # of each label where there are so many labels that this is more, within [1, MAX_EPOCHS]. A
@@ -74,7 +78,11 @@ WARMUP_SHARE = 0.1
 MIN_WARMUP_STEPS = 10
 # max_length: a high percentile of the training texts' token lengths, rounded up to a
 # multiple of 8. Token classification uses a higher one: a truncated word counts as missed.
-LENGTH_PERCENTILE = {"sequence_classification": 99.0, "token_classification": 99.9}
+LENGTH_PERCENTILE = {
+    "sequence_classification": 99.0,
+    "text_pair_classification": 99.0,  # of the pair's tokens together
+    "token_classification": 99.9,
+}
 LENGTH_SAMPLE_ROWS = 20_000  # texts tokenised to find the percentile
 MIN_MAX_LENGTH = 16
 MAX_MAX_LENGTH = 512  # the recipe's own bound

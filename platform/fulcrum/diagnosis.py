@@ -167,13 +167,13 @@ def advice(recipe: Recipe, history: list[dict[str, Any]], metric: str) -> list[s
         )
     elif train.lr is not None:
         tips.append(f"train.lr {train.lr / 3:.2g} (now {train.lr:g})")
-    if train.class_weights in (None, "none") and recipe.task.type == "sequence_classification":
+    if train.class_weights in (None, "none") and recipe.task.type != "token_classification":
         tips.append("set train.class_weights: balanced")
     scores = [record.get(f"val_{metric}") for record in history]
     scores = [score for score in scores if isinstance(score, int | float)]
     if len(scores) >= 2 and scores[-1] > max(scores[:-1]):
         tips.append(f"train longer (train.epochs, now {train.epochs}): it was still improving")
-    if recipe.task.type == "sequence_classification":
+    if recipe.task.type != "token_classification":
         tips.append(f"check that data.label_column ({recipe.data.label_column}) holds the labels")
     else:
         tips.append("check the tags: data.tag_scheme, and which field holds them")

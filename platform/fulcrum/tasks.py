@@ -9,7 +9,7 @@ workers can sum their shards with one all-reduce and get exact global metrics.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -24,6 +24,7 @@ from fulcrum.metrics import (
     entity_types,
     per_label,
 )
+from fulcrum.ranking import STATS, empty_ranking_counts, ranking_counts, ranking_metrics
 from fulcrum.words import WordEncoder
 
 IGNORE_INDEX = -100  # the label transformers' losses skip: padding and non-first subwords
@@ -114,11 +115,15 @@ def _logits(forward, batches: Iterable[Batch], device):
 
 def _sequence_collate(tokenizer, max_length: int) -> Callable[[Batch], Batch]:
     """Pad to the longest text in the batch, not to max_length: short customer messages
-    would otherwise pay for 128 tokens."""
+    would otherwise pay for 128 tokens. A pair is encoded in the tokenizer's own pair format
+    (`[CLS] a [SEP] b [SEP]`, segment ids 0 then 1), cut longest side first so both sides
+    keep tokens."""
 
     def collate(batch: Batch) -> Batch:
+        pairs = batch.get("text_pair")
         encoded = tokenizer(
             [str(text) for text in batch["text"]],
+            None if pairs is None else [str(text) for text in pairs],
             padding=True,
             truncation=True,
             max_length=max_length,
@@ -234,6 +239,64 @@ TOKEN_CLASSIFICATION = Task(
     confusion=_token_confusion,
 )
 
+# --------------------------------------------------------------------------- pairs
+# A pair is a sequence to the model (one label from the [CLS] position); its input differs,
+# which the collate reads from the batch, and two-label pairs are also scored as rankings
+# (fulcrum.ranking): the counts are the confusion matrix, flattened, then ranking counts.
+
+
+def _pair_collate(tokenizer, max_length: int) -> Callable[[Batch], Batch]:
+    sequence = _sequence_collate(tokenizer, max_length)
+
+    def collate(batch: Batch) -> Batch:
+        encoded = sequence(batch)
+        if "group" in batch:
+            encoded["_group"] = list(batch["group"])
+        return encoded
+
+    return collate
+
+
+def _pair_empty(names: list[str]) -> np.ndarray:
+    return np.zeros(len(names) ** 2 + STATS, dtype=np.float64)
+
+
+def _confusion_of(counts: np.ndarray, names: list[str]) -> np.ndarray:
+    size = len(names)
+    return np.asarray(counts[: size * size]).reshape(size, size).astype(np.int64)
+
+
+def _pair_count(logits: np.ndarray, batch: Batch, label_names: list[str]) -> np.ndarray:
+    confusion = _sequence_count(logits, batch, label_names).ravel().astype(np.float64)
+    if len(label_names) != 2:
+        return np.concatenate([confusion, empty_ranking_counts()])
+    scores = _softmax(logits)[:, 1]  # the second label is the positive one
+    positive = batch["labels"].numpy() == 1
+    return np.concatenate([confusion, ranking_counts(scores, positive, batch.get("_group"))])
+
+
+def _pair_metrics(counts: np.ndarray, names: list[str]) -> dict[str, Any]:
+    metrics: dict[str, Any] = classification_metrics(_confusion_of(counts, names))
+    return metrics | ranking_metrics(np.asarray(counts[len(names) ** 2 :]))
+
+
+def _softmax(logits: np.ndarray) -> np.ndarray:
+    shifted = np.exp(logits - logits.max(axis=-1, keepdims=True))
+    return shifted / shifted.sum(axis=-1, keepdims=True)
+
+
+TEXT_PAIR_CLASSIFICATION = replace(
+    SEQUENCE_CLASSIFICATION,
+    name="text_pair_classification",
+    make_collate=_pair_collate,
+    empty_counts=_pair_empty,
+    count=_pair_count,
+    metrics=_pair_metrics,
+    findings=lambda counts, names: sequence_findings(_confusion_of(counts, names), names),
+    report=lambda counts, names: per_label(_confusion_of(counts, names), names),
+)
+
 TASKS: dict[str, Task] = {
-    task.name: task for task in (SEQUENCE_CLASSIFICATION, TOKEN_CLASSIFICATION)
+    task.name: task
+    for task in (SEQUENCE_CLASSIFICATION, TEXT_PAIR_CLASSIFICATION, TOKEN_CLASSIFICATION)
 }

@@ -4,11 +4,12 @@ from pathlib import Path
 
 import pytest
 
-from fulcrum.data import load_splits
+from fulcrum.data import load_splits, texts_of
+from fulcrum.data.dataset import SPLITS
 from fulcrum.errors import DataError
 from fulcrum.recipe import DataSection
 
-from ..conftest import write_keyword_csv
+from ..conftest import write_keyword_csv, write_pair_jsonl
 
 
 def test_single_file_is_split_and_labels_sorted(tmp_path):
@@ -86,3 +87,35 @@ def test_demo_dataset_is_balanced_and_clean():
     splits = load_splits(DataSection(path=str(demo), label_column="intent"), seed=13)
     assert len(splits.label_names) == 6
     assert sum(splits.sizes().values()) == 300
+
+
+def test_pairs_load_with_both_texts_and_stratified_labels(tmp_path):
+    path = write_pair_jsonl(tmp_path / "pairs.jsonl", rows=60)
+    data = DataSection(path=str(path), text_column="question", text_pair_column="candidate")
+    splits = load_splits(data, seed=0, task="text_pair_classification")
+    assert splits.label_names == ["no", "yes"]
+    assert splits.train.column_names == ["text", "text_pair", "label"]
+    assert splits.sizes() == {"train": 44, "validation": 8, "test": 8}  # 4 of 30 per label
+    row = splits.train.to_pylist()[0]
+    assert row["text"].startswith("do you have ") and row["text_pair"].startswith("we sell ")
+    assert texts_of(splits.validation, 2) == [
+        (row["text"], row["text_pair"]) for row in splits.validation.slice(0, 2).to_pylist()
+    ]
+
+
+def test_a_group_column_keeps_each_group_in_one_split_and_its_rows_together(tmp_path):
+    path = write_pair_jsonl(tmp_path / "pairs.jsonl", rows=120)  # 20 users of 6
+    data = DataSection(
+        path=str(path), text_column="question", text_pair_column="candidate", group_column="user"
+    )
+    splits = load_splits(data, seed=0, task="text_pair_classification")
+    users = {name: getattr(splits, name).column("group").to_pylist() for name in SPLITS}
+    assert {name: len(set(found)) for name, found in users.items()} == {
+        "train": 14,
+        "validation": 3,
+        "test": 3,
+    }
+    assert not set(users["train"]) & (set(users["validation"]) | set(users["test"]))
+    assert users["validation"] == sorted(users["validation"])  # rows of a group adjacent
+    again = load_splits(data, seed=0, task="text_pair_classification")
+    assert again.validation.equals(splits.validation)  # seeded

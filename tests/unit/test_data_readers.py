@@ -226,3 +226,20 @@ def test_chinese_legacy_encodings(tmp_path, encoding):
     table = read(path, encoding=encoding)
     assert table.column("text").to_pylist() == ["我的银行卡被偷了", "怎么还款"]
     assert table.column("label").to_pylist() == ["挂失", "还款"]
+
+
+def test_pairs_read_both_texts_and_name_the_missing_or_empty_one(tmp_path):
+    path = tmp_path / "pairs.csv"
+    path.write_text('q,c,label\n"is it blue","it is blue",same\n"is it red","no",other\n')
+    table = read_labelled_file(path, text_column="q", label_column="label", text_pair_column="c")
+    assert table.column_names == ["text", "text_pair", "label"]
+    assert table.to_pylist()[0] == {
+        "text": "is it blue",
+        "text_pair": "it is blue",
+        "label": "same",
+    }
+    path.write_text('q,c,label\n"is it blue","it is blue",same\n"is it red"," ",other\n')
+    with pytest.raises(DataError, match=r"1 unusable row\(s\)\n  row 2: empty text in column 'c'"):
+        read_labelled_file(path, text_column="q", label_column="label", text_pair_column="c")
+    with pytest.raises(DataError, match="column 'answer' not found .*; set data.text_pair_column"):
+        read_labelled_file(path, text_column="q", label_column="label", text_pair_column="answer")

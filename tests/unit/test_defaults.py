@@ -18,6 +18,7 @@ from fulcrum.defaults import (
     steps_per_epoch,
     token_lengths,
 )
+from fulcrum.errors import RecipeError
 from fulcrum.recipe import PeftSection, validate_recipe
 from fulcrum.train.settle import settle
 from fulcrum.train.steps import EpochPlan
@@ -190,3 +191,23 @@ def test_choose_base_reads_tagged_words_and_respects_the_recipe():
         {"name": "m", "data": {"train": "resume.bmes"}, "model": {"base": "builtin:minilm"}}
     )
     assert choose_base(written, table) is None
+
+
+def test_pair_tasks_measure_both_texts_together_and_refuse_augmentation():
+    pair = {"name": "m", "data": {"path": "x.jsonl"}, "task": {"type": "text_pair_classification"}}
+    recipe = validate_recipe(pair)
+
+    class PairTokenizer(WordTokenizer):
+        def __call__(self, inputs, pairs=None, truncation=False):
+            return {
+                "input_ids": [
+                    [0] * (len(a.split()) + len(b.split()) + 3) for a, b in zip(inputs, pairs)
+                ]
+            }
+
+    table = pa.table({"text": ["a b c"] * 30, "text_pair": ["d " * 20] * 30, "label": [0, 1] * 15})
+    settled = settle(recipe, table, 2, PairTokenizer(), model_limit=512)
+    assert settled.recipe.model.max_length == 32  # 3 + 20 words + [CLS] [SEP] [SEP] = 26
+    assert settled.recipe.train.class_weights == "balanced"
+    with pytest.raises(RecipeError, match="augment: not available for text_pair_classification"):
+        validate_recipe({**pair, "augment": {"multiplier": 2}})

@@ -9,6 +9,7 @@ import torch
 from fulcrum.tasks import (
     IGNORE_INDEX,
     SEQUENCE_CLASSIFICATION,
+    TEXT_PAIR_CLASSIFICATION,
     TOKEN_CLASSIFICATION,
     evaluate_counts,
 )
@@ -85,3 +86,35 @@ def test_token_counts_score_entities_and_treat_truncated_words_as_missed():
     assert metrics["per_type"]["LOC"]["recall"] == 0.0  # the cut-off word's entity was missed
     assert metrics["precision"] == 1.0 and metrics["recall"] == 0.5
     assert metrics["token_accuracy"] == 0.75
+
+
+def test_pair_collate_uses_the_tokenizers_pair_format_and_keeps_both_sides(tokenizer):
+    collate = TEXT_PAIR_CLASSIFICATION.make_collate(tokenizer, 12)
+    batch = collate({"text": ["first words here"], "text_pair": ["second " * 30], "label": [1]})
+    tokens = tokenizer.convert_ids_to_tokens(batch["input_ids"][0])
+    assert batch["input_ids"].shape == (1, 12)
+    assert tokens[:5] == ["[CLS]", "first", "words", "here", "[SEP]"]  # the short side whole
+    assert tokens[-1] == "[SEP]" and tokens[5:-1] == ["second"] * 6  # the long side cut
+    assert batch["token_type_ids"][0].tolist() == [0] * 5 + [1] * 7
+    assert batch["labels"].tolist() == [1]
+
+
+def test_pair_task_counts_like_a_sequence_task():
+    logits = np.array([[2.0, 0.0], [0.0, 1.0]])
+    batch = {"labels": torch.tensor([0, 0])}
+    counts = TEXT_PAIR_CLASSIFICATION.count(logits, batch, ["a", "b"])
+    assert TEXT_PAIR_CLASSIFICATION.report(counts, ["a", "b"])[0]["support"] == 2
+    metrics = TEXT_PAIR_CLASSIFICATION.metrics(counts, ["a", "b"])
+    assert metrics["accuracy"] == 0.5 and "auc" not in metrics  # no gold positive: no AUC
+
+
+def test_two_label_pairs_are_also_scored_as_rankings_per_group():
+    logits = np.array([[0.0, 2.0], [0.0, 1.0], [0.0, -1.0], [0.0, 3.0], [0.0, 0.0]])
+    batch = {"labels": torch.tensor([1, 0, 0, 0, 1]), "_group": ["u1", "u1", "u1", "u2", "u2"]}
+    metrics = TEXT_PAIR_CLASSIFICATION.metrics(
+        TEXT_PAIR_CLASSIFICATION.count(logits, batch, ["no", "yes"]), ["no", "yes"]
+    )
+    # u1 ranks its positive first; u2 ranks it second.
+    assert metrics["mrr"] == pytest.approx((1 + 1 / 2) / 2)
+    assert metrics["group_auc"] == pytest.approx(0.5) and metrics["groups"] == 2
+    assert metrics["auc"] == pytest.approx(3 / 6)  # 0.88 beats 0.73 and 0.27; 0.5 beats 0.27

@@ -71,7 +71,7 @@ def _check_served_tokenizer(staging: Path, parent: Parent, tolerance: Tolerance,
     """The gate fed both models the training code's tokenisation; Serve tokenises with the
     `tokenizers` library from the artifact's files. Run the artifact the way Serve does and
     hold it to the same logit limit, so a tokenizer that differs there is caught here."""
-    if parent.task.name != "sequence_classification":
+    if parent.task.name == "token_classification":
         return  # a tagger's served output is per word, checked by the gate's own alignment
     from fulcrum.data import texts_of
 

@@ -101,7 +101,9 @@ class EmbeddingSynonyms:
 
         quiet_transformers()
         tokenizer = AutoTokenizer.from_pretrained(model_dir)
-        vectors = AutoModel.from_pretrained(model_dir, use_kernels=False).get_input_embeddings().weight
+        vectors = (
+            AutoModel.from_pretrained(model_dir, use_kernels=False).get_input_embeddings().weight
+        )
         vocabulary = [""] * len(tokenizer.get_vocab())
         for token, index in tokenizer.get_vocab().items():
             if index < len(vocabulary):

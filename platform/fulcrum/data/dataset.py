@@ -1,8 +1,9 @@
 """The recipe's data section turned into label-encoded train/validation/test tables.
 
-Sequence classification gives columns `text` (string) and `label` (int64 id); token
-classification gives `tokens` (list of strings) and `label` (list of int64 tag ids). Either
-way `label` indexes `label_names`, which is what every artifact records.
+Sequence classification gives columns `text` (string) and `label` (int64 id), text-pair
+classification `text`, `text_pair` and `label`; token classification gives `tokens` (list of
+strings) and `label` (list of int64 tag ids). Either way `label` indexes `label_names`, which
+is what every artifact records.
 
 For a classifier read through its recipe (recipe_splits), validation and test rows whose
 label training never saw are not an error: they are kept apart, text only, in `unseen`, as
@@ -22,8 +23,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from fulcrum.artifacts import sha256_file
-from fulcrum.data.readers import LABEL, TEXT, read_labelled_file
-from fulcrum.data.splits import stratified_split
+from fulcrum.data.readers import GROUP, LABEL, TEXT, TEXT_PAIR, read_labelled_file
+from fulcrum.data.splits import group_split, stratified_split
 from fulcrum.data.tagged import TAGS, TOKENS, read_tagged_file, tag_order
 from fulcrum.errors import DataError
 from fulcrum.recipe import DataSection, Recipe
@@ -81,8 +82,9 @@ def load_splits(
     encoded = source.encode(first, names, first_path)
     carve_validation = data.path is not None or data.validation is None
     carve_test = data.path is not None or data.test is None
-    train_rows, validation_rows, test_rows = stratified_split(
-        source.strata(encoded),
+    by_group = GROUP in encoded.column_names
+    train_rows, validation_rows, test_rows = (group_split if by_group else stratified_split)(
+        encoded.column(GROUP).to_numpy() if by_group else source.strata(encoded),
         data.validation_fraction if carve_validation else 0.0,
         data.test_fraction if carve_test else 0.0,
         seed,
@@ -105,6 +107,8 @@ def load_splits(
             f"{first_path}: the validation split is empty; add rows or raise data.validation_fraction"
         )
     unseen = {split: table for split, table in unseen.items() if table.num_rows}
+    if by_group:  # each group's rows together: evaluation batches hold whole groups
+        parts = {name: table.sort_by(GROUP) for name, table in parts.items()}
     return LabelledSplits(
         **parts,
         label_names=list(names),
@@ -129,7 +133,7 @@ def fingerprint(data: DataSection, seed: int, sources: list[str], has_unseen: bo
 # --------------------------------------------------------------------------- sequences
 
 
-def _read_texts(data: DataSection, path: str) -> pa.Table:
+def _read_texts(data: DataSection, path: str, pairs: bool = False) -> pa.Table:
     return read_labelled_file(
         path,
         text_column=data.text_column,
@@ -138,6 +142,8 @@ def _read_texts(data: DataSection, path: str) -> pa.Table:
         encoding=data.encoding,
         separator=data.separator,
         declared_labels=data.labels,
+        text_pair_column=data.text_pair_column if pairs else None,
+        group_column=data.group_column if pairs else None,
     )
 
 
@@ -151,7 +157,8 @@ def _encode_texts(table: pa.Table, names: list[str], path: str) -> pa.Table:
             f"{path}, row {row + 1}: label {labels[row].as_py()!r} never appears in the "
             f"training data (labels: {', '.join(names)}); declare data.labels to fix the set"
         )
-    return table.set_column(1, LABEL, pa.array(ids.to_numpy().astype(np.int64)))
+    index = table.schema.get_field_index(LABEL)
+    return table.set_column(index, LABEL, pa.array(ids.to_numpy().astype(np.int64)))
 
 
 def _split_unseen(table: pa.Table, names: list[str]) -> tuple[pa.Table, pa.Table]:
@@ -199,10 +206,20 @@ def _encode_tags(table: pa.Table, names: list[str], path: str) -> pa.Table:
     )
 
 
+def _text_label_names(data: DataSection, table: pa.Table) -> list[str]:
+    return data.labels or sorted(set(table.column(LABEL).to_pylist()))
+
+
 SOURCES: dict[str, _Source] = {
     "sequence_classification": _Source(
         read=_read_texts,
-        label_names=lambda data, table: data.labels or sorted(set(table.column(LABEL).to_pylist())),
+        label_names=_text_label_names,
+        encode=_encode_texts,
+        strata=lambda table: table.column(LABEL).to_numpy(),
+    ),
+    "text_pair_classification": _Source(
+        read=lambda data, path: _read_texts(data, path, pairs=True),
+        label_names=_text_label_names,
         encode=_encode_texts,
         strata=lambda table: table.column(LABEL).to_numpy(),
     ),
@@ -216,11 +233,14 @@ SOURCES: dict[str, _Source] = {
 }
 
 
-def texts_of(table: pa.Table, limit: int) -> list[str]:
-    """Plain texts of a split (token lists joined as written: spaces between words, none
-    between Chinese characters), at most `limit`: what latency is timed on and what static
-    INT8 calibrates on."""
+def texts_of(table: pa.Table, limit: int) -> list[str] | list[tuple[str, str]]:
+    """The model inputs of a split as a tokenizer takes them, at most `limit`: plain texts
+    (token lists joined as written: spaces between words, none between Chinese characters),
+    or (text, text_pair) tuples for pairs. What latency is timed on, static INT8 calibrates
+    on, and the served tokenizer is checked with."""
     rows = table.slice(0, limit)
-    if "text" in rows.column_names:
-        return [str(text) for text in rows.column("text").to_pylist()]
+    if TEXT_PAIR in rows.column_names:
+        return list(zip(map(str, rows[TEXT].to_pylist()), map(str, rows[TEXT_PAIR].to_pylist())))
+    if TEXT in rows.column_names:
+        return [str(text) for text in rows.column(TEXT).to_pylist()]
     return [join_words(tokens) for tokens in rows.column("tokens").to_pylist()]

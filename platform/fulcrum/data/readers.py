@@ -1,4 +1,5 @@
-"""Readers: one labelled file in, a two-column Arrow table (text, label) out.
+"""Readers: one labelled file in, an Arrow table of strings out: text, label, and text_pair
+for pairs.
 
 pyarrow does the reading; its errors name neither the file nor the line, so each reader
 catches them and finds the offending line itself before raising a DataError. Rows are then
@@ -21,7 +22,7 @@ import pyarrow.parquet as pq
 
 from fulcrum.errors import DataError
 
-TEXT, LABEL = "text", "label"
+TEXT, TEXT_PAIR, LABEL, GROUP = "text", "text_pair", "label", "group"
 MAX_LISTED_PROBLEMS = 5
 
 
@@ -43,26 +44,33 @@ def read_labelled_file(
     encoding: str = "utf-8",
     separator: str = "@",
     declared_labels: list[str] | None = None,
+    text_pair_column: str | None = None,
+    group_column: str | None = None,
 ) -> pa.Table:
-    """Read a file into a table with columns `text` and `label` (both strings), or raise a
-    DataError naming the file and the rows that are unusable."""
+    """Read a file into a table with columns `text`, `label` and, given their columns,
+    `text_pair` and `group` (all strings), or raise a DataError naming the file and the rows
+    that are unusable."""
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: data file not found")
-    reader = READERS[detect_format(path, file_format)]
-    columns = [text_column, label_column]
-    table = reader(path, columns, ReadOptions(encoding=encoding, separator=separator))
-    _require_columns(path, table, columns)
-    table = pa.table(
-        {
-            TEXT: _as_strings(path, table.column(text_column), text_column),
-            # Labels are names: `"    0"` (one of ChnSentiCorp's test rows) is label 0.
-            LABEL: pc.utf8_trim_whitespace(
-                _as_strings(path, table.column(label_column), label_column)
-            ),
-        }
-    )
-    _check_rows(path, table, text_column, label_column, declared_labels)
+    file_format = detect_format(path, file_format)
+    if text_pair_column is not None and file_format == "lines":
+        raise DataError(f"{path}: the lines format holds one text per line, not a pair")
+    # (our name, the file's column, what a blank value is); our name `x` is data.x_column.
+    wanted = [(TEXT, text_column, "empty text"), (LABEL, label_column, "missing label")]
+    if text_pair_column is not None:
+        wanted.insert(1, (TEXT_PAIR, text_pair_column, "empty text"))
+    if group_column is not None:
+        wanted.append((GROUP, group_column, "missing group"))
+    options = ReadOptions(encoding=encoding, separator=separator)
+    table = READERS[file_format](path, [column for _, column, _ in wanted], options)
+    _require_columns(path, table, {column: f"data.{name}_column" for name, column, _ in wanted})
+    columns = {name: _as_strings(path, table.column(column), column) for name, column, _ in wanted}
+    # Labels are names: `"    0"` (one of ChnSentiCorp's test rows) is label 0.
+    columns[LABEL] = pc.utf8_trim_whitespace(columns[LABEL])
+    table = pa.table(columns)
+    blank = {name: f"{problem} in column {column!r}" for name, column, problem in wanted}
+    _check_rows(path, table, blank, declared_labels)
     return table
 
 
@@ -183,13 +191,14 @@ EXTENSIONS = {
 # --------------------------------------------------------------------------- checks
 
 
-def _require_columns(path: Path, table: pa.Table, columns: list[str]) -> None:
+def _require_columns(path: Path, table: pa.Table, keys: dict[str, str]) -> None:
+    """`keys`: each column wanted, and the recipe key that names it."""
     found = table.column_names
-    for name in columns:
+    for name, key in keys.items():
         if name not in found:
             raise DataError(
                 f"{path}: column {name!r} not found (columns: {', '.join(found) or 'none'}); "
-                "set data.text_column / data.label_column"
+                f"set {key}"
             )
 
 
@@ -208,16 +217,16 @@ def _as_strings(path: Path, column: pa.ChunkedArray, name: str) -> pa.ChunkedArr
 def _check_rows(
     path: Path,
     table: pa.Table,
-    text_column: str,
-    label_column: str,
+    required: dict[str, str],
     declared_labels: list[str] | None,
 ) -> None:
+    """`required`: the columns of `table` no row may leave blank, and what a blank one is."""
     if table.num_rows == 0:
         raise DataError(f"{path}: no data rows")
-    text, label = table.column(TEXT), table.column(LABEL)
+    label = table.column(LABEL)
     checks = [
-        (_blank(text), lambda value: f"empty text in column {text_column!r}"),
-        (_blank(label), lambda value: f"missing label in column {label_column!r}"),
+        (_blank(table.column(name)), lambda value, problem=problem: problem)
+        for name, problem in required.items()
     ]
     if declared_labels is not None:
         outside = pc.invert(pc.is_in(label, value_set=pa.array(declared_labels)))

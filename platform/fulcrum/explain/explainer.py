@@ -41,6 +41,8 @@ def explain(
     if method not in METHODS:
         raise ExplainError(f"method: {method!r} is not one of {', '.join(METHODS)}")
     artifact = open_artifact(artifact_dir)
+    if artifact.manifest.task == "text_pair_classification":
+        raise ExplainError(f"{artifact_dir}: explanations of text pairs are not available yet")
     kind = artifact.kind
     if kind == "train":
         model = TorchModel(artifact)

@@ -1,7 +1,9 @@
 """A classifier or tagger over an export artifact: `tokenizers` + ONNX Runtime + numpy.
 
 Sequence models answer a label, its probability and every label's (and, with out-of-scope
-detection, whether the text is none of the labels, with the score that decided); token models (NER)
+detection, whether the text is none of the labels, with the score that decided); pair models
+take (text, text_pair) tuples, and two-label ones also rank candidates for a query by the
+probability of the second label; token models (NER)
 answer entity spans with character offsets into the text, so a client can highlight them
 without knowing how the model tokenises; a tagger reads the text in the words it was trained
 on (fulcrum.words: a Chinese character is a word).
@@ -56,9 +58,10 @@ class OnnxClassifier:
         self.session = open_session(artifact.file(MODEL_FILE), threads, spin=spin)
         self.input_names = [item.name for item in self.session.get_inputs()]
 
-    def logits(self, texts: list[str]) -> np.ndarray:
-        """[texts, labels] for a sequence classifier; one call per group of texts of
-        similar length (fulcrum.inference.buckets), rows back in the texts' order."""
+    def logits(self, texts: list[str] | list[tuple[str, str]]) -> np.ndarray:
+        """[texts, labels] for a sequence classifier (texts, or (text, text_pair) tuples for
+        a pair model: the tokenizer's pair format, as in training); one call per group of
+        inputs of similar length (fulcrum.inference.buckets), rows back in their order."""
         return np.stack(self._run(self.tokenizer.encode_batch(texts)))
 
     def _run(self, encodings) -> list[np.ndarray]:
@@ -71,7 +74,7 @@ class OnnxClassifier:
                 rows[index] = row
         return rows
 
-    def predict(self, texts: list[str]) -> list[dict[str, Any]]:
+    def predict(self, texts: list[str] | list[tuple[str, str]]) -> list[dict[str, Any]]:
         if self.task == "token_classification":
             return self.tag(texts)
         logits = self.logits(texts)
@@ -90,6 +93,18 @@ class OnnxClassifier:
                 answer["out_of_scope"] = bool(outside)
                 answer["in_scope_score"] = float(score)
         return answers
+
+    def rank(self, query: str, candidates: list[str]) -> list[tuple[int, float]]:
+        """(candidate index, score) best first: each (query, candidate) pair scored by the
+        probability of the positive label, the second of a two-label pair model's."""
+        if self.task != "text_pair_classification" or len(self.labels) != 2:
+            raise ArtifactError(
+                f"{self.artifact.path}: ranking needs a two-label text-pair model "
+                f"(this is {self.task} with {len(self.labels)} labels)"
+            )
+        scores = softmax(self.logits([(query, candidate) for candidate in candidates]))[:, 1]
+        order = np.argsort(-scores, kind="stable")
+        return [(int(index), float(scores[index])) for index in order]
 
     def tag(self, texts: list[str]) -> list[dict[str, Any]]:
         encodings = self.words.encode_texts(texts, self.max_length)

@@ -14,6 +14,7 @@ from fulcrum.recipe.messages import format_error, show
 from fulcrum.recipe.search import UNSEARCHABLE, TuneSection
 from fulcrum.recipe.sections import (
     AUGMENT_OPERATIONS,
+    GROUP_METRICS,
     TASK_METRICS,
     AssistantSection,
     AugmentSection,
@@ -136,11 +137,22 @@ class Recipe(Section):
                 f"train.metric: {self.train.metric} is not measured for {self.task.type} "
                 f"(use one of {', '.join(allowed)})"
             )
+        if self.train.metric in GROUP_METRICS and not self.data.group_column:
+            raise ValueError(
+                f"train.metric: {self.train.metric} ranks each group's candidates; set "
+                "data.group_column to the column naming the groups"
+            )
+        if self.data.group_column and self.task.type != "text_pair_classification":
+            raise ValueError(
+                "data.group_column: ranking groups are for task.type text_pair_classification"
+            )
         if self.peft.method == "adalora" and self.train.zero_stage == 3:
             raise ValueError(
                 "peft.method: adalora prunes ranks by masking weights in place, which ZeRO-3's "
                 "partitioned parameters do not allow; use train.zero_stage 0-2"
             )
+        if self.augment is not None and not AUGMENT_OPERATIONS[self.task.type]:
+            raise ValueError(f"augment: not available for {self.task.type} yet")
         if self.augment is not None and self.augment.operations:
             allowed = AUGMENT_OPERATIONS[self.task.type]
             refused = [name for name in self.augment.operations if name not in allowed]
@@ -206,9 +218,11 @@ class Recipe(Section):
     @property
     def metric(self) -> str:
         """The validation metric that selects checkpoints."""
-        if self.train.metric == "auto":
-            return TASK_METRICS[self.task.type][0]
-        return self.train.metric
+        if self.train.metric != "auto":
+            return self.train.metric
+        if self.task.type == "text_pair_classification" and self.data.group_column:
+            return "ndcg_10"
+        return TASK_METRICS[self.task.type][0]
 
     def to_dict(self) -> dict[str, Any]:
         return self.model_dump(mode="json")

@@ -39,7 +39,20 @@ class DataSection(Section):
     )
     encoding: str = Field("utf-8", description="Text encoding of csv/tsv/conll files.")
     text_column: str = Field("text", min_length=1, description="Column holding the input text.")
+    text_pair_column: str = Field(
+        "text_pair",
+        min_length=1,
+        description="Text-pair classification: column holding the second text of each pair "
+        "(the candidate, the other question, the hypothesis).",
+    )
     label_column: str = Field("label", min_length=1, description="Column holding the label.")
+    group_column: str | None = Field(
+        None,
+        min_length=1,
+        description="Text-pair classification: column naming each pair's ranking group (a "
+        "user, a query); candidates of one group are ranked against each other (AUC per "
+        "group, MRR, nDCG@5 and @10), and a file Fulcrum splits keeps each group in one split.",
+    )
     tokens_column: str = Field(
         "tokens", min_length=1, description="Token classification, JSONL: list of tokens."
     )
@@ -128,16 +141,29 @@ class ModelSection(Section):
         }
 
 
+# Two-label pairs with data.group_column are also measured as rankings (fulcrum.ranking);
+# AUC needs no groups.
+RANKING_METRICS = ("auc", "group_auc", "mrr", "ndcg_5", "ndcg_10")
+GROUP_METRICS = RANKING_METRICS[1:]
 TASK_METRICS = {
     "sequence_classification": ("macro_f1", "accuracy"),
+    "text_pair_classification": (
+        "macro_f1",
+        "accuracy",
+        *RANKING_METRICS,
+    ),
     "token_classification": ("f1", "precision", "recall", "token_accuracy"),
 }
 
 
 class TaskSection(Section):
-    type: Literal["sequence_classification", "token_classification"] = Field(
-        "sequence_classification",
-        description="One label per text, or one BIO tag per word (named entities).",
+    type: Literal["sequence_classification", "text_pair_classification", "token_classification"] = (
+        Field(
+            "sequence_classification",
+            description="One label per text; one label per pair of texts (data.text_column and "
+            "data.text_pair_column: question matching, a user's history and a candidate item); "
+            "or one BIO tag per word (named entities).",
+        )
     )
 
 
@@ -260,10 +286,24 @@ class TrainSection(Section):
     deepspeed_config: str | None = Field(
         None, description="DeepSpeed JSON whose keys override the generated config."
     )
-    metric: Literal["auto", "macro_f1", "accuracy", "f1", "precision", "recall"] = Field(
+    metric: Literal[
         "auto",
-        description="Validation metric that picks the best checkpoint "
-        "(auto: macro_f1 for sequences, entity f1 for tokens).",
+        "macro_f1",
+        "accuracy",
+        "f1",
+        "precision",
+        "recall",
+        "auc",
+        "group_auc",
+        "mrr",
+        "ndcg_5",
+        "ndcg_10",
+    ] = Field(
+        "auto",
+        description="Validation metric that picks the best checkpoint (auto: macro_f1 for "
+        "sequences and pairs, ndcg_10 for pairs with data.group_column, entity f1 for "
+        "tokens). The ranking metrics (auc, and per group group_auc, mrr, ndcg_5, ndcg_10) "
+        "are for two-label pairs; the second label is the positive one.",
     )
     checkpoint_every_steps: int | None = Field(
         None, ge=1, description="Also checkpoint (and evaluate) every N optimizer steps."
@@ -323,6 +363,8 @@ class TrainSection(Section):
 
 AUGMENT_OPERATIONS = {
     "sequence_classification": ("synonym", "insert", "swap", "delete", "typo"),
+    # Not yet: whether an edit keeps a pair's label depends on which side it touches.
+    "text_pair_classification": (),
     # Only operations that keep each word's tag valid.
     "token_classification": ("mention", "synonym", "typo"),
 }

@@ -59,9 +59,28 @@ def load_merged(artifact_dir: Path, task_name: str):
 
 
 def table_batches(table: pa.Table, batch_size: int):
-    for start in range(0, table.num_rows, batch_size):
-        chunk = table.slice(start, batch_size)
+    """Batches of `batch_size` rows as column lists. A table with a `group` column (sorted
+    by it, as fulcrum.data loads it) is cut only where a group ends, so each batch holds
+    whole groups: ranking metrics are counted per group (fulcrum.ranking)."""
+    ends = _batch_ends(table, batch_size)
+    for start, end in zip([0, *ends[:-1]], ends):
+        chunk = table.slice(start, end - start)
         yield {name: chunk.column(name).to_pylist() for name in chunk.column_names}
+
+
+def _batch_ends(table: pa.Table, batch_size: int) -> list[int]:
+    rows = table.num_rows
+    if "group" not in table.column_names:
+        return list(range(batch_size, rows, batch_size)) + [rows] * (rows > 0)
+    groups = table.column("group").to_numpy(zero_copy_only=False)
+    # Row i ends a group when the next row's group differs (or it is the last row).
+    group_ends = np.flatnonzero(np.append(groups[1:] != groups[:-1], True)) + 1
+    ends, start = [], 0
+    for end in group_ends:
+        if end - start >= batch_size or end == rows:
+            ends.append(int(end))
+            start = end
+    return ends
 
 
 @dataclass(frozen=True)
@@ -96,7 +115,7 @@ def evaluate_merged(
         counts, confusion = evaluate_with_confusion(
             model, batches, task, label_names, keep_logits=kept
         )
-        logits = np.concatenate(kept) if task.name == "sequence_classification" else None
+        logits = np.concatenate(kept) if task.name != "token_classification" else None
         evaluations[split] = Evaluation(
             task.metrics(counts, label_names), counts, confusion, logits
         )

@@ -210,6 +210,8 @@ def settle_from_files(recipe: Recipe) -> Settled:
 
 
 def _inputs(table: pa.Table, task: str) -> list[Any]:
+    if task == "text_pair_classification":
+        return list(zip(table.column("text").to_pylist(), table.column("text_pair").to_pylist()))
     column = "tokens" if task == "token_classification" else "text"
     return table.column(column).to_pylist()
 
@@ -221,4 +223,8 @@ def _tokenize_function(tokenizer, task: str):
             units.ids
             for units in encoder.encode([[str(w) for w in words] for words in sentences], 1 << 30)
         ]
+    if task == "text_pair_classification":
+        return lambda pairs: tokenizer(
+            [str(a) for a, _ in pairs], [str(b) for _, b in pairs], truncation=False
+        )["input_ids"]
     return lambda texts: tokenizer([str(text) for text in texts], truncation=False)["input_ids"]

@@ -42,6 +42,7 @@ from fulcrum.train.deepspeed_config import clear_stale_build_locks, skip_inferen
 from fulcrum.train.distill import TEACHER_COLUMN, teacher_targets
 from fulcrum.train.integrity import damage, newest_whole, seal
 from fulcrum.train.loop import TrainState, WorkerConfig, batch_loss, judge
+from fulcrum.train.merge import table_batches
 from fulcrum.train.objective import Objective
 from fulcrum.train.progress import ProgressSink
 from fulcrum.train.steps import (
@@ -100,6 +101,7 @@ class _Run:
     logs_dir: Path
     state: TrainState
     logger: StepLogger
+    validation_rows: pa.Table | None = None  # read on the first evaluation
 
     @property
     def train(self):
@@ -489,12 +491,12 @@ def _evaluate(run: _Run) -> tuple[dict[str, Any], np.ndarray]:
     engine, rank, world = run.engine, run.rank, run.world
     partitioned = engine.zero_optimization_stage() == 3
     engine.eval()
-    validation = ray.train.get_dataset_shard("validation")
-    batch_size = run.config.eval_batch_size
+    if run.validation_rows is None:
+        run.validation_rows = _materialize(ray.train.get_dataset_shard("validation"))
     batches = (
         run.collate(batch)
         for index, batch in enumerate(
-            validation.iter_batches(batch_size=batch_size, batch_format="numpy")
+            table_batches(run.validation_rows, run.config.eval_batch_size)
         )
         if partitioned or index % world == rank
     )
@@ -503,7 +505,7 @@ def _evaluate(run: _Run) -> tuple[dict[str, Any], np.ndarray]:
     if not partitioned and world > 1:
         summed = torch.as_tensor(counts, dtype=torch.float64, device=engine.device)
         run.dist.all_reduce(summed)
-        counts = summed.cpu().numpy().astype(np.int64)
+        counts = summed.cpu().numpy().astype(counts.dtype)
     engine.train()
     return run.task.metrics(counts, labels), counts
 
