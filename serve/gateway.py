@@ -36,6 +36,42 @@ class PredictRequest(BaseModel):
     texts: list[StrictStr] = Field(..., min_length=1, description="Texts to classify or tag.")
 
 
+class PairsRequest(BaseModel):
+    """What a text-pair model's /predict takes."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    pairs: list[tuple[StrictStr, StrictStr]] = Field(
+        ..., min_length=1, description="[text, text_pair] pairs to classify."
+    )
+
+
+class Candidate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    id: StrictStr = Field(..., min_length=1, description="The client's name for the candidate.")
+    text: StrictStr
+
+
+class RankRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    query: StrictStr = Field(..., description="The text candidates are matched with (a user).")
+    candidates: list[Candidate] = Field(..., min_length=1)
+    top_k: int | None = Field(None, ge=1, description="Answer only the best k (default: all).")
+
+
+class Ranked(BaseModel):
+    id: str
+    score: float = Field(..., description="The probability of the model's positive label.")
+
+
+class RankResponse(BaseModel):
+    model: str
+    version: str
+    ranking: list[Ranked] = Field(..., description="Best first.")
+
+
 class Prediction(BaseModel):
     label: str
     score: float
@@ -129,12 +165,13 @@ class ErrorResponse(BaseModel):
 
 RETRY_AFTER_S = 1  # what a 503 tells the client to wait before retrying
 ERRORS = {status: {"model": ErrorResponse} for status in (400, 401, 404, 413, 415, 422, 503)}
-REQUEST_BODY = {
-    "requestBody": {
-        "required": True,
-        "content": {"application/json": {"schema": PredictRequest.model_json_schema()}},
-    }
-}
+
+
+def body_schema(*models: type[BaseModel]) -> dict[str, Any]:
+    """The OpenAPI request body of a route that reads its body by hand (one of `models`)."""
+    schemas = [model.model_json_schema() for model in models]
+    schema = schemas[0] if len(schemas) == 1 else {"oneOf": schemas}
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
 
 
 api = FastAPI(
@@ -234,13 +271,13 @@ class Gateway:
     @api.post(
         "/v1/models/{name}/predict",
         responses={200: {"model": PredictResponse}, **ERRORS},
-        openapi_extra=REQUEST_BODY,
+        openapi_extra=body_schema(PredictRequest, PairsRequest),
     )
     async def predict(self, name: str, request: Request) -> JSONResponse:
         return await self._measured("predict", name, self._predict(name, request))
 
     async def _predict(self, name: str, request: Request) -> JSONResponse:
-        texts = await self._texts(name, request, self.args.max_texts_per_request)
+        texts = await self._texts(name, request, self.args.max_texts_per_request, pairs=True)
         if isinstance(texts, JSONResponse):
             return texts
         try:
@@ -251,14 +288,57 @@ class Gateway:
         return JSONResponse({"model": name, "version": version, "predictions": predictions})
 
     @api.post(
+        "/v1/models/{name}/rank",
+        responses={200: {"model": RankResponse}, **ERRORS},
+        openapi_extra=body_schema(RankRequest),
+    )
+    async def rank(self, name: str, request: Request) -> JSONResponse:
+        """The candidates ordered by how well each matches the query, as a two-label
+        text-pair model scores the pair (query, candidate): the probability of its second
+        label. At most `max_candidates_per_request` candidates; their pairs are batched."""
+        return await self._measured("rank", name, self._rank(name, request))
+
+    async def _rank(self, name: str, request: Request) -> JSONResponse:
+        asked = await self._parsed(name, request, RankRequest, "'query', 'candidates', 'top_k'")
+        if isinstance(asked, JSONResponse):
+            return asked
+        info = await self._info(name)
+        if info["task"] != "text_pair_classification" or len(info["labels"]) != 2:
+            return error(
+                422,
+                "name",
+                f"model {name!r} does not rank: it is {info['task']} with "
+                f"{len(info['labels'])} labels (ranking takes a two-label text-pair model)",
+            )
+        limit = self.args.max_candidates_per_request
+        if len(asked.candidates) > limit:
+            return error(
+                422,
+                "candidates",
+                f"candidates: at most {limit} per request (got {len(asked.candidates)})",
+            )
+        texts = {"query": asked.query} | {
+            f"candidates[{index}].text": item.text for index, item in enumerate(asked.candidates)
+        }
+        for field, text in texts.items():
+            problem = self._text_problem(field, text)
+            if problem:
+                return error(422, field, problem)
+        try:
+            ranked = await self.models[name].rank.remote(
+                asked.query, [item.text for item in asked.candidates]
+            )
+        except Exception as exc:
+            return unavailable(name, exc)
+        ranking = [{"id": asked.candidates[i].id, "score": score} for i, score in ranked]
+        return JSONResponse(
+            {"model": name, "version": info["version"], "ranking": ranking[: asked.top_k]}
+        )
+
+    @api.post(
         "/v1/assistants/{name}/reply",
         responses={200: {"model": ReplyResponse}, **ERRORS},
-        openapi_extra={
-            "requestBody": {
-                "required": True,
-                "content": {"application/json": {"schema": ReplyRequest.model_json_schema()}},
-            }
-        },
+        openapi_extra=body_schema(ReplyRequest),
     )
     async def reply(self, name: str, request: Request) -> JSONResponse:
         """The intent's answer template, else the nearest knowledge-base entry, else the
@@ -271,16 +351,9 @@ class Gateway:
             return refused
         if not (await self._info(name)).get("assistant"):
             return error(404, "name", f"model {name!r} is served without an assistant")
-        body = await self._json_body(request)
-        if isinstance(body, JSONResponse):
-            return body
-        try:
-            asked = ReplyRequest.model_validate(body)
-        except ValidationError as exc:
-            problems = exc.errors()
-            field = field_path(problems[0].get("loc", ()))
-            described = (describe_problem(p, "'text' and 'slots'") for p in problems[:3])
-            return error(422, field, "; ".join(described))
+        asked = await self._parsed(name, request, ReplyRequest, "'text' and 'slots'")
+        if isinstance(asked, JSONResponse):
+            return asked
         problem = self._text_problem("text", asked.text)
         if problem:
             return error(422, "text", problem)
@@ -294,7 +367,7 @@ class Gateway:
     @api.post(
         "/v1/models/{name}/explain",
         responses={200: {"model": ExplainResponse}, 429: {"model": ErrorResponse}, **ERRORS},
-        openapi_extra=REQUEST_BODY,
+        openapi_extra=body_schema(PredictRequest),
     )
     async def explain(self, name: str, request: Request) -> JSONResponse:
         """Word attributions by occlusion on the served model (one forward pass per word).
@@ -337,8 +410,9 @@ class Gateway:
             {"model": name, "version": version, "explanations": answer["explanations"]}
         )
 
-    async def _texts(self, name: str, request: Request, max_texts: int) -> Any:
-        """The request's texts, or the 4xx response that refuses it."""
+    async def _parsed(self, name: str, request: Request, schema: type[BaseModel], expected: str):
+        """The request's body as `schema`, or the 4xx response that refuses it (`expected`
+        names the fields an unknown one is told of)."""
         refused = self._authorize(request) or self._known(name)
         if refused:
             return refused
@@ -346,12 +420,30 @@ class Gateway:
         if isinstance(body, JSONResponse):
             return body
         try:
-            texts = PredictRequest.model_validate(body).texts
+            return schema.model_validate(body)
         except ValidationError as exc:
             problems = exc.errors()
             field = field_path(problems[0].get("loc", ()))
-            return error(422, field, "; ".join(describe_problem(p) for p in problems[:3]))
-        return self._check_texts(texts, max_texts) or texts
+            described = (describe_problem(p, expected) for p in problems[:3])
+            return error(422, field, "; ".join(described))
+
+    async def _texts(self, name: str, request: Request, max_texts: int, pairs: bool = False):
+        """The request's texts, or for a text-pair model its (text, text_pair) pairs where
+        the route takes them (`pairs`), or the 4xx response that refuses it."""
+        refused = self._authorize(request) or self._known(name)
+        if refused:
+            return refused
+        if (await self._info(name))["task"] != "text_pair_classification":
+            asked = await self._parsed(name, request, PredictRequest, "'texts'")
+            if isinstance(asked, JSONResponse):
+                return asked
+            return self._check_texts(asked.texts, max_texts) or asked.texts
+        if not pairs:
+            return error(422, "name", f"model {name!r} reads pairs of texts, not on this route")
+        asked = await self._parsed(name, request, PairsRequest, "'pairs' ([text, text_pair] each)")
+        if isinstance(asked, JSONResponse):
+            return asked
+        return self._check_pairs(asked.pairs, max_texts) or asked.pairs
 
     @api.get("/v1/models", responses={401: {"model": ErrorResponse}})
     async def list_models(self, request: Request) -> Any:
@@ -450,6 +542,16 @@ class Gateway:
             problem = self._text_problem(f"texts[{index}]", text)
             if problem:
                 return error(422, f"texts[{index}]", problem)
+        return None
+
+    def _check_pairs(self, pairs: list[tuple[str, str]], max_pairs: int) -> JSONResponse | None:
+        if len(pairs) > max_pairs:
+            return error(422, "pairs", f"pairs: at most {max_pairs} per request (got {len(pairs)})")
+        for index, pair in enumerate(pairs):
+            for side, text in enumerate(pair):
+                problem = self._text_problem(f"pairs[{index}][{side}]", text)
+                if problem:
+                    return error(422, f"pairs[{index}][{side}]", problem)
         return None
 
     def _text_problem(self, field: str, text: str) -> str | None:

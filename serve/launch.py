@@ -171,8 +171,10 @@ def wait_until_ready(base_url: str, timeout_s: float = 120.0) -> None:
         time.sleep(0.5)
 
 
-def predict(base_url: str, name: str, texts: list[str], timeout_s: float = 30.0) -> dict[str, Any]:
-    return _post(f"{base_url}/v1/models/{name}/predict", {"texts": texts}, timeout_s)
+def predict(base_url: str, name: str, texts: list, timeout_s: float = 30.0) -> dict[str, Any]:
+    """The answers to `texts`, or to (text, text_pair) tuples for a text-pair model."""
+    body = {"pairs": texts} if texts and isinstance(texts[0], tuple | list) else {"texts": texts}
+    return _post(f"{base_url}/v1/models/{name}/predict", body, timeout_s)
 
 
 def reply(base_url: str, name: str, text: str, timeout_s: float = 30.0) -> dict[str, Any]:

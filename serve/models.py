@@ -65,8 +65,10 @@ class Model:
             metric.set_default_tags({"model": self.name})
         # The first ONNX Runtime calls allocate and plan; pay for them before taking traffic,
         # at the largest batch this replica will run.
-        self.predictor.predict(["warm-up"] * model.max_batch_size)
-        self.predictor.predict(["warm-up"])
+        pairs = self.predictor.task == "text_pair_classification"
+        warm_up = ("warm-up", "warm-up") if pairs else "warm-up"
+        self.predictor.predict([warm_up] * model.max_batch_size)
+        self.predictor.predict([warm_up])
         self.assistant = None
         if model.assistant:
             from fulcrum.assistant.reply import Assistant
@@ -85,6 +87,15 @@ class Model:
         for start in range(0, whole, size):
             results += await self._run(texts[start : start + size])
         return results + list(await queued)
+
+    async def rank(self, query: str, candidates: list[str]) -> list[tuple[int, float]]:
+        """(candidate index, score) best first. The (query, candidate) pairs go through
+        predict, so they are batched with other requests' texts like any others."""
+        positive = self.predictor.labels[1]
+        answers = await self.predict([(query, candidate) for candidate in candidates])
+        scores = [answer["probabilities"][positive] for answer in answers]
+        order = sorted(range(len(scores)), key=lambda index: -scores[index])
+        return [(index, scores[index]) for index in order]
 
     async def _run(self, texts: list[str]) -> list[dict[str, Any]]:
         # One ONNX Runtime call at a time: its threads are the replica's whole CPU share.

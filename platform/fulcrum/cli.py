@@ -287,6 +287,14 @@ def _run_commands(commands) -> None:
         help="after serving, send TEXT to the endpoint, print the answer, then shut down",
     )
     run.add_argument(
+        "--probe-pair",
+        action="append",
+        default=[],
+        nargs=2,
+        metavar=("TEXT", "TEXT_PAIR"),
+        help="--probe for a text-pair model: the pair's two texts",
+    )
+    run.add_argument(
         "--no-serve",
         action="store_true",
         help="stop after the last stage and print the artifact to serve (what a Ray job runs: "
@@ -418,6 +426,10 @@ def _run(recipe: Recipe, args) -> int:
     from fulcrum.runtime import init_ray
 
     started = time.time()
+    pairs = recipe.task.type == "text_pair_classification"
+    if (args.probe and pairs) or (args.probe_pair and not pairs):
+        wanted = "--probe-pair TEXT TEXT_PAIR" if pairs else "--probe TEXT"
+        raise FulcrumError(f"{recipe.task.type} is probed with {wanted}")
     init_ray()  # one Ray job for all stages
     run = run_stages(recipe, args.output_dir, rerun=tuple(args.rerun), force=args.force)
     if run.actions.get("train") == "ran":
@@ -437,12 +449,13 @@ def _run(recipe: Recipe, args) -> int:
     serve_log.info(f"{base_url}{route} is up ({time.time() - started:.0f}s since start)")
     if assistants:
         serve_log.info(f"assistant: {base_url}/v1/assistants/{recipe.name}/reply")
-    if not args.probe:
+    probes = [tuple(pair) for pair in args.probe_pair] + args.probe
+    if not probes:
         serve_log.info("serving until Ctrl-C")
         return _serve_until_stopped(recipe.serve)
     try:
-        answer = launch.predict(base_url, recipe.name, args.probe)
-        for text, prediction in zip(args.probe, answer["predictions"]):
+        answer = launch.predict(base_url, recipe.name, probes)
+        for text, prediction in zip(probes, answer["predictions"]):
             print(f"[serve] POST {route} {text!r} -> {_said(prediction)}")
         for text in args.probe if assistants else ():
             replied = launch.reply(base_url, recipe.name, text)
@@ -635,6 +648,11 @@ def serve_config_main(argv: list[str]) -> int:
 
 SUMMARY_FIELDS = {  # what a person reads first, per task
     "sequence_classification": (
+        ("accuracy", "accuracy"),
+        ("macro_f1", "macro-F1"),
+        ("examples", "examples"),
+    ),
+    "text_pair_classification": (
         ("accuracy", "accuracy"),
         ("macro_f1", "macro-F1"),
         ("examples", "examples"),

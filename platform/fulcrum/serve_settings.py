@@ -65,6 +65,9 @@ class GatewaySettings(Settings):
 
     max_texts_per_request: int = Field(64, ge=1, description="Texts accepted in one request.")
     max_chars_per_text: int = Field(2000, ge=1, description="Characters accepted per text.")
+    max_candidates_per_request: int = Field(
+        200, ge=1, description="Candidates one /rank request may ask to have ranked."
+    )
     max_body_bytes: int = Field(1_000_000, ge=1, description="Largest request body accepted.")
     max_explain_texts: int = Field(
         4, ge=1, description="Texts in one /explain request (each costs a forward pass per word)."

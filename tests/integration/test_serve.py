@@ -207,10 +207,12 @@ def test_openapi_schema_describes_the_routes(served):
     _, _, base_url, _ = served
     schema = httpx.get(f"{base_url}/openapi.json").json()
     predict = schema["paths"]["/v1/models/{name}/predict"]["post"]
-    body = predict["requestBody"]["content"]["application/json"]["schema"]
-    assert body["required"] == ["texts"] and body["properties"]["texts"]["minItems"] == 1
+    texts, pairs = predict["requestBody"]["content"]["application/json"]["schema"]["oneOf"]
+    assert texts["required"] == ["texts"] and texts["properties"]["texts"]["minItems"] == 1
+    assert pairs["required"] == ["pairs"]  # what a text-pair model takes
     assert {"200", "401", "404", "413", "415", "422", "503"} <= set(predict["responses"])
     assert {"/v1/models", "/v1/models/{name}", "/healthz", "/readyz"} <= set(schema["paths"])
+    assert "requestBody" in schema["paths"]["/v1/models/{name}/rank"]["post"]
     explain = schema["paths"]["/v1/models/{name}/explain"]["post"]
     assert "429" in explain["responses"] and "requestBody" in explain
 
