@@ -40,6 +40,12 @@ def classification_metrics(confusion: np.ndarray) -> dict[str, float]:
     }
 
 
+def softmax(logits: np.ndarray) -> np.ndarray:
+    shifted = logits - logits.max(axis=-1, keepdims=True)
+    exp = np.exp(shifted)
+    return exp / exp.sum(axis=-1, keepdims=True)
+
+
 def per_label(confusion: np.ndarray, names: list[str]) -> list[dict[str, object]]:
     """Precision, recall, F1 and support of each label (the per-class report)."""
     confusion = np.asarray(confusion, dtype=np.float64)

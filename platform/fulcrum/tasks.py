@@ -23,6 +23,7 @@ from fulcrum.metrics import (
     entity_metrics,
     entity_types,
     per_label,
+    softmax,
 )
 from fulcrum.ranking import STATS, empty_ranking_counts, ranking_counts, ranking_metrics
 from fulcrum.words import WordEncoder
@@ -270,7 +271,7 @@ def _pair_count(logits: np.ndarray, batch: Batch, label_names: list[str]) -> np.
     confusion = _sequence_count(logits, batch, label_names).ravel().astype(np.float64)
     if len(label_names) != 2:
         return np.concatenate([confusion, empty_ranking_counts()])
-    scores = _softmax(logits)[:, 1]  # the second label is the positive one
+    scores = softmax(logits)[:, 1]  # the second label is the positive one
     positive = batch["labels"].numpy() == 1
     return np.concatenate([confusion, ranking_counts(scores, positive, batch.get("_group"))])
 
@@ -278,11 +279,6 @@ def _pair_count(logits: np.ndarray, batch: Batch, label_names: list[str]) -> np.
 def _pair_metrics(counts: np.ndarray, names: list[str]) -> dict[str, Any]:
     metrics: dict[str, Any] = classification_metrics(_confusion_of(counts, names))
     return metrics | ranking_metrics(np.asarray(counts[len(names) ** 2 :]))
-
-
-def _softmax(logits: np.ndarray) -> np.ndarray:
-    shifted = np.exp(logits - logits.max(axis=-1, keepdims=True))
-    return shifted / shifted.sum(axis=-1, keepdims=True)
 
 
 TEXT_PAIR_CLASSIFICATION = replace(

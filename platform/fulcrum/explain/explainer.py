@@ -167,7 +167,7 @@ class OnnxModel(_Model):
         self.max_length = self.predictor.max_length
 
     def probabilities(self, ids: np.ndarray) -> np.ndarray:
-        from fulcrum.inference.predictor import softmax
+        from fulcrum.metrics import softmax
 
         feed = {
             "input_ids": ids,

@@ -21,7 +21,7 @@ from fulcrum.artifacts import open_artifact
 from fulcrum.errors import ArtifactError
 from fulcrum.inference.buckets import length_groups
 from fulcrum.inference.session import open_session
-from fulcrum.metrics import bio_spans
+from fulcrum.metrics import bio_spans, softmax
 from fulcrum.out_of_scope import Detector
 from fulcrum.words import WordEncoder
 
@@ -145,12 +145,6 @@ def _check_tokenizer_fits(tokenizer, rows: int, where: Path) -> None:
             f"{where}: {size} tokens, but the model's embedding has {rows} rows: this "
             "tokenizer is not the model's"
         )
-
-
-def softmax(logits: np.ndarray) -> np.ndarray:
-    shifted = logits - logits.max(axis=-1, keepdims=True)
-    exp = np.exp(shifted)
-    return exp / exp.sum(axis=-1, keepdims=True)
 
 
 def _pad_token(artifact_dir: Path) -> str:

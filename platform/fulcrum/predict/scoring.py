@@ -15,7 +15,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from fulcrum.inference.predictor import OnnxClassifier, softmax
+from fulcrum.inference.predictor import OnnxClassifier
+from fulcrum.metrics import softmax
 from fulcrum.predict.corpus import INTERNAL, REJECT, TEXT
 
 # What the scorer adds to every row; the reader refuses an input with a column so named.
