@@ -211,3 +211,27 @@ def test_pair_tasks_measure_both_texts_together_and_refuse_augmentation():
     assert settled.recipe.train.class_weights == "balanced"
     with pytest.raises(RecipeError, match="augment: not available for text_pair_classification"):
         validate_recipe({**pair, "augment": {"multiplier": 2}})
+
+
+def test_a_grouped_pair_recipe_with_more_than_two_labels_falls_back_to_macro_f1():
+    raw = {
+        "name": "m",
+        "data": {"path": "x.jsonl", "group_column": "user"},
+        "task": {"type": "text_pair_classification"},
+    }
+    recipe = validate_recipe(raw)
+    assert recipe.metric == "ndcg_10"
+    table = pa.table({"text": ["a"] * 30, "text_pair": ["b"] * 30, "label": [0, 1, 2] * 10})
+
+    class PairTokenizer(WordTokenizer):
+        def __call__(self, inputs, pairs=None, truncation=False):
+            return {"input_ids": [[0] * 5 for _ in inputs]}
+
+    settled = settle(recipe, table, 3, PairTokenizer(), model_limit=512)
+    assert settled.recipe.metric == "macro_f1"
+    assert settle(recipe, table, 2, PairTokenizer(), model_limit=512).recipe.metric == "ndcg_10"
+    named = validate_recipe({**raw, "train": {"metric": "mrr"}})
+    with pytest.raises(RecipeError, match="train.metric: mrr ranks by the second of two labels"):
+        settle(named, table, 3, PairTokenizer(), model_limit=512)
+    with pytest.raises(RecipeError, match="train.metric: ndcg_5 ranks each group's candidates"):
+        validate_recipe({**raw, "data": {"path": "x.jsonl"}, "train": {"metric": "ndcg_5"}})

@@ -31,7 +31,9 @@ from fulcrum.defaults import (
     steps_per_epoch,
     token_lengths,
 )
+from fulcrum.errors import RecipeError
 from fulcrum.recipe import OutOfScopeSection, Recipe, set_key_path
+from fulcrum.recipe.sections import RANKING_METRICS
 from fulcrum.train.deepspeed_config import deepspeed_config
 from fulcrum.words import WordEncoder, join_words
 
@@ -68,6 +70,7 @@ def settle(
     choices: list[Choice] = [base] if base is not None else []
     choices += [scope] if scope is not None else []
     choices += _method_choices(recipe)
+    choices += _metric_choices(recipe, labels)
     choices += _budget_choices(recipe, train_table.num_rows, labels)
     if recipe.model.max_length is None:
         choices.append(_length_choice(recipe, train_table, tokenizer, model_limit))
@@ -97,6 +100,19 @@ def _method_choices(recipe: Recipe) -> list[Choice]:
     if recipe.peft.target_modules is None and method in METHOD_TARGETS:
         choices.append(Choice("peft.target_modules", METHOD_TARGETS[method], f"{method}'s default"))
     return choices
+
+
+def _metric_choices(recipe: Recipe, labels: int) -> list[Choice]:
+    """Rankings score the second of two labels: with more, a grouped pair recipe's checkpoint
+    metric falls back to macro-F1, and a ranking metric the recipe names is an error."""
+    if recipe.metric not in RANKING_METRICS or labels == 2:
+        return []
+    if recipe.train.metric == "auto":
+        return [Choice("train.metric", "macro_f1", f"{labels} labels: a ranking needs two")]
+    raise RecipeError(
+        f"train.metric: {recipe.metric} ranks by the second of two labels; the data has "
+        f"{labels} (use macro_f1 or accuracy)"
+    )
 
 
 def _budget_choices(recipe: Recipe, table_rows: int, labels: int) -> list[Choice]:
