@@ -67,6 +67,11 @@ def predict(
         if value is not None and value < 1:
             raise DataError(f"{option}: must be at least 1 (got {value})")
     artifact = _export_artifact(artifact_path)
+    if artifact.manifest.task == "text_pair_classification":
+        raise DataError(
+            f"{artifact_path}: a text-pair model; fulcrum predict reads one text column, not "
+            "pairs yet (serve it: /predict takes pairs, /rank ranks candidates)"
+        )
     sources = resolve_inputs(inputs)
     # What the actors open: a URI stays one (each node fetches the artifact from it); a
     # local folder must be on every node's disk at the same path (shared storage).
