@@ -115,6 +115,11 @@ def steps_csv_rates(artifact_dir: Path, skip_first: int = 1) -> dict[str, float]
     }
 
 
+def settled_values(artifact) -> dict[str, Any]:
+    """What a training artifact's run settled by itself (key -> value), for a results row."""
+    return {item["key"]: item["value"] for item in artifact.manifest.settled}
+
+
 def train_or_reuse(raw: dict[str, Any]):
     """(recipe, training artifact): a finished artifact trained from the same recipe is read
     back rather than trained again; an interrupted run resumes from its last checkpoint."""

@@ -33,6 +33,7 @@ from common import (
     REPOSITORY,
     RESULTS,
     data_file,
+    settled_values,
     splice_block,
     table,
     train_or_reuse,
@@ -95,7 +96,7 @@ def run_model(method: str, setting: str, target_precision: float) -> dict[str, A
             for name, path in models.items()
         },
         "rows": rows,
-        "settled": {item["key"]: item["value"] for item in trained.manifest.settled},
+        "settled": settled_values(trained),
         "train_s": trained.metrics["train_seconds"],
         "wall_s": round(time.time() - started, 1),
     }

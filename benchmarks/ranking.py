@@ -36,6 +36,7 @@ from common import (
     REPOSITORY,
     RESULTS,
     SHARED_DATA,
+    settled_values,
     splice_block,
     table,
     train_or_reuse,
@@ -223,7 +224,7 @@ def fine_tuned(
             + f", {settled.train.epochs} epochs",
             **rows["fp32"],
             "int8": rows["int8"],
-            "settled": {item["key"]: item["value"] for item in trained.manifest.settled},
+            "settled": settled_values(trained),
             "train_s": trained.metrics["train_seconds"],
             "validation": trained.metrics["validation"],
         },
@@ -340,7 +341,7 @@ def run_afqmc() -> dict[str, Any]:
     _, trained = train_or_reuse(raw)
     return {
         "test": trained.metrics["test"],
-        "settled": {item["key"]: item["value"] for item in trained.manifest.settled},
+        "settled": settled_values(trained),
         "train_s": trained.metrics["train_seconds"],
     }
 
@@ -354,7 +355,15 @@ def load_results() -> dict[str, Any]:
 
 
 def report(results: dict[str, Any]) -> str:
-    parts = [f"Command: `{COMMAND}`. Test splits; ranking metrics per user group."]
+    commands = sorted(
+        {
+            part.get("command", COMMAND)
+            for part in results.values()
+            if isinstance(part, dict) and "wall_s" in part
+        }
+    )
+    shown = ", ".join(f"`{command}`" for command in commands) or f"`{COMMAND}`"
+    parts = [f"Command: {shown}. Test splits; ranking metrics per user group."]
     movielens = results.get("movielens")
     if movielens:
         rows = [
@@ -436,7 +445,12 @@ def main() -> None:
                 print(f"[benchmark] {part}: in {RESULTS_NAME}.json already (delete it to rerun)")
                 continue
             started = time.time()
-            results[part] = {**runs[part](), "wall_s": round(time.time() - started, 1)}
+            command = " ".join(["python benchmarks/ranking.py", *sys.argv[1:]])
+            results[part] = {
+                **runs[part](),
+                "command": command,
+                "wall_s": round(time.time() - started, 1),
+            }
             write_results(RESULTS_NAME, {key: v for key, v in results.items() if key != "machine"})
             print(report(results), flush=True)
     write_report(results)

@@ -5,7 +5,8 @@ the metrics are read off the sum.
 A candidate's score is the probability of the positive label, the second of the two labels
 (data.labels order, else sorted: 0/1, no/yes, dislike/like). Overall AUC comes from two
 histograms of that score (gold negatives, gold positives) over SCORE_BINS bins, ties within
-a bin counting half: within 1/SCORE_BINS of the exact value. Per-group metrics (group AUC,
+a bin counting half: exact unless a positive and a negative share a bin, off by half the
+share of such pairs when they do (within 0.001 on random scores). Per-group metrics (group AUC,
 MRR, nDCG@5 and @10) need a group's rows together, so evaluation batches hold whole groups
 (fulcrum.train.merge.table_batches) and each batch adds each group's value to a sum.
 Groups without a positive are left out of MRR and nDCG, groups without both labels out of
