@@ -10,6 +10,11 @@ like/dislike prompts, and DataCLUE AFQMC's Chinese question pairs.
   exported and compressed to dynamic INT8 (the gate's drop and the latency ratio), and the
   LoRA model is served: /rank latency for 100 candidates a request, one request at a time,
   beside OnnxClassifier.rank in this process.
+- `two_stage`: the MovieLens LoRA model behind a bi-encoder prefilter (serve.rank_prefilter:
+  the candidates nearest the user text by MiniLM's cosine are the only ones the pair model
+  scores; the others rank below them, by cosine). Test-group metrics and the share of pairs
+  scored for each kept count, beside scoring every candidate; /rank latency for 100
+  candidates with the prefilter keeping 20, beside the same requests without it, same run.
 - `tallrec`: AUC with 16, 64 and 256 training pairs drawn (seeded) from valid.json, 200 more
   for validation, test.json whole (examples/data/write_tallrec.py).
 - `afqmc`: examples/dataclue_afqmc.yaml as written; test_public macro-F1.
@@ -17,7 +22,7 @@ like/dislike prompts, and DataCLUE AFQMC's Chinese question pairs.
 Results go to benchmarks/results/ranking.json part by part (a rerun skips finished parts);
 `--report` rewrites the table in docs/ranking.md.
 
-    python benchmarks/ranking.py [--parts movielens tallrec afqmc] [--methods lora full]
+    python benchmarks/ranking.py [--parts movielens two_stage tallrec afqmc] [--methods lora full]
         [--train-pairs N --epochs E] [--report]
 """
 
@@ -49,6 +54,7 @@ DOCS = REPOSITORY / "docs" / "ranking.md"
 COMMAND = "python benchmarks/ranking.py"
 RANKING = ("auc", "group_auc", "mrr", "ndcg_5", "ndcg_10")
 SERVED_CANDIDATES, SERVED_REQUESTS = 100, 30
+PREFILTER_KEEPS, SERVED_KEEP = (5, 10, 20), 20
 
 
 def write_data(script: str, dataset: str) -> None:
@@ -154,8 +160,7 @@ def scored(scores, groups: dict[str, Any]) -> dict[str, float]:
 def baselines(groups: dict[str, Any]) -> list[dict[str, Any]]:
     import csv
 
-    from fulcrum.inference.embedder import OnnxEmbedder, export_embedder
-    from fulcrum.models.registry import resolve_model_dir
+    from fulcrum.inference.embedder import cached_embedder
 
     with open(
         SHARED_DATA / "movielens_small" / "movies.csv", newline="", encoding="utf-8"
@@ -181,11 +186,7 @@ def baselines(groups: dict[str, Any]) -> list[dict[str, Any]]:
         len(set(movies.get(title, [])) & set(liked)) / max(len(set(movies.get(title, []))), 1)
         for title, liked in zip(titles, favourites)
     ]
-    folder = OUTPUT / "embedder"
-    model_dir = resolve_model_dir("builtin:minilm")
-    if not (folder / "embedder.onnx").is_file():
-        export_embedder(model_dir, folder, max_length=256)
-    embedder = OnnxEmbedder(folder, max_length=256)
+    embedder = cached_embedder("builtin:minilm", max_length=256)
     cosine = (embedder.embed(groups["history"]) * embedder.embed(groups["candidate"])).sum(-1)
     return [
         {"model": "popularity (training users' like rate)", **scored(popularity, groups)},
@@ -232,32 +233,30 @@ def fine_tuned(
     )
 
 
-def served_latency(written, exported: Path, groups: dict[str, Any]) -> dict[str, Any]:
-    """/rank with SERVED_CANDIDATES candidates a request, one at a time, beside
-    OnnxClassifier.rank on the same requests in this process (the baseline)."""
-    import httpx
-    import numpy as np
-
-    from fulcrum.inference import OnnxClassifier
-    from fulcrum.serve import launch
-
+def rank_requests(groups: dict[str, Any]) -> list[tuple[str, list[str]]]:
+    """SERVED_REQUESTS (user text, SERVED_CANDIDATES movies) requests from the test split."""
     users = sorted(set(groups["group"]))[:SERVED_REQUESTS]
     pool = groups["candidate"]
-    requests = [
+    return [
         (
             groups["history"][groups["group"].index(user)],
             [pool[(i * 7 + k) % len(pool)] for k in range(SERVED_CANDIDATES)],
         )
         for i, user in enumerate(users)
     ]
-    model = OnnxClassifier(exported, threads=1)
-    local = []
-    for query, candidates in requests:
-        started = time.perf_counter()
-        model.rank(query, candidates)
-        local.append(1000 * (time.perf_counter() - started))
-    # Timed whatever the model learned (a run that training flagged is served all the same).
-    base_url = launch.start({"movielens": exported}, written.serve, force=True)
+
+
+def served_milliseconds(written, exported: Path, requests, prefilter: int | None = None):
+    """Each request's /rank time through Serve, one at a time, timed whatever the model
+    learned (a run that training flagged is served all the same)."""
+    import httpx
+
+    from fulcrum.recipe import validate_recipe
+    from fulcrum.serve import launch
+
+    raw = written.to_dict()
+    section = validate_recipe({**raw, "serve": {**raw["serve"], "rank_prefilter": prefilter}}).serve
+    base_url = launch.start({"movielens": exported}, section, force=True)
     try:
         client = httpx.Client(base_url=base_url, timeout=60)
         served = []
@@ -271,7 +270,25 @@ def served_latency(written, exported: Path, groups: dict[str, Any]) -> dict[str,
             served.append(1000 * (time.perf_counter() - started))
             response.raise_for_status()
     finally:
-        launch.stop(written.serve)
+        launch.stop(section)
+    return served
+
+
+def served_latency(written, exported: Path, groups: dict[str, Any]) -> dict[str, Any]:
+    """/rank with SERVED_CANDIDATES candidates a request, one at a time, beside
+    OnnxClassifier.rank on the same requests in this process (the baseline)."""
+    import numpy as np
+
+    from fulcrum.inference import OnnxClassifier
+
+    requests = rank_requests(groups)
+    model = OnnxClassifier(exported, threads=1)
+    local = []
+    for query, candidates in requests:
+        started = time.perf_counter()
+        model.rank(query, candidates)
+        local.append(1000 * (time.perf_counter() - started))
+    served = served_milliseconds(written, exported, requests)
     return {
         "candidates": SERVED_CANDIDATES,
         "requests": len(requests),
@@ -296,6 +313,72 @@ def run_movielens(
         "rows": baselines(groups) + rows,
         "serving": latency,
         "test_groups": len(set(groups["group"])),
+    }
+
+
+def run_two_stage(train_pairs: int | None, epochs: int | None) -> dict[str, Any]:
+    import numpy as np
+
+    from fulcrum.artifacts import artifact_dir
+    from fulcrum.inference import OnnxClassifier
+    from fulcrum.inference.embedder import cached_embedder, nearest
+    from fulcrum.recipe import validate_recipe
+
+    write_data("write_movielens.py", "movielens_small")
+    written, trained = train_or_reuse(movielens_recipe("lora", train_pairs, epochs))
+    exported = artifact_dir(written, "export")
+    if not (exported / "manifest.json").is_file():
+        from fulcrum.compress.export import export
+
+        exported = export(written, trained.path)
+    groups = test_groups(validate_recipe(trained.manifest.settled_recipe))
+    model = OnnxClassifier(exported)
+    positive = model.labels[1]
+    pair_scores = np.array(
+        [
+            answer["probabilities"][positive]
+            for answer in model.predict(list(zip(groups["history"], groups["candidate"])))
+        ]
+    )
+    embedder = cached_embedder("builtin:minilm", model.max_length)
+    history, candidate = embedder.embed(groups["history"]), embedder.embed(groups["candidate"])
+    cosine = (history * candidate).sum(-1)
+    members = defaultdict(list)
+    for index, group in enumerate(groups["group"]):
+        members[group].append(index)
+    rows = [{"keep": "all", "pairs_scored": 1.0, **scored(pair_scores, groups)}]
+    for keep in PREFILTER_KEEPS:
+        # Kept candidates rank by the pair model; the rest below them (scores under 0), by
+        # cosine: what /rank's ranking and its left-out candidates amount to.
+        two_stage, kept_pairs = cosine - 3.0, 0
+        for indices in members.values():
+            query = history[indices[0]]
+            kept = [indices[i] for i in nearest(query, candidate[indices], keep)]
+            two_stage[kept] = pair_scores[kept]
+            kept_pairs += len(kept)
+        rows.append(
+            {
+                "keep": keep,
+                "pairs_scored": kept_pairs / len(pair_scores),
+                **scored(two_stage, groups),
+            }
+        )
+    requests = rank_requests(groups)
+    every = served_milliseconds(written, exported, requests)
+    filtered = served_milliseconds(written, exported, requests, prefilter=SERVED_KEEP)
+    return {
+        "rows": rows,
+        "test_groups": len(members),
+        "serving": {
+            "candidates": SERVED_CANDIDATES,
+            "requests": len(requests),
+            "keep": SERVED_KEEP,
+            "every_p50_ms": float(np.percentile(every, 50)),
+            "every_p95_ms": float(np.percentile(every, 95)),
+            "prefilter_p50_ms": float(np.percentile(filtered, 50)),
+            "prefilter_p95_ms": float(np.percentile(filtered, 95)),
+            "speedup_p50": float(np.percentile(every, 50) / np.percentile(filtered, 50)),
+        },
     }
 
 
@@ -392,6 +475,26 @@ def report(results: dict[str, Any]) -> str:
                 f"OnnxClassifier.rank in-process p50 {serving['in_process_p50_ms']:.0f} ms "
                 f"(in-process / served: {serving['ratio_p50']:.2f}x)."
             )
+    two_stage = results.get("two_stage")
+    if two_stage:
+        serving = two_stage["serving"]
+        parts.append(
+            f"Two stages on MovieLens ({two_stage['test_groups']} test users): the LoRA pair "
+            "model scores only the candidates a MiniLM prefilter keeps per user (the rest "
+            "rank below, by cosine):\n\n"
+            + table(
+                two_stage["rows"],
+                [
+                    ("keep", "kept per user"),
+                    ("pairs_scored", "pairs scored"),
+                    *[(k, k) for k in RANKING],
+                ],
+            )
+            + f"\n\n/rank, {serving['candidates']} candidates a request, {serving['requests']} requests one at a time: "
+            f"p50 {serving['every_p50_ms']:.0f} ms (p95 {serving['every_p95_ms']:.0f}) scoring every candidate, "
+            f"{serving['prefilter_p50_ms']:.0f} ms (p95 {serving['prefilter_p95_ms']:.0f}) with rank_prefilter {serving['keep']}: "
+            f"{serving['speedup_p50']:.1f}x."
+        )
     tallrec = results.get("tallrec")
     if tallrec:
         parts.append(
@@ -425,7 +528,9 @@ def write_report(results: dict[str, Any]) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--parts", nargs="+", default=["movielens", "tallrec", "afqmc"])
+    parser.add_argument(
+        "--parts", nargs="+", default=["movielens", "two_stage", "tallrec", "afqmc"]
+    )
     parser.add_argument("--methods", nargs="+", default=["lora", "full"])
     parser.add_argument(
         "--train-pairs", type=int, help="MovieLens: train on about this many pairs (whole users)"
@@ -437,6 +542,7 @@ def main() -> None:
     if not args.report:
         runs = {
             "movielens": lambda: run_movielens(args.methods, args.train_pairs, args.epochs),
+            "two_stage": lambda: run_two_stage(args.train_pairs, args.epochs),
             "tallrec": run_tallrec,
             "afqmc": run_afqmc,
         }

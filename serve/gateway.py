@@ -70,6 +70,11 @@ class RankResponse(BaseModel):
     model: str
     version: str
     ranking: list[Ranked] = Field(..., description="Best first.")
+    scored: int = Field(
+        ...,
+        description="Candidates the pair model scored: all of them, or the rank_prefilter "
+        "nearest the query (the others are not in the ranking).",
+    )
 
 
 class Prediction(BaseModel):
@@ -107,6 +112,7 @@ class WordAttribution(BaseModel):
     start: int
     end: int
     score: float = Field(..., description="Fall in the target's probability without the word.")
+    side: int = Field(0, description="A text pair's side the word is in: 0 text, 1 text_pair.")
 
 
 class ExplanationBody(BaseModel):
@@ -115,6 +121,7 @@ class ExplanationBody(BaseModel):
     method: str
     words: list[WordAttribution]
     span: tuple[int, int] | None = Field(None, description="The entity's offsets (NER).")
+    text_pair: str | None = Field(None, description="A text-pair model's second text.")
 
 
 class ExplainResponse(BaseModel):
@@ -277,7 +284,7 @@ class Gateway:
         return await self._measured("predict", name, self._predict(name, request))
 
     async def _predict(self, name: str, request: Request) -> JSONResponse:
-        texts = await self._texts(name, request, self.args.max_texts_per_request, pairs=True)
+        texts = await self._texts(name, request, self.args.max_texts_per_request)
         if isinstance(texts, JSONResponse):
             return texts
         try:
@@ -295,7 +302,9 @@ class Gateway:
     async def rank(self, name: str, request: Request) -> JSONResponse:
         """The candidates ordered by how well each matches the query, as a two-label
         text-pair model scores the pair (query, candidate): the probability of its second
-        label. At most `max_candidates_per_request` candidates; their pairs are batched."""
+        label. At most `max_candidates_per_request` candidates; their pairs are batched.
+        With the model's `rank_prefilter`, only that many (the nearest the query by a
+        sentence embedder's cosine) are scored and ranked."""
         return await self._measured("rank", name, self._rank(name, request))
 
     async def _rank(self, name: str, request: Request) -> JSONResponse:
@@ -332,7 +341,12 @@ class Gateway:
             return unavailable(name, exc)
         ranking = [{"id": asked.candidates[i].id, "score": score} for i, score in ranked]
         return JSONResponse(
-            {"model": name, "version": info["version"], "ranking": ranking[: asked.top_k]}
+            {
+                "model": name,
+                "version": info["version"],
+                "ranking": ranking[: asked.top_k],
+                "scored": len(ranking),
+            }
         )
 
     @api.post(
@@ -367,7 +381,7 @@ class Gateway:
     @api.post(
         "/v1/models/{name}/explain",
         responses={200: {"model": ExplainResponse}, 429: {"model": ErrorResponse}, **ERRORS},
-        openapi_extra=body_schema(PredictRequest),
+        openapi_extra=body_schema(PredictRequest, PairsRequest),
     )
     async def explain(self, name: str, request: Request) -> JSONResponse:
         """Word attributions by occlusion on the served model (one forward pass per word).
@@ -427,9 +441,9 @@ class Gateway:
             described = (describe_problem(p, expected) for p in problems[:3])
             return error(422, field, "; ".join(described))
 
-    async def _texts(self, name: str, request: Request, max_texts: int, pairs: bool = False):
-        """The request's texts, or for a text-pair model its (text, text_pair) pairs where
-        the route takes them (`pairs`), or the 4xx response that refuses it."""
+    async def _texts(self, name: str, request: Request, max_texts: int):
+        """The request's texts, or for a text-pair model its (text, text_pair) pairs, or
+        the 4xx response that refuses it."""
         refused = self._authorize(request) or self._known(name)
         if refused:
             return refused
@@ -438,8 +452,6 @@ class Gateway:
             if isinstance(asked, JSONResponse):
                 return asked
             return self._check_texts(asked.texts, max_texts) or asked.texts
-        if not pairs:
-            return error(422, "name", f"model {name!r} reads pairs of texts, not on this route")
         asked = await self._parsed(name, request, PairsRequest, "'pairs' ([text, text_pair] each)")
         if isinstance(asked, JSONResponse):
             return asked

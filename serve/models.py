@@ -69,6 +69,20 @@ class Model:
         warm_up = ("warm-up", "warm-up") if pairs else "warm-up"
         self.predictor.predict([warm_up] * model.max_batch_size)
         self.predictor.predict([warm_up])
+        self.prefilter, self.prefilter_keep = None, model.rank_prefilter
+        self.description["rank_prefilter"] = None
+        if model.rank_prefilter and pairs and len(self.predictor.labels) == 2:
+            from fulcrum.inference.embedder import cached_embedder, default_embedder
+
+            embedder = model.rank_embedder or default_embedder(artifact.manifest.base_model)
+            self.prefilter = cached_embedder(
+                embedder, self.predictor.max_length, threads=max(1, int(model.num_cpus))
+            )
+            self.prefilter.embed(["warm-up"] * min(model.rank_prefilter + 1, 64))
+            self.description["rank_prefilter"] = {
+                "keep": model.rank_prefilter,
+                "embedder": embedder,
+            }
         self.assistant = None
         if model.assistant:
             from fulcrum.assistant.reply import Assistant
@@ -90,12 +104,21 @@ class Model:
 
     async def rank(self, query: str, candidates: list[str]) -> list[tuple[int, float]]:
         """(candidate index, score) best first. The (query, candidate) pairs go through
-        predict, so they are batched with other requests' texts like any others."""
+        predict, so they are batched with other requests' texts like any others. With a
+        prefilter, only the candidates nearest the query by embedding are scored (and
+        ranked); the embedding runs on the replica's CPU share like a batch does."""
+        indices = list(range(len(candidates)))
+        if self.prefilter is not None and len(candidates) > self.prefilter_keep:
+            from fulcrum.inference.embedder import nearest
+
+            async with self.running:
+                vectors = await asyncio.to_thread(self.prefilter.embed, [query, *candidates])
+            indices = nearest(vectors[0], vectors[1:], self.prefilter_keep).tolist()
         positive = self.predictor.labels[1]
-        answers = await self.predict([(query, candidate) for candidate in candidates])
+        answers = await self.predict([(query, candidates[index]) for index in indices])
         scores = [answer["probabilities"][positive] for answer in answers]
-        order = sorted(range(len(scores)), key=lambda index: -scores[index])
-        return [(index, scores[index]) for index in order]
+        order = sorted(range(len(scores)), key=lambda position: -scores[position])
+        return [(indices[position], scores[position]) for position in order]
 
     async def _run(self, texts: list[str]) -> list[dict[str, Any]]:
         # One ONNX Runtime call at a time: its threads are the replica's whole CPU share.
@@ -106,11 +129,12 @@ class Model:
         self.batch_sizes.observe(len(texts))
         return results
 
-    async def explain(self, texts: list[str], max_words: int) -> dict[str, Any]:
+    async def explain(self, texts: list[str | tuple[str, str]], max_words: int) -> dict[str, Any]:
         """Occlusion on the served model itself (a forward pass per word, batched), so the
-        explanation is of exactly what /predict answers. A text with more than `max_words`
-        words (explanation units as the model reads them, after truncation: a Chinese text
-        counts its words or characters) is refused, naming it."""
+        explanation is of exactly what /predict answers. A text (or a pair, both sides
+        together) with more than `max_words` words (explanation units as the model reads
+        them, after truncation: a Chinese text counts its words or characters) is refused,
+        naming it."""
         if self.explainer is None:
             from fulcrum.explain.explainer import OnnxModel
 
@@ -118,10 +142,11 @@ class Model:
         for index, text in enumerate(texts):
             words = len({w for w in self.explainer.encode(text).word_ids if w is not None})
             if words > max_words:
+                field = f"{'texts' if isinstance(text, str) else 'pairs'}[{index}]"
                 return {
-                    "refused": f"texts[{index}]: {words} words, over the limit of {max_words} "
+                    "refused": f"{field}: {words} words, over the limit of {max_words} "
                     "for an explanation",
-                    "field": f"texts[{index}]",
+                    "field": field,
                 }
         results = []
         for text in texts:

@@ -207,6 +207,12 @@ def _artifact_commands(commands) -> None:
     )
     explain.add_argument("--steps", type=int, default=50, help="Integrated Gradients steps")
     explain.add_argument("--target", help="explain this label instead of the predicted one")
+    explain.add_argument(
+        "--text-pair",
+        action="append",
+        metavar="TEXT_PAIR",
+        help="a text-pair model's second text: one per TEXT, in order",
+    )
     explain.add_argument("--html", help="also write a self-contained HTML view here")
     explain.set_defaults(command=_explain)
     predict = commands.add_parser(
@@ -475,9 +481,16 @@ def _explain(_, args) -> int:
 
     if args.steps < 1:
         raise FulcrumError(f"--steps: must be >= 1 (got {args.steps})")
-    results = explain(args.artifact, args.texts, args.method, args.steps, args.target)
+    texts = args.texts
+    if args.text_pair:
+        if len(args.text_pair) != len(texts):
+            raise FulcrumError(
+                f"--text-pair: one per TEXT ({len(texts)} texts, {len(args.text_pair)} given)"
+            )
+        texts = list(zip(texts, args.text_pair, strict=True))
+    results = explain(args.artifact, texts, args.method, args.steps, args.target)
     colour = sys.stdout.isatty() and not os.environ.get("NO_COLOR")
-    for text, explanations in zip(args.texts, results, strict=True):
+    for text, explanations in zip(texts, results, strict=True):
         if not explanations:
             print(f"no entities predicted: {text!r}")
         for explanation in explanations:

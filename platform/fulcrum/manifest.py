@@ -79,6 +79,9 @@ class ExportManifest(Manifest):
     task: str
     max_length: int
     vocab_size: int
+    # The model it is a fine-tune of (builtin:minilm, a directory): None in artifacts older
+    # than the field.
+    base_model: str | None = None
     onnx: dict[str, Any]
     deployable: bool
     not_deployable_because: list[str] = []

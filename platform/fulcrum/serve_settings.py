@@ -58,6 +58,19 @@ class ReplicaSettings(Settings):
     autoscaling: Autoscaling = Field(
         default_factory=Autoscaling, description="How the replica count follows the load."
     )
+    rank_prefilter: int | None = Field(
+        None,
+        ge=1,
+        description="/rank of a text-pair model: keep this many candidates, the nearest to "
+        "the query by a sentence embedder's cosine, for the pair model to score (the others "
+        "are left out of the ranking). Unset: the pair model scores every candidate.",
+    )
+    rank_embedder: str | None = Field(
+        None,
+        description="The sentence model rank_prefilter embeds with (builtin:minilm, "
+        "builtin:multilingual or a model directory). Unset: builtin:multilingual for a "
+        "builtin:multilingual model, else builtin:minilm.",
+    )
 
 
 class GatewaySettings(Settings):

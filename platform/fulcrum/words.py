@@ -95,16 +95,20 @@ def join_words(words: list[str]) -> str:
 @dataclass
 class Units:
     """A tokenised text, read like a `tokenizers.Encoding` (`ids`, `type_ids`, `word_ids`,
-    `offsets`) by entity spans and explanations; offsets are characters of the text."""
+    `offsets`, `sequence_ids`) by entity spans and explanations; offsets are characters of
+    the text, or of a pair's side that `sequence_ids` names (0: text, 1: text_pair)."""
 
     ids: list[int]
     word_ids: list[int | None]
     offsets: list[tuple[int, int]]
     type_ids: list[int] = field(default_factory=list)
+    sequence_ids: list[int | None] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if not self.type_ids:
             self.type_ids = [0] * len(self.ids)
+        if not self.sequence_ids:
+            self.sequence_ids = [None if word is None else 0 for word in self.word_ids]
 
     @property
     def attention_mask(self) -> list[int]:
@@ -241,27 +245,33 @@ def _is_prepend(spec: Any) -> bool:
     return isinstance(spec, dict) and spec.get("type") == "Prepend"
 
 
-def token_units(text: str, encoding: Any) -> Units:
-    """An encoding of `text` with its explanation units as words: the tokenizer's own
-    words, except that a word holding an unspaced script (XLM-R's `我的银行卡`) is split
-    into its tokens (`我的 银行 卡`), which are that tokenizer's idea of Chinese words. A
-    bare `▁` joins the token after it; offsets leave out the space a `▁` stands for."""
+def token_units(text: str | tuple[str, str], encoding: Any) -> Units:
+    """An encoding of `text` (or of a (text, text_pair) pair) with its explanation units as
+    words: the tokenizer's own words, except that a word holding an unspaced script (XLM-R's
+    `我的银行卡`) is split into its tokens (`我的 银行 卡`), which are that tokenizer's idea of
+    Chinese words. A bare `▁` joins the token after it; offsets leave out the space a `▁`
+    stands for. A pair's units are numbered across both sides, so no unit spans the two."""
+    sides = (text,) if isinstance(text, str) else tuple(text)
     word_ids: list[int | None] = []
     offsets: list[tuple[int, int]] = []
+    sequence_ids: list[int | None] = []
     unit, previous_word, previous_unspaced, pending = -1, None, False, False
-    for token, word, (start, end) in zip(
-        encoding.tokens, encoding.word_ids, encoding.offsets, strict=True
+    for token, word, (start, end), sequence in zip(
+        encoding.tokens, encoding.word_ids, encoding.offsets, encoding.sequence_ids, strict=True
     ):
         if word is None:
             word_ids.append(None)
             offsets.append((start, end))
+            sequence_ids.append(None)
             continue
+        sequence_ids.append(sequence or 0)
+        side = sides[sequence or 0]
         piece = token.lstrip(METASPACE)
-        unspaced = any(is_unspaced(character) for character in text[start:end])
-        if word != previous_word or (not pending and (unspaced or previous_unspaced)):
+        unspaced = any(is_unspaced(character) for character in side[start:end])
+        if (sequence, word) != previous_word or (not pending and (unspaced or previous_unspaced)):
             unit += 1
-        pending, previous_word, previous_unspaced = piece == "", word, unspaced
-        while start < end and text[start].isspace():
+        pending, previous_word, previous_unspaced = piece == "", (sequence, word), unspaced
+        while start < end and side[start].isspace():
             start += 1
         word_ids.append(unit)
         offsets.append((start, end))
@@ -270,4 +280,5 @@ def token_units(text: str, encoding: Any) -> Units:
         word_ids=word_ids,
         offsets=offsets,
         type_ids=list(encoding.type_ids),
+        sequence_ids=sequence_ids,
     )

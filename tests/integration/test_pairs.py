@@ -88,6 +88,37 @@ def test_the_exported_pair_model_answers_pairs_as_the_trained_one_and_ranks(pair
     assert ranked[0][0] == best and ranked[0][1] >= ranked[1][1]
 
 
+def test_a_pair_is_explained_word_by_word_on_both_sides_as_the_model_reads_it(pairs):
+    import torch
+
+    from fulcrum.explain.explainer import ExplainError, explain
+    from fulcrum.models.classifier import load_tokenizer
+    from fulcrum.train.merge import load_merged
+
+    _, artifact, export_dir = pairs
+    pair = ("do you have pear", "we sell fruit today")
+    words = [(0, "do"), (0, "you"), (0, "have"), (0, "pear")]
+    words += [(1, "we"), (1, "sell"), (1, "fruit"), (1, "today")]
+    merged = load_merged(artifact.path, "text_pair_classification")
+    encoded = load_tokenizer(artifact.path / "tokenizer")(*pair, return_tensors="pt")
+    with torch.no_grad():
+        trained = torch.softmax(merged(**encoded).logits, -1).numpy()[0]
+    served = OnnxClassifier(export_dir).predict([pair])[0]["probabilities"]
+    for folder, method, probability in (
+        (artifact.path, "integrated_gradients", float(trained.max())),
+        (export_dir, "occlusion", max(served.values())),
+    ):
+        ((explanation,),) = explain(folder, [pair], method=method, steps=20)
+        assert explanation.text_pair == pair[1]
+        assert [(word.side, word.word) for word in explanation.words] == words, method
+        assert all(pair[w.side][w.start : w.end] == w.word for w in explanation.words)
+        # The explained probability is the model's own on the pair: the segment ids the
+        # model was trained with reach it.
+        assert explanation.probability == pytest.approx(probability, abs=1e-4), method
+    with pytest.raises(ExplainError, match=r"texts\[0\]: a text-pair model explains"):
+        explain(export_dir, ["do you have pear"])
+
+
 QUERY = "do you have pear"
 CANDIDATES = [
     "we sell bill today",
@@ -100,6 +131,7 @@ CANDIDATES = [
 def test_the_rank_endpoint_orders_candidates_as_the_model_does_within_its_limits(pairs):
     import httpx
 
+    from fulcrum.inference.embedder import cached_embedder, nearest
     from fulcrum.recipe import validate_recipe
     from fulcrum.serve import launch
 
@@ -108,8 +140,10 @@ def test_the_rank_endpoint_orders_candidates_as_the_model_does_within_its_limits
         **recipe.serve.model_dump(),
         "max_candidates_per_request": 4,
         "max_texts_per_request": 4,
+        "rank_prefilter": 3,  # four candidates are cut to three by embedding; three are not
     }
     section = validate_recipe({**recipe.to_dict(), "serve": serve}).serve
+    model = OnnxClassifier(export_dir)
     # The route is under test, not the model: a tiny random model trained for seconds need
     # not learn a relation between two texts (training says so, and serving would refuse).
     base_url = launch.start({"pairs": export_dir}, section, force=True)
@@ -117,16 +151,31 @@ def test_the_rank_endpoint_orders_candidates_as_the_model_does_within_its_limits
         client = httpx.Client(base_url=base_url, timeout=30)
         candidates = [{"id": f"c{index}", "text": text} for index, text in enumerate(CANDIDATES)]
         answer = client.post(
-            "/v1/models/pairs/rank", json={"query": QUERY, "candidates": candidates, "top_k": 3}
+            "/v1/models/pairs/rank",
+            json={"query": QUERY, "candidates": candidates[:3], "top_k": 2},
         )
         assert answer.status_code == 200, answer.text
-        expected = OnnxClassifier(export_dir).rank(QUERY, CANDIDATES)[:3]
+        expected = model.rank(QUERY, CANDIDATES[:3])[:2]
         ranking = answer.json()["ranking"]
         assert [item["id"] for item in ranking] == [f"c{index}" for index, _ in expected]
         assert [item["score"] for item in ranking] == pytest.approx(
             [s for _, s in expected], abs=1e-5
         )
-        assert answer.json()["version"]
+        assert answer.json()["scored"] == 3 and answer.json()["version"]
+
+        answer = client.post(
+            "/v1/models/pairs/rank", json={"query": QUERY, "candidates": candidates}
+        )
+        assert answer.status_code == 200, answer.text
+        vectors = cached_embedder("builtin:minilm", model.max_length).embed([QUERY, *CANDIDATES])
+        kept = nearest(vectors[0], vectors[1:], 3).tolist()
+        expected = [
+            (kept[i], score) for i, score in model.rank(QUERY, [CANDIDATES[i] for i in kept])
+        ]
+        assert answer.json()["scored"] == 3
+        assert [item["id"] for item in answer.json()["ranking"]] == [f"c{i}" for i, _ in expected]
+        description = client.get("/v1/models/pairs").json()
+        assert description["rank_prefilter"] == {"keep": 3, "embedder": "builtin:minilm"}
 
         scores = dict(OnnxClassifier(export_dir).rank(QUERY, CANDIDATES))
         one = client.post("/v1/models/pairs/predict", json={"pairs": [[QUERY, CANDIDATES[1]]]})
@@ -145,7 +194,7 @@ def test_the_rank_endpoint_orders_candidates_as_the_model_does_within_its_limits
             ("predict", {"texts": [QUERY]}, "pairs"),
             ("predict", {"pairs": [[QUERY]]}, "pairs[0][1]"),  # the second text is missing
             ("predict", {"pairs": [[QUERY, " "]]}, "pairs[0][1]"),
-            ("explain", {"texts": [QUERY]}, "name"),
+            ("explain", {"texts": [QUERY]}, "pairs"),
         ]
         for route, body, field in refusals:
             response = client.post(f"/v1/models/pairs/{route}", json=body)
@@ -153,5 +202,18 @@ def test_the_rank_endpoint_orders_candidates_as_the_model_does_within_its_limits
                 body,
                 response.text,
             )
+
+        from fulcrum.explain.explainer import explain
+
+        answer = client.post("/v1/models/pairs/explain", json={"pairs": [[QUERY, CANDIDATES[1]]]})
+        assert answer.status_code == 200, answer.text
+        ((explained,),) = answer.json()["explanations"]
+        ((local,),) = explain(export_dir, [(QUERY, CANDIDATES[1])], method="occlusion")
+        assert [(w["side"], w["word"]) for w in explained["words"]] == [
+            (w.side, w.word) for w in local.words
+        ]
+        assert [w["score"] for w in explained["words"]] == pytest.approx(
+            [w.score for w in local.words], abs=1e-5
+        )
     finally:
         launch.stop(section)

@@ -79,3 +79,17 @@ def test_evaluation_batches_end_where_a_group_ends():
     plain = pa.table({"row": list(range(7))})
     assert [batch["row"] for batch in table_batches(plain, 3)] == [[0, 1, 2], [3, 4, 5], [6]]
     assert list(table_batches(plain.slice(0, 0), 3)) == []
+
+
+def test_the_prefilter_keeps_the_nearest_candidates_nearest_first_ties_in_order():
+    from fulcrum.inference.embedder import nearest
+
+    rng = np.random.default_rng(0)
+    vectors = rng.normal(size=(30, 8))
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    query, candidates = vectors[0], np.concatenate([vectors[1:], vectors[1:2]])  # a tie
+    kept = nearest(query, candidates, 5)
+    cosines = candidates @ query
+    assert sorted(cosines[kept], reverse=True) == list(cosines[kept])
+    assert set(kept) == set(np.argsort(-cosines)[:5])
+    assert nearest(query, np.stack([query, query]), 1).tolist() == [0]

@@ -90,6 +90,11 @@ def test_issue_example_message():
             "serve.autoscaling: max_replicas (2) must be >= min_replicas (3)",
         ),
         (
+            with_section("serve", rank_prefilter=20),
+            "serve.rank_prefilter: filters the candidates of a text-pair model's /rank; "
+            "not for sequence_classification",
+        ),
+        (
             {**MINIMAL, "explain": {}},
             "explain: this section is planned but not supported by this version",
         ),

@@ -21,6 +21,10 @@ def _changed(model: type, autoscaling: dict) -> dict:
             changed[name] = True
         elif name == "auth_token_env":
             changed[name] = "MY_TOKEN"
+        elif name == "rank_prefilter":
+            changed[name] = 7
+        elif name == "rank_embedder":
+            changed[name] = "builtin:multilingual"
     # auth_token_file would conflict with auth_token_env; every other field is changed.
     assert set(changed) == set(model.model_fields) - {"auth_token_file"}, set(changed)
     return changed

@@ -89,6 +89,18 @@ def test_explanation_units_of_a_classifier(tokenizers, name, expected):
     assert [w.word for w in word_scores(text, units, np.zeros(len(units.ids)))] == expected
 
 
+@pytest.mark.parametrize("name", ["multilingual", "minilm"])
+def test_a_pairs_units_are_numbered_across_both_sides_with_offsets_into_each(tokenizers, name):
+    pair = ("card stolen", "卡 被偷了 card")
+    units = token_units(pair, tokenizers[name].encode(*pair))
+    words = word_scores(pair, units, np.ones(len(units.ids)))
+    expected = [(0, "card"), (0, "stolen"), (1, "卡"), (1, "被"), (1, "偷"), (1, "了"), (1, "card")]
+    assert [(w.side, w.word) for w in words] == expected
+    assert all(pair[w.side][w.start : w.end] == w.word for w in words)
+    # Both sides start with their word 0: one unit each, so no word sums the other's pieces.
+    assert len({w for w in units.word_ids if w is not None}) == len(expected)
+
+
 def test_chinese_labels_pad_to_terminal_columns():
     assert display_width("查询余额") == 8 and display_width("refund") == 6
     assert [

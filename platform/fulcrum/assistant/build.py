@@ -24,7 +24,12 @@ from fulcrum.artifacts import (
     write_manifest,
 )
 from fulcrum.assistant.content import read_answers, read_knowledge_base
-from fulcrum.inference.embedder import OnnxEmbedder, export_embedder, prefix_for
+from fulcrum.inference.embedder import (
+    OnnxEmbedder,
+    default_embedder,
+    export_embedder,
+    prefix_for,
+)
 from fulcrum.log import stage_log
 from fulcrum.models.registry import resolve_model_dir
 from fulcrum.recipe import Recipe
@@ -47,7 +52,7 @@ def embedder_name(recipe: Recipe, trained_base: str | None) -> str:
     knowledge base is in the customers' language), else MiniLM."""
     if recipe.assistant.embedder:
         return recipe.assistant.embedder
-    return "builtin:multilingual" if trained_base == "builtin:multilingual" else "builtin:minilm"
+    return default_embedder(trained_base)
 
 
 def similarity_floor(settings, embedder: str) -> float:

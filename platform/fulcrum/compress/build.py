@@ -227,6 +227,7 @@ def write_variant(
         "deployable": built.deployable,
         "not_deployable_because": built.reasons,
         "vocab_size": int(parent.model_config["vocab_size"]),
+        "base_model": parent.artifact.manifest.base_model,
         # What training found about whether the model learned travels with it.
         "warnings": parent.artifact.manifest.warnings,
     }

@@ -19,14 +19,16 @@ TargetProbability = Callable[[np.ndarray], np.ndarray]
 
 
 def occlusion_scores(
-    text: str,
+    text: str | tuple[str, str],
     encoding,
     target_probability: TargetProbability,
     mask_id: int,
     batch_size: int = 32,
 ) -> tuple[float, list[WordScore]]:
     """(the target's probability on the whole text, each word's score): the fall in that
-    probability when the word is hidden. Costs one forward pass per word, batched."""
+    probability when the word is hidden. Costs one forward pass per word, batched. A
+    text pair's `encoding` numbers its words across both sides (`fulcrum.words.Units`)."""
+    sides = (text,) if isinstance(text, str) else tuple(text)
     ids = np.asarray(encoding.ids, dtype=np.int64)
     words = word_positions(encoding)
     copies = np.repeat(ids[None, :], len(words) + 1, axis=0)
@@ -43,5 +45,6 @@ def occlusion_scores(
     for positions, hidden in zip(words, probabilities[1:], strict=True):
         start = encoding.offsets[positions[0]][0]
         end = encoding.offsets[positions[-1]][1]
-        scores.append(WordScore(text[start:end], start, end, full - float(hidden)))
+        side = encoding.sequence_ids[positions[0]] or 0
+        scores.append(WordScore(sides[side][start:end], start, end, full - float(hidden), side))
     return full, scores

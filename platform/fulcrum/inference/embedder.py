@@ -1,4 +1,5 @@
-"""Sentence embeddings on ONNX Runtime: what the assistant searches its knowledge base with.
+"""Sentence embeddings on ONNX Runtime: what the assistant searches its knowledge base with,
+and what /rank's prefilter keeps a pair model's candidates by.
 
 A sentence-embedding model (all-MiniLM-L6-v2, multilingual-e5-small) is its encoder's token
 vectors averaged over the real tokens and scaled to unit length. Both steps are put inside
@@ -13,6 +14,9 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
+import os
+import shutil
+import uuid
 import warnings
 from pathlib import Path
 
@@ -23,6 +27,12 @@ from fulcrum.inference.session import open_session
 
 MODEL_FILE = "embedder.onnx"
 TOKENIZER_DIR = "embedder_tokenizer"
+
+
+def default_embedder(trained_base: str | None) -> str:
+    """The multilingual sentence model beside a multilingual classifier (its texts are in
+    the customers' language), else MiniLM."""
+    return "builtin:multilingual" if trained_base == "builtin:multilingual" else "builtin:minilm"
 
 
 def prefix_for(model_dir: Path) -> str:
@@ -114,3 +124,34 @@ class OnnxEmbedder:
             feed = padded_inputs(encodings, self.pad_id, self.input_names)
             parts.append(self.session.run(["embeddings"], feed)[0].astype(np.float32))
         return np.concatenate(parts) if parts else np.zeros((0, 0), dtype=np.float32)
+
+
+def cached_embedder(name: str, max_length: int, threads: int | None = None) -> OnnxEmbedder:
+    """The sentence model `name` as an OnnxEmbedder, exported once per machine under
+    $FULCRUM_CACHE/embedders/ (the Serve replicas of a node share one export; another
+    process finishing first is fine, its export is the same)."""
+    from fulcrum.models.registry import resolve_model_dir
+    from fulcrum.storage import cache_root
+
+    model_dir = resolve_model_dir(name)
+    folder = cache_root() / "embedders" / f"{Path(model_dir).name}-{max_length}"
+    if not (folder / MODEL_FILE).is_file():
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        staging = folder.parent / f".{folder.name}.{uuid.uuid4().hex[:8]}"
+        try:
+            export_embedder(model_dir, staging, max_length)
+            try:
+                os.replace(staging, folder)
+            except OSError:
+                if not (folder / MODEL_FILE).is_file():
+                    raise
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+    return OnnxEmbedder(folder, max_length, prefix_for(model_dir), threads)
+
+
+def nearest(query: np.ndarray, candidates: np.ndarray, keep: int) -> np.ndarray:
+    """Indices of the `keep` candidate embeddings nearest the query's (unit vectors: the
+    dot product is the cosine), nearest first; ties keep the candidates' order."""
+    similarity = candidates @ query
+    return np.argsort(-similarity, kind="stable")[:keep]

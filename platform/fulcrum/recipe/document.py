@@ -166,6 +166,11 @@ class Recipe(Section):
                 f"out_of_scope: detects texts outside a classifier's labels; not available for "
                 f"{self.task.type}"
             )
+        if self.serve.rank_prefilter and self.task.type != "text_pair_classification":
+            raise ValueError(
+                "serve.rank_prefilter: filters the candidates of a text-pair model's /rank; "
+                "not for " + self.task.type
+            )
         if self.assistant is not None and self.task.type != "sequence_classification":
             raise ValueError(
                 "assistant: replies to an intent classifier; not for " + self.task.type
