@@ -24,6 +24,9 @@ from fulcrum.serve.config import ModelArgs
 
 BATCH_BOUNDARIES = [1, 2, 4, 8, 16, 32, 64, 128]
 LATENCY_BOUNDARIES_MS = [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000]
+# Texts whose /rank prefilter embeddings a replica keeps: a catalogue's items come back
+# request after request. 384 floats each (MiniLM, multilingual-e5-small): about 30 MB.
+PREFILTER_CACHE_TEXTS = 20_000
 
 
 class Model:
@@ -72,13 +75,20 @@ class Model:
         self.prefilter, self.prefilter_keep = None, model.rank_prefilter
         self.description["rank_prefilter"] = None
         if model.rank_prefilter and pairs and len(self.predictor.labels) == 2:
-            from fulcrum.inference.embedder import cached_embedder, default_embedder
+            from fulcrum.inference.embedder import (
+                EmbeddingCache,
+                cached_embedder,
+                default_embedder,
+            )
 
             embedder = model.rank_embedder or default_embedder(artifact.manifest.base_model)
-            self.prefilter = cached_embedder(
-                embedder, self.predictor.max_length, threads=max(1, int(model.num_cpus))
+            self.prefilter = EmbeddingCache(
+                cached_embedder(
+                    embedder, self.predictor.max_length, threads=max(1, int(model.num_cpus))
+                ),
+                PREFILTER_CACHE_TEXTS,
             )
-            self.prefilter.embed(["warm-up"] * min(model.rank_prefilter + 1, 64))
+            self.prefilter.embedder.embed(["warm-up"] * min(model.rank_prefilter + 1, 64))
             self.description["rank_prefilter"] = {
                 "keep": model.rank_prefilter,
                 "embedder": embedder,
@@ -106,7 +116,8 @@ class Model:
         """(candidate index, score) best first. The (query, candidate) pairs go through
         predict, so they are batched with other requests' texts like any others. With a
         prefilter, only the candidates nearest the query by embedding are scored (and
-        ranked); the embedding runs on the replica's CPU share like a batch does."""
+        ranked); texts embedded before come from the replica's cache, the others run on
+        its CPU share like a batch does."""
         indices = list(range(len(candidates)))
         if self.prefilter is not None and len(candidates) > self.prefilter_keep:
             from fulcrum.inference.embedder import nearest

@@ -36,6 +36,7 @@ STAGE_SECTIONS = {
         "train",
         "augment",
         "distill",
+        "continual",
         "out_of_scope",
     ),
     "export": ("export",),

@@ -93,3 +93,24 @@ def test_the_prefilter_keeps_the_nearest_candidates_nearest_first_ties_in_order(
     assert sorted(cosines[kept], reverse=True) == list(cosines[kept])
     assert set(kept) == set(np.argsort(-cosines)[:5])
     assert nearest(query, np.stack([query, query]), 1).tolist() == [0]
+
+
+def test_the_embedding_cache_embeds_each_text_once_and_forgets_the_least_recent():
+    from fulcrum.inference.embedder import EmbeddingCache
+
+    class Counting:
+        def __init__(self):
+            self.seen = []
+
+        def embed(self, texts):
+            self.seen += texts
+            return np.array([[float(len(text))] for text in texts])
+
+    embedder = Counting()
+    cache = EmbeddingCache(embedder, size=3)
+    assert cache.embed(["a", "bb", "a"]).ravel().tolist() == [1.0, 2.0, 1.0]
+    assert cache.embed(["bb", "ccc"]).ravel().tolist() == [2.0, 3.0]
+    assert embedder.seen == ["a", "bb", "ccc"], "each text embedded once"
+    cache.embed(["dddd"])  # over the size: "a", used least recently, goes
+    cache.embed(["a"])
+    assert embedder.seen[-1] == "a" and list(cache.vectors) == ["ccc", "dddd", "a"]

@@ -8,6 +8,10 @@ is what every artifact records.
 For a classifier read through its recipe (recipe_splits), validation and test rows whose
 label training never saw are not an error: they are kept apart, text only, in `unseen`, as
 the out-of-scope examples the detector is calibrated and measured on (fulcrum.out_of_scope).
+
+A recipe continuing from a parent artifact (fulcrum.continual) reads its labels after the
+parent's, replays some of the parent's training rows and keeps the parent's test split as
+`old_test`, where forgetting is measured.
 """
 
 from __future__ import annotations
@@ -42,6 +46,10 @@ class LabelledSplits:
     fingerprint: str
     # Per split, the texts whose labels training never saw (out-of-scope examples).
     unseen: dict[str, pa.Table] = field(default_factory=dict)
+    # Continued from a parent: its test split (label ids are the same), and how many of
+    # its training rows `train` replays (they are its last rows).
+    old_test: pa.Table | None = None
+    replayed: int = 0
 
     def sizes(self) -> dict[str, int]:
         return {name: getattr(self, name).num_rows for name in SPLITS}
@@ -61,6 +69,8 @@ def recipe_splits(recipe: Recipe) -> LabelledSplits:
     """The splits a recipe trains and is measured on. A classifier's validation and test
     rows with labels training lacks are kept apart as out-of-scope examples (training then
     settles out-of-scope detection on, fulcrum.train.settle) rather than refused."""
+    if recipe.continual is not None:
+        return _continued_splits(recipe)
     return load_splits(
         recipe.data,
         recipe.seed,
@@ -69,16 +79,50 @@ def recipe_splits(recipe: Recipe) -> LabelledSplits:
     )
 
 
+def _continued_splits(recipe: Recipe) -> LabelledSplits:
+    from fulcrum import continual
+
+    parent = continual.open_parent(recipe)
+    splits = load_splits(
+        recipe.data,
+        recipe.seed,
+        recipe.task.type,
+        unseen_allowed=recipe.task.type == "sequence_classification",
+        known_labels=parent.labels,
+    )
+    old = continual.parent_splits(parent)
+    replayed = continual.replayed_rows(old.train, recipe.continual.replay, recipe.seed)
+    where = f"continual.parent: {recipe.continual.parent}"
+    content = [splits.fingerprint, old.fingerprint, recipe.continual.replay]
+    return LabelledSplits(
+        train=continual.with_replay(splits.train, replayed, where),
+        validation=splits.validation,
+        test=splits.test,
+        label_names=splits.label_names,
+        fingerprint=hashlib.sha256(json.dumps(content).encode()).hexdigest(),
+        unseen=splits.unseen,
+        old_test=continual.conformed(old.test, splits.test, where),
+        replayed=replayed.num_rows,
+    )
+
+
 def load_splits(
     data: DataSection,
     seed: int,
     task: str = "sequence_classification",
     unseen_allowed: bool = False,
+    known_labels: list[str] | None = None,
 ) -> LabelledSplits:
+    """`known_labels`: labels that come first, in their order (a parent model's), with the
+    data's other labels after them."""
     source = SOURCES[task]
     first_path = data.path or data.train
     first = source.read(data, first_path)
     names = source.label_names(data, first)
+    if known_labels:
+        from fulcrum.continual import extended_labels
+
+        names = extended_labels(known_labels, list(names))
     encoded = source.encode(first, names, first_path)
     carve_validation = data.path is not None or data.validation is None
     carve_test = data.path is not None or data.test is None

@@ -18,6 +18,7 @@ import os
 import shutil
 import uuid
 import warnings
+from collections import OrderedDict
 from pathlib import Path
 
 import numpy as np
@@ -116,14 +117,43 @@ class OnnxEmbedder:
         self.session = open_session(folder / MODEL_FILE, threads, spin=False)
         self.input_names = [item.name for item in self.session.get_inputs()]
 
-    def embed(self, texts: list[str], batch_size: int = 64) -> np.ndarray:
-        parts = []
-        for start in range(0, len(texts), batch_size):
-            chunk = [self.prefix + text for text in texts[start : start + batch_size]]
-            encodings = self.tokenizer.encode_batch(chunk)
-            feed = padded_inputs(encodings, self.pad_id, self.input_names)
-            parts.append(self.session.run(["embeddings"], feed)[0].astype(np.float32))
-        return np.concatenate(parts) if parts else np.zeros((0, 0), dtype=np.float32)
+    def embed(self, texts: list[str]) -> np.ndarray:
+        """Rows in the texts' order; the texts run in groups of similar length
+        (fulcrum.inference.buckets), so a long query does not pad a hundred short ones."""
+        from fulcrum.inference.buckets import length_groups
+
+        encodings = self.tokenizer.encode_batch([self.prefix + text for text in texts])
+        if not encodings:
+            return np.zeros((0, 0), dtype=np.float32)
+        rows: list[np.ndarray | None] = [None] * len(encodings)
+        for group in length_groups([len(encoding.ids) for encoding in encodings]):
+            feed = padded_inputs([encodings[i] for i in group], self.pad_id, self.input_names)
+            vectors = self.session.run(["embeddings"], feed)[0].astype(np.float32)
+            for index, vector in zip(group, vectors, strict=True):
+                rows[index] = vector
+        return np.stack(rows)
+
+
+class EmbeddingCache:
+    """Embeddings of texts seen before, up to `size` of them, least recently used out
+    first: a catalogue's items come back request after request, and each is embedded once."""
+
+    def __init__(self, embedder: OnnxEmbedder, size: int) -> None:
+        self.embedder, self.size = embedder, size
+        self.vectors: OrderedDict[str, np.ndarray] = OrderedDict()
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        missing = list(dict.fromkeys(text for text in texts if text not in self.vectors))
+        if missing:
+            for text, vector in zip(missing, self.embedder.embed(missing), strict=True):
+                self.vectors[text] = vector
+        rows = []
+        for text in texts:
+            self.vectors.move_to_end(text)
+            rows.append(self.vectors[text])
+        while len(self.vectors) > self.size:
+            self.vectors.popitem(last=False)
+        return np.stack(rows)
 
 
 def cached_embedder(name: str, max_length: int, threads: int | None = None) -> OnnxEmbedder:

@@ -77,7 +77,11 @@ def load_base_model(
     model_dir: Path, label_names: list[str], task: Task, overrides: dict[str, Any] | None = None
 ):
     """The pretrained encoder with a new head; returns (model, names of the head's
-    parameters), the head being whatever the checkpoint did not provide."""
+    parameters), the head being whatever the checkpoint did not provide. A continued
+    model's base (fulcrum.continual) carries its grown head beside the weights: it starts
+    from those values, and still trains as the head."""
+    from fulcrum.continual import load_carried_head
+
     quiet_transformers()
     model, info = task.model_class().from_pretrained(
         model_dir,
@@ -86,7 +90,9 @@ def load_base_model(
         **label_maps(label_names),
         **(overrides or {}),
     )
-    return model, new_head(model, info["missing_keys"])
+    head = new_head(model, info["missing_keys"])
+    load_carried_head(model, model_dir, head)
+    return model, head
 
 
 def new_head(model, missing_keys: list[str]) -> list[str]:

@@ -19,6 +19,7 @@ from fulcrum.recipe.sections import (
     AssistantSection,
     AugmentSection,
     CompressSection,
+    ContinualSection,
     DataSection,
     DistillSection,
     ExportSection,
@@ -61,6 +62,11 @@ class Recipe(Section):
     )
     distill: DistillSection | None = Field(
         None, description="Knowledge distillation from a trained teacher; absent: none."
+    )
+    continual: ContinualSection | None = Field(
+        None,
+        description="Continue from a training artifact (its weights and labels) on new "
+        "data, replaying some of its own; absent: start from model.base.",
     )
     out_of_scope: OutOfScopeSection | None = Field(
         None,

@@ -409,6 +409,31 @@ class DistillSection(Section):
     actors: int = Field(1, ge=1, description="Ray Data actors running the teacher.")
 
 
+class ContinualSection(Section):
+    """Continue from a training artifact on new data, without forgetting what it knew."""
+
+    parent: str = Field(
+        ...,
+        description="The training artifact (its `train` folder, or a URI) to continue from: "
+        "its weights, its labels (new labels in the data extend them) and its training data "
+        "(replayed).",
+    )
+    replay: float = Field(
+        0.25,
+        ge=0,
+        le=1,
+        description="Share of the parent's training rows mixed into this run's training "
+        "split (drawn per label, seeded): rehearsal against forgetting. 0: none.",
+    )
+    max_old_drop: float = Field(
+        2.0,
+        ge=0,
+        description="Promotion gate: points (of train.metric x 100) the model may lose on the "
+        "parent's own test split, against the parent there. Beyond it, or with no gain on "
+        "the new test split, the model is not exported or served unless forced.",
+    )
+
+
 class OutOfScopeSection(Section):
     """Present: the model says when a text is none of its labels (fulcrum.out_of_scope)."""
 

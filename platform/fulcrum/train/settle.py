@@ -202,7 +202,9 @@ def settle_with_model(recipe: Recipe, splits) -> tuple[Settled, Path]:
     from fulcrum.models.classifier import load_tokenizer, model_limit
     from fulcrum.models.registry import resolve_model_dir
 
-    base = choose_base(recipe, splits.train)
+    base = (
+        _continued_base(recipe, splits) if recipe.continual else choose_base(recipe, splits.train)
+    )
     model_dir: Path = resolve_model_dir(base.value if base else recipe.model.base)
     tokenizer = load_tokenizer(model_dir)
     settled = settle(
@@ -215,6 +217,25 @@ def settle_with_model(recipe: Recipe, splits) -> tuple[Settled, Path]:
         choose_out_of_scope(recipe, splits),
     )
     return settled, model_dir
+
+
+def _continued_base(recipe: Recipe, splits) -> Choice:
+    """A continued model's base: its parent's weights, the head grown to the labels."""
+    from fulcrum.continual import continued_base, open_parent
+
+    if recipe.model.base is not None:
+        raise RecipeError(
+            "model.base: a continued model starts from continual.parent's weights; "
+            "leave model.base out"
+        )
+    parent = open_parent(recipe)
+    new = len(splits.label_names) - len(parent.labels)
+    return Choice(
+        "model.base",
+        str(continued_base(parent, splits.label_names)),
+        f"continual.parent's weights ({parent.manifest.base_model}, {parent.manifest.method})"
+        + (f", the head grown by {new} new label(s)" if new else ""),
+    )
 
 
 def settle_from_files(recipe: Recipe) -> Settled:

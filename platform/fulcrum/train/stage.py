@@ -25,7 +25,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from fulcrum import continual
 from fulcrum.artifacts import artifact_dir, staged_artifact, write_json_atomic, write_manifest
+from fulcrum.continual import open_parent
 from fulcrum.data import LabelledSplits, recipe_splits
 from fulcrum.data.augment import augment_split
 from fulcrum.errors import TrainingError
@@ -77,6 +79,7 @@ class _Plan:
     overrides: dict[str, Any]
     counts: dict[str, int]
     teacher: Any
+    parent: Any  # continual.parent's artifact, else None
     ds_config: dict[str, Any]
     class_weights: list[float] | None
     artifact_dir: Path
@@ -132,6 +135,7 @@ def _plan(recipe: Recipe, output_dir: str | Path | None) -> _Plan:
         overrides=overrides,
         counts=preflight(model_dir, splits.label_names, trained.peft, task, overrides),
         teacher=open_teacher(trained, splits.label_names) if trained.distill else None,
+        parent=open_parent(trained) if trained.continual else None,
         ds_config=deepspeed_config(trained.train),
         class_weights=class_weight_vector(
             trained.train.class_weights, _label_ids(splits.train), splits.label_names
@@ -153,6 +157,15 @@ def _describe(plan: _Plan) -> None:
         f"{recipe.model.base}{cut} ({counts['trainable']:,} of {counts['total']:,} parameters "
         f"train with {recipe.peft.method})"
     )
+    if plan.parent is not None:
+        new = len(splits.label_names) - len(plan.parent.labels)
+        log.info(
+            f"continuing from {plan.parent.path}: its {len(plan.parent.labels)} labels"
+            + (f" and {new} new ({', '.join(splits.label_names[-new:])})" if new else "")
+            + f"; {splits.replayed:,} of its training rows replayed "
+            f"(continual.replay {recipe.continual.replay:g}), its test split measured for "
+            "forgetting"
+        )
     if plan.settled.choices:
         log.info("settled from the method and data: " + plan.settled.describe())
     if plan.class_weights:
@@ -199,6 +212,13 @@ def _publish(plan: _Plan, result, train_rows: pa.Table, started: float) -> list[
             warnings = learning_warnings(
                 plan.task, evaluations["validation"], splits.label_names, recipe, history
             )
+            continued = None
+            if plan.parent is not None:
+                continued = continual.report(plan.parent, evaluations, splits, recipe)
+                for line in continual.describe(continued):
+                    log.info(line)
+                if not continued["gate"]["passed"]:
+                    warnings.append(continual.refusal(continued["gate"]))
             metrics = {
                 "metric": recipe.metric,
                 "best_epoch": best_metrics["epoch"],
@@ -220,6 +240,7 @@ def _publish(plan: _Plan, result, train_rows: pa.Table, started: float) -> list[
                 if plan.class_weights
                 else None,
                 "out_of_scope": out_of_scope,
+                "continual": continued,
                 "stopped_early": final_state.get("stopped_early"),
                 "workers": final_state.get("workers", []),
                 "history": history,
@@ -240,7 +261,7 @@ def _publish(plan: _Plan, result, train_rows: pa.Table, started: float) -> list[
                 recipe_hash=plan.written.hash,
                 labels=splits.label_names,
                 metrics=metrics,
-                parent=plan.teacher.path if plan.teacher else None,
+                parent=_lineage_parent(plan),
                 data_fingerprint=splits.fingerprint,
                 extra={
                     "task": plan.task.name,
@@ -256,6 +277,13 @@ def _publish(plan: _Plan, result, train_rows: pa.Table, started: float) -> list[
                 },
             )
     return warnings
+
+
+def _lineage_parent(plan: _Plan) -> Path | None:
+    """The artifact this one was made from: the model it continues, or its teacher."""
+    if plan.parent is not None:
+        return plan.parent.path
+    return plan.teacher.path if plan.teacher else None
 
 
 def _label_ids(table: pa.Table) -> np.ndarray:
@@ -418,6 +446,8 @@ def _assemble(
     load_tokenizer(plan.model_dir).save_pretrained(staging / TOKENIZER_DIR)
     write_json_atomic(staging / "labels.json", {"labels": splits.label_names})
     tables = {split: getattr(splits, split) for split in ("validation", "test")}
+    if splits.old_test is not None:
+        tables["old_test"] = splits.old_test
     evaluations, unseen = evaluate_merged(
         staging, tables, splits.label_names, recipe, splits.unseen
     )

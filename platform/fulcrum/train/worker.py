@@ -143,7 +143,11 @@ def _build(config: WorkerConfig) -> _Run:
 
     seed_everything(recipe.seed)
     model_dir = Path(config.model_dir)
-    if not model_dir.is_dir():  # a hub model the driver's node cached: this node fetches it
+    if not model_dir.is_dir() and recipe.continual is not None:
+        from fulcrum.continual import continued_base, open_parent
+
+        model_dir = continued_base(open_parent(recipe), config.label_names)  # built here
+    elif not model_dir.is_dir():  # a hub model the driver's node cached: this node fetches it
         model_dir = resolve_model_dir(recipe.model.base)
     model = build_trainable_model(
         model_dir, config.label_names, recipe.peft, task, total_steps, config.model_overrides
