@@ -1,0 +1,223 @@
+"""Continual learning on Banking77: new intents learned from a parent model, against
+retraining from scratch on everything.
+
+Banking77's 77 intents are split (seeded) into an old set of 60 and a new set of 17, with
+`--per-intent` training rows of each (drawn seeded from the official training file) and the
+official test rows of each. Four models, all builtin:minilm with LoRA and `--epochs` epochs:
+
+- `parent`: trained on the old intents; measured on the old test rows and (by the continued
+  models' reports, the new labels scored below every other) on the new ones;
+- `continued, replay 0` and `continued, replay 0.25`: continual.parent the parent, trained on
+  the new intents' rows only (the hardest case for forgetting), with no replay and with a
+  quarter of the parent's rows replayed; measured on both test sets by the run itself;
+- `scratch`: all 77 intents from builtin:minilm; measured on both test sets afterwards.
+
+Compute is the rows each run trained on times its epochs (the same model, so the same cost
+per row). Results go to benchmarks/results/continual.json; the table into docs/continual.md.
+
+    python benchmarks/continual.py [--per-intent 40] [--epochs 4] [--report]
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import random
+import sys
+import time
+from collections import defaultdict
+from typing import Any
+
+from common import (
+    REPOSITORY,
+    RESULTS,
+    data_file,
+    splice_block,
+    table,
+    train_or_reuse,
+    write_labelled_jsonl,
+    write_results,
+)
+
+OUTPUT = REPOSITORY / "artifacts" / "benchmarks" / "continual"
+RESULTS_NAME = "continual"
+DOCS = REPOSITORY / "docs" / "continual.md"
+COMMAND = "python benchmarks/continual.py"
+NEW_INTENTS, SEED = 17, 0
+REPLAYS = (0.0, 0.25)
+
+
+def read(split: str) -> list[tuple[str, str]]:
+    with open(data_file("banking77", f"{split}.csv"), newline="", encoding="utf-8") as handle:
+        return [(row["text"], row["category"]) for row in csv.DictReader(handle)]
+
+
+def write_sets(per_intent: int) -> dict[str, str]:
+    """The old and new intents' training and test files (and both together)."""
+    train, test = read("train"), read("test")
+    intents = sorted({label for _, label in train})
+    rng = random.Random(SEED)
+    new = set(rng.sample(intents, NEW_INTENTS))
+    by_intent = defaultdict(list)
+    for row in train:
+        by_intent[row[1]].append(row)
+    drawn = []
+    for intent in intents:
+        rows = by_intent[intent]
+        drawn += rng.sample(rows, min(per_intent, len(rows)))
+    folder = OUTPUT / "data" / f"{per_intent}-per-intent"
+    parts = {
+        "old_train": [row for row in drawn if row[1] not in new],
+        "new_train": [row for row in drawn if row[1] in new],
+        "old_test": [row for row in test if row[1] not in new],
+        "new_test": [row for row in test if row[1] in new],
+    }
+    parts["all_train"] = parts["old_train"] + parts["new_train"]
+    parts["all_test"] = parts["old_test"] + parts["new_test"]
+    return {
+        name: write_labelled_jsonl(folder / f"{name}.jsonl", rows) for name, rows in parts.items()
+    }
+
+
+def recipe(name: str, train: str, test: str, epochs: int, **sections) -> dict[str, Any]:
+    return {
+        "name": name,
+        "output_dir": str(OUTPUT / "runs"),
+        "data": {"train": train, "test": test},
+        "train": {"epochs": epochs},
+        **sections,
+    }
+
+
+def compute(artifact) -> dict[str, Any]:
+    epochs = artifact.manifest.settled_recipe["train"]["epochs"]
+    rows = artifact.metrics["training_rows"]
+    return {
+        "training_rows": rows,
+        "rows_x_epochs": rows * epochs,
+        "train_s": artifact.metrics["train_seconds"],
+    }
+
+
+def scratch_on_each(artifact, files: dict[str, str]) -> dict[str, float]:
+    """The scratch model's macro-F1 on the old and the new test rows, apart."""
+    from fulcrum.data import load_splits
+    from fulcrum.recipe import DataSection, validate_recipe
+    from fulcrum.train.merge import evaluate_merged
+
+    settled = validate_recipe(artifact.manifest.settled_recipe)
+    section = DataSection(
+        train=files["all_train"], validation=files["old_test"], test=files["new_test"]
+    )
+    splits = load_splits(section, settled.seed, known_labels=artifact.labels)
+    evaluations, _ = evaluate_merged(
+        artifact.path,
+        {"old": splits.validation, "new": splits.test},
+        artifact.labels,
+        settled,
+    )
+    return {split: item.metrics["macro_f1"] for split, item in evaluations.items()}
+
+
+def run(per_intent: int, epochs: int) -> dict[str, Any]:
+    files = write_sets(per_intent)
+    _, parent = train_or_reuse(
+        recipe(f"banking-old-{per_intent}", files["old_train"], files["old_test"], epochs)
+    )
+    rows, parent_on_new = [], None
+    for replay in REPLAYS:
+        _, child = train_or_reuse(
+            recipe(
+                f"banking-new-{per_intent}-replay{round(100 * replay)}",
+                files["new_train"],
+                files["new_test"],
+                epochs,
+                continual={"parent": str(parent.path), "replay": replay},
+            )
+        )
+        report = child.metrics["continual"]
+        parent_on_new = report["new_test"]["parent"]["macro_f1"]
+        rows.append(
+            {
+                "model": f"continued, replay {replay:g}",
+                "old_macro_f1": report["old_test"]["continued"]["macro_f1"],
+                "new_macro_f1": child.metrics["test"]["macro_f1"],
+                "gate": "passed" if report["gate"]["passed"] else "refused",
+                "replayed_rows": report["replayed_rows"],
+                **compute(child),
+            }
+        )
+    _, scratch = train_or_reuse(
+        recipe(f"banking-all-{per_intent}", files["all_train"], files["all_test"], epochs)
+    )
+    each = scratch_on_each(scratch, files)
+    parent_row = {
+        "model": "parent (old intents only)",
+        "old_macro_f1": parent.metrics["test"]["macro_f1"],
+        "new_macro_f1": parent_on_new,
+        **compute(parent),
+    }
+    scratch_row = {
+        "model": "scratch (old and new intents)",
+        "old_macro_f1": each["old"],
+        "new_macro_f1": each["new"],
+        **compute(scratch),
+    }
+    return {
+        "per_intent": per_intent,
+        "epochs": epochs,
+        "old_intents": len(parent.labels),
+        "new_intents": NEW_INTENTS,
+        "rows": [parent_row, *rows, scratch_row],
+    }
+
+
+def report(results: dict[str, Any]) -> str:
+    if "rows" not in results:
+        return "Not measured yet."
+    return (
+        f"Command: `{results['command']}`. Banking77, {results['old_intents']} old and "
+        f"{results['new_intents']} new intents, {results['per_intent']} training rows per "
+        f"intent, builtin:minilm with LoRA, {results['epochs']} epochs each; macro-F1 on the "
+        "official test rows of the old and of the new intents. Compute: rows trained x "
+        "epochs.\n\n"
+        + table(
+            results["rows"],
+            [
+                ("model", "model"),
+                ("old_macro_f1", "old intents"),
+                ("new_macro_f1", "new intents"),
+                ("gate", "promotion gate"),
+                ("training_rows", "rows trained"),
+                ("rows_x_epochs", "compute (rows x epochs)"),
+                ("train_s", "train s"),
+            ],
+        )
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--per-intent", type=int, default=40)
+    parser.add_argument("--epochs", type=int, default=4)
+    parser.add_argument("--report", action="store_true", help="only rewrite the docs table")
+    args = parser.parse_args()
+    path = RESULTS / f"{RESULTS_NAME}.json"
+    results = json.loads(path.read_text()) if path.is_file() else {}
+    if not args.report:
+        started = time.time()
+        results = {
+            **run(args.per_intent, args.epochs),
+            "command": " ".join([COMMAND, *sys.argv[1:]]),
+            "wall_s": round(time.time() - started, 1),
+        }
+        write_results(RESULTS_NAME, results)
+        print(report(results), flush=True)
+    body = DOCS.read_text()
+    DOCS.write_text(splice_block(body, "continual table", report(results), DOCS))
+    print(f"[benchmark] wrote the table into {DOCS}")
+
+
+if __name__ == "__main__":
+    main()
