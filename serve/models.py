@@ -11,7 +11,10 @@ one Ray process instead of two, see `InProcess`).
 """
 
 import asyncio
+import json
+import logging
 import time
+from pathlib import Path
 from typing import Any
 
 from ray import serve
@@ -22,11 +25,14 @@ from fulcrum.catalog import lineage
 from fulcrum.serve.batching import Batcher
 from fulcrum.serve.config import ModelArgs
 
+logger = logging.getLogger("ray.serve")
+
 BATCH_BOUNDARIES = [1, 2, 4, 8, 16, 32, 64, 128]
 LATENCY_BOUNDARIES_MS = [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000]
 # Texts whose /rank prefilter embeddings a replica keeps: a catalogue's items come back
 # request after request. 384 floats each (MiniLM, multilingual-e5-small): about 30 MB.
 PREFILTER_CACHE_TEXTS = 20_000
+CONFIDENCE_BOUNDARIES = [0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99]
 
 
 class Model:
@@ -72,6 +78,9 @@ class Model:
         warm_up = ("warm-up", "warm-up") if pairs else "warm-up"
         self.predictor.predict([warm_up] * model.max_batch_size)
         self.predictor.predict([warm_up])
+        self.traffic = None
+        if self.predictor.task != "token_classification":
+            self.traffic = Traffic(self.name, model.traffic_log, model.traffic_window_s)
         self.prefilter, self.prefilter_keep = None, model.rank_prefilter
         self.description["rank_prefilter"] = None
         if model.rank_prefilter and pairs and len(self.predictor.labels) == 2:
@@ -138,6 +147,8 @@ class Model:
             results = await asyncio.to_thread(self.predictor.predict, texts)
         self.batch_latency.observe(1000 * (time.perf_counter() - started))
         self.batch_sizes.observe(len(texts))
+        if self.traffic is not None:
+            self.traffic.record(results)
         return results
 
     async def explain(self, texts: list[str | tuple[str, str]], max_words: int) -> dict[str, Any]:
@@ -209,6 +220,61 @@ class _Method:
 
 async def _ready(value):
     return value
+
+
+class Traffic:
+    """What a classifier's replica answered, for drift (fulcrum.drift): each label's count
+    and the answers' confidence in Prometheus, and, with a traffic log folder, one window
+    of `window_s` seconds per JSON line in this replica's own file there."""
+
+    def __init__(self, name: str, folder: str | None, window_s: float) -> None:
+        from fulcrum.drift import Window
+
+        self.window_s = window_s
+        self.window = Window(start=time.time())
+        self.path = None
+        if folder:
+            import os
+            import socket
+
+            Path(folder).mkdir(parents=True, exist_ok=True)
+            self.path = Path(folder) / f"{name}-{socket.gethostname()}-{os.getpid()}.jsonl"
+        self.predictions = metrics.Counter(
+            "fulcrum_predictions",
+            description="Answers per predicted label.",
+            tag_keys=("model", "label"),
+        )
+        self.confidence = metrics.Histogram(
+            "fulcrum_prediction_confidence",
+            description="The top probability of each answer.",
+            boundaries=CONFIDENCE_BOUNDARIES,
+            tag_keys=("model",),
+        )
+        for metric in (self.predictions, self.confidence):
+            metric.set_default_tags({"model": name})
+
+    def record(self, answers: list[dict[str, Any]]) -> None:
+        for answer in answers:
+            self.predictions.inc(tags={"label": answer["label"]})
+            self.confidence.observe(answer["score"])
+        self.window.record(answers)
+        now = time.time()
+        if now - self.window.start >= self.window_s:
+            self.flush(now)
+
+    def flush(self, now: float) -> None:
+        """Append the window to the log (if any) and start the next one. A log that cannot
+        be written costs the window, never a request."""
+        from fulcrum.drift import Window
+
+        self.window.end = now
+        if self.path is not None and self.window.texts:
+            try:
+                with open(self.path, "a", encoding="utf-8") as handle:
+                    handle.write(json.dumps(self.window.to_dict()) + "\n")
+            except OSError as error:
+                logger.warning(f"traffic log {self.path}: not written ({error.strerror})")
+        self.window = Window(start=now)
 
 
 def describe(name: str, predictor) -> dict[str, Any]:

@@ -14,6 +14,8 @@ fulcrum explain  ARTIFACT TEXT.. token attributions (terminal, and HTML with --h
 fulcrum predict  ARTIFACT INPUT... --output OUT   score files, folders, globs or URIs on
                                  Ray Data -> Parquet parts, rejects and a manifest
 fulcrum submit   RECIPE --address URL   the pipeline as a Ray job on a cluster (logs stream)
+fulcrum drift    ARTIFACT --traffic LOG|CORPUS   served traffic against the test split:
+                                 label mix and confidence per window, and whether to retrain
 fulcrum runs     [DIR]           every artifact under DIR with its headline figures
 fulcrum show     ARTIFACT        one artifact: lineage, metrics, files
 """
@@ -35,6 +37,7 @@ from fulcrum.pipeline import STAGE_SECTIONS
 from fulcrum.recipe import Recipe, load_recipe
 
 serve_log = stage_log("serve")
+RETRAIN_DUE = 3  # `fulcrum drift`'s exit status when a window drifted: for cron and CI
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -235,6 +238,25 @@ def _artifact_commands(commands) -> None:
         "--batch-size", type=int, help="rows per model call (256 on CPU, 1024 on GPU)"
     )
     predict.set_defaults(command=_predict)
+    drift = commands.add_parser(
+        "drift",
+        parents=[_output_options()],
+        help="has traffic drifted from what the model was measured on? (retrain due or not)",
+        description="Compare a served model's answers on traffic (Serve's traffic log, or a "
+        "corpus scored here) with its answers on its own test split: the label mix (PSI) "
+        "and the share of unsure answers, per window.",
+    )
+    drift.add_argument("artifact", help="the export artifact that serves (or would serve)")
+    drift.add_argument(
+        "--traffic",
+        required=True,
+        help="a traffic log (serve.traffic_log: a folder or one replica's .jsonl), or a "
+        "corpus of texts (csv, tsv, jsonl, parquet) to score in windows",
+    )
+    drift.add_argument("--every", type=float, default=3600.0, help="log: seconds per period")
+    drift.add_argument("--window-texts", type=int, default=1000, help="corpus: texts per window")
+    drift.add_argument("--text-column", default="text", help="corpus: the column of texts")
+    drift.set_defaults(command=_drift)
     runs = commands.add_parser(
         "runs",
         help="list the artifacts under an output directory, oldest first",
@@ -546,6 +568,48 @@ def _submit(recipe: Recipe, args) -> int:
     )
     print(job_id)
     return 0 if status in ("SUCCEEDED", "SUBMITTED") else 1
+
+
+def _drift(_, args) -> int:
+    from fulcrum import drift
+
+    if args.every <= 0 or args.window_texts < 1:
+        raise FulcrumError("--every and --window-texts: must be positive")
+    reference = drift.reference_window(args.artifact)
+    if drift.is_traffic_log(args.traffic):
+        windows = drift.log_windows(args.traffic, args.every)
+    else:
+        windows = drift.corpus_windows(
+            args.traffic, args.artifact, args.text_column, args.window_texts
+        )
+    print(
+        f"reference: the model on its test split, {reference.texts:,} texts, "
+        f"{100 * reference.share(reference.low_confidence):.0f}% unsure"
+    )
+    due = []
+    for index, window in enumerate(windows, start=1):
+        found = drift.compare(reference, window)
+        when = (
+            time.strftime("%Y-%m-%d %H:%M", time.gmtime(window.start))
+            if window.start
+            else f"window {index}"
+        )
+        verdict = (
+            "retrain due: " + "; ".join(found["reasons"])
+            if found["retrain_due"]
+            else "ok"
+            if found["judged"]
+            else f"too few texts to judge (< {drift.MIN_TEXTS})"
+        )
+        print(
+            f"{when}  {found['texts']:>7,} texts  PSI {found['psi']:.3f}  unsure "
+            f"{100 * found['low_confidence_share']:.0f}%  {verdict}"
+        )
+        due += [when] if found["retrain_due"] else []
+    if not windows:
+        print("no traffic to compare")
+    print(f"retrain due: drift in {len(due)} of {len(windows)} windows" if due else "no drift")
+    return RETRAIN_DUE if due else 0
 
 
 def _runs(_, args) -> int:

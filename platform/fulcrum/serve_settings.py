@@ -58,6 +58,15 @@ class ReplicaSettings(Settings):
     autoscaling: Autoscaling = Field(
         default_factory=Autoscaling, description="How the replica count follows the load."
     )
+    traffic_log: str | None = Field(
+        None,
+        description="A folder each replica appends its traffic windows to (how many texts, "
+        "the labels predicted, how many unsure or out of scope), one JSON line per window: "
+        "what `fulcrum drift ARTIFACT --traffic FOLDER` reads. Unset: Prometheus only.",
+    )
+    traffic_window_s: float = Field(
+        300.0, gt=0, description="Seconds of traffic one window of the traffic log sums up."
+    )
     rank_prefilter: int | None = Field(
         None,
         ge=1,

@@ -128,7 +128,9 @@ CANDIDATES = [
 ]
 
 
-def test_the_rank_endpoint_orders_candidates_as_the_model_does_within_its_limits(pairs):
+def test_the_rank_endpoint_orders_candidates_as_the_model_does_within_its_limits(pairs, tmp_path):
+    import json
+
     import httpx
 
     from fulcrum.inference.embedder import cached_embedder, nearest
@@ -141,6 +143,8 @@ def test_the_rank_endpoint_orders_candidates_as_the_model_does_within_its_limits
         "max_candidates_per_request": 4,
         "max_texts_per_request": 4,
         "rank_prefilter": 3,  # four candidates are cut to three by embedding; three are not
+        "traffic_log": str(tmp_path / "traffic"),
+        "traffic_window_s": 0.001,  # a window per batch
     }
     section = validate_recipe({**recipe.to_dict(), "serve": serve}).serve
     model = OnnxClassifier(export_dir)
@@ -217,3 +221,10 @@ def test_the_rank_endpoint_orders_candidates_as_the_model_does_within_its_limits
         )
     finally:
         launch.stop(section)
+    # Every pair the model scored is in the traffic log: 3 + 3 ranked (the prefilter kept
+    # 3 of 4) and 1 predicted; explanations run beside the batcher and are not traffic.
+    (log,) = (tmp_path / "traffic").glob("pairs-*.jsonl")
+    windows = [json.loads(line) for line in log.read_text().splitlines()]
+    assert sum(window["texts"] for window in windows) == 7
+    assert {label for window in windows for label in window["labels"]} <= {"no", "yes"}
+    assert all(window["end"] >= window["start"] > 0 for window in windows)

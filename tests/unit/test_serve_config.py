@@ -25,6 +25,8 @@ def _changed(model: type, autoscaling: dict) -> dict:
             changed[name] = 7
         elif name == "rank_embedder":
             changed[name] = "builtin:multilingual"
+        elif name == "traffic_log":
+            changed[name] = "/var/log/fulcrum"
     # auth_token_file would conflict with auth_token_env; every other field is changed.
     assert set(changed) == set(model.model_fields) - {"auth_token_file"}, set(changed)
     return changed
