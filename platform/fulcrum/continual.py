@@ -13,6 +13,9 @@ on new data, without forgetting what the parent knew.
 - **Replay**: a share of the parent's own training rows, drawn per label, joins the new
   training split (rehearsal); the parent's data is read again from its recipe and checked
   against the fingerprint the parent recorded.
+- **Distillation** (optional, `continual.distill`): a soft term against the parent's own
+  outputs over its labels, on every training row (learning without forgetting, Li and Hoiem
+  2016): the parent's logits are computed once, before training, as a teacher's are.
 - **The promotion gate**: the continued model is measured on the parent's test split as
   well as its own; it goes on to export and Serve only if it gained on the new test split
   and lost no more than `continual.max_old_drop` points on the old one, both against the
@@ -346,6 +349,7 @@ def report(parent, evaluations, splits, recipe) -> dict[str, Any]:
         "parent": str(parent.path),
         "new_labels": names[len(parent.labels) :],
         "replayed_rows": splits.replayed,
+        "distill": recipe.continual.distill,
         "old_test": {"rows": splits.old_test.num_rows, **old, "per_label": per_label},
         "new_test": {"rows": splits.test.num_rows, **new},
         "gate": gate(recipe.metric, old, new, recipe.continual.max_old_drop),

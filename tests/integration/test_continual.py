@@ -1,6 +1,7 @@
 """A model continued from a training artifact on new data: its labels extended (the old
-rows of its head kept), some of the parent's rows replayed, forgetting measured on the
-parent's own test split, and the promotion gate's verdict in the manifest."""
+rows of its head kept), some of the parent's rows replayed, the parent's outputs distilled
+over its own labels, forgetting measured on the parent's own test split, and the promotion
+gate's verdict in the manifest."""
 
 import numpy as np
 import pytest
@@ -38,7 +39,7 @@ def continued(pipeline, tiny_recipe_factory, tmp_path_factory):
         name="tiny-next",
         data={"path": str(write_new_intents(folder / "new.csv"))},
         model={"base": None},
-        continual={"parent": str(parent_dir), "replay": 0.5},
+        continual={"parent": str(parent_dir), "replay": 0.5, "distill": 0.3},
         train={"epochs": 2, "checkpoint_every_steps": None},
     )
     return open_artifact(parent_dir, kind="train"), recipe, open_artifact(train(recipe))
@@ -50,7 +51,7 @@ def test_new_labels_follow_the_parents_and_the_lineage_names_it(continued):
     assert child.manifest.parent.path == str(parent.path)
     report = child.metrics["continual"]
     assert report["new_labels"] == ["sport"]
-    assert report["parent"] == str(parent.path)
+    assert report["parent"] == str(parent.path) and report["distill"] == 0.3
 
 
 def test_the_parents_rows_are_replayed_and_its_test_split_measured(continued):

@@ -57,6 +57,28 @@ def test_distillation_mixes_hard_and_soft_losses_by_alpha():
     assert only_hard.item() == pytest.approx(hard.item())
 
 
+def test_a_parent_that_knows_fewer_labels_distils_over_its_own_only():
+    torch.manual_seed(3)
+    student, parent = torch.randn(5, 4), torch.randn(5, 3)  # the 4th label is new
+    labels = torch.tensor([0, 3, 1, 3, 2])
+    loss = Objective(distill_alpha=0.4, temperature=2.0).task_loss(student, labels, parent)
+    hard = F.cross_entropy(student, labels)
+    soft = distillation_kl(student[:, :3], parent, 2.0)
+    assert loss.item() == pytest.approx(0.4 * hard.item() + 0.6 * soft.item(), rel=1e-6)
+
+
+def test_continual_distill_weighs_the_parents_term():
+    from fulcrum.recipe import validate_recipe
+
+    recipe = validate_recipe(
+        {"name": "x", "data": {"path": "x.csv"}, "continual": {"parent": "p", "distill": 0.3}}
+    )
+    objective = Objective.from_recipe(recipe)
+    assert objective.distill_alpha == pytest.approx(0.7) and objective.temperature == 2.0
+    plain = validate_recipe({"name": "x", "data": {"path": "x.csv"}, "continual": {"parent": "p"}})
+    assert Objective.from_recipe(plain).distill_alpha is None
+
+
 def test_positions_the_teacher_never_saw_get_no_soft_target():
     torch.manual_seed(2)
     student = torch.randn(1, 3, 2)

@@ -425,6 +425,14 @@ class ContinualSection(Section):
         description="Share of the parent's training rows mixed into this run's training "
         "split (drawn per label, seeded): rehearsal against forgetting. 0: none.",
     )
+    distill: float = Field(
+        0.0,
+        ge=0,
+        lt=1,
+        description="Weight of a distillation term against the parent's own outputs, over "
+        "its labels, on every training row (learning without forgetting; temperature 2); "
+        "the labels' loss gets the rest. 0: none.",
+    )
     max_old_drop: float = Field(
         2.0,
         ge=0,

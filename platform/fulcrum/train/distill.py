@@ -90,7 +90,10 @@ def with_teacher_logits(table: pa.Table, recipe, teacher: Artifact, directory: P
     import ray
     import ray.data
 
-    cfg = recipe.distill
+    from fulcrum.recipe import DistillSection
+
+    # A continued model's parent gives its logits with distillation's own batching defaults.
+    cfg = recipe.distill or DistillSection(teacher=str(teacher.path))
     teacher_recipe = teacher.manifest.settled_recipe
     indexed = table.append_column(ROW, pa.array(np.arange(table.num_rows), type=pa.int64()))
     dataset = ray.data.from_arrow(indexed).map_batches(

@@ -32,6 +32,7 @@ class WorkerConfig:
     progress_queue: Any = None  # a ray.util.queue.Queue read by the driver; rank 0 writes
     initial_checkpoint: str | None = None  # start from these weights (a PBT clone)
     class_weights: list[float] | None = None
+    teacher_labels: int | None = None  # the teacher's label count, where it has logits
 
     def as_dict(self) -> dict[str, Any]:
         """Shallow, so the queue's actor handle travels as itself."""

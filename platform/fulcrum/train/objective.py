@@ -21,6 +21,8 @@ from fulcrum.errors import RecipeError
 from fulcrum.recipe import Recipe
 from fulcrum.tasks import IGNORE_INDEX
 
+CONTINUAL_TEMPERATURE = 2.0  # continual.distill's, as distill.temperature's default
+
 
 @dataclass(frozen=True)
 class Objective:
@@ -39,11 +41,14 @@ class Objective:
         class_weights: list[float] | None = None,
     ) -> Objective:
         distill = recipe.distill
+        alpha, temperature = (distill.alpha, distill.temperature) if distill else (None, 1.0)
+        if recipe.continual is not None and recipe.continual.distill:
+            alpha, temperature = 1 - recipe.continual.distill, CONTINUAL_TEMPERATURE
         return cls(
             label_smoothing=recipe.train.label_smoothing,
             l1=recipe.train.l1,
-            distill_alpha=distill.alpha if distill else None,
-            temperature=distill.temperature if distill else 1.0,
+            distill_alpha=alpha,
+            temperature=temperature,
             adalora_weight=adalora_weight,
             class_weights=tuple(class_weights) if class_weights else None,
         )
@@ -72,10 +77,13 @@ class Objective:
         )
         if self.distill_alpha is None or teacher is None:
             return hard
-        flat_teacher = teacher.reshape(-1, classes).float()
+        # A continued model's parent knows its first labels only: the soft term is over
+        # those (learning without forgetting), the new labels left to the hard one.
+        known = teacher.shape[-1]
+        flat_teacher = teacher.reshape(-1, known).float()
         # Positions without a label, or that the teacher never saw (NaN), get no soft target.
         kept = (flat_labels != IGNORE_INDEX) & ~flat_teacher[:, 0].isnan()
-        soft = distillation_kl(flat_logits[kept], flat_teacher[kept], self.temperature)
+        soft = distillation_kl(flat_logits[kept][:, :known], flat_teacher[kept], self.temperature)
         return self.distill_alpha * hard + (1 - self.distill_alpha) * soft
 
     def penalties(self, model: torch.nn.Module) -> torch.Tensor | float:

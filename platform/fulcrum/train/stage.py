@@ -100,7 +100,11 @@ def train(
     plan = _plan(recipe, output_dir)
     _describe(plan)
     train_rows = _training_table(
-        plan.recipe, plan.splits, plan.model_dir, plan.teacher, plan.artifact_dir.parent / "data"
+        plan.recipe,
+        plan.splits,
+        plan.model_dir,
+        _logits_from(plan),
+        plan.artifact_dir.parent / "data",
     )
     result = _fit(plan, train_rows, callbacks or [], initial_checkpoint)
     warnings = _publish(plan, result, train_rows, started)
@@ -163,8 +167,13 @@ def _describe(plan: _Plan) -> None:
             f"continuing from {plan.parent.path}: its {len(plan.parent.labels)} labels"
             + (f" and {new} new ({', '.join(splits.label_names[-new:])})" if new else "")
             + f"; {splits.replayed:,} of its training rows replayed "
-            f"(continual.replay {recipe.continual.replay:g}), its test split measured for "
-            "forgetting"
+            f"(continual.replay {recipe.continual.replay:g})"
+            + (
+                f", its outputs distilled (continual.distill {recipe.continual.distill:g})"
+                if recipe.continual.distill
+                else ""
+            )
+            + "; its test split measured for forgetting"
         )
     if plan.settled.choices:
         log.info("settled from the method and data: " + plan.settled.describe())
@@ -277,6 +286,14 @@ def _publish(plan: _Plan, result, train_rows: pa.Table, started: float) -> list[
                 },
             )
     return warnings
+
+
+def _logits_from(plan: _Plan):
+    """The model whose logits the training rows carry: the teacher, or the parent of a
+    continued model with continual.distill."""
+    if plan.parent is not None and plan.recipe.continual.distill:
+        return plan.parent
+    return plan.teacher
 
 
 def _lineage_parent(plan: _Plan) -> Path | None:
@@ -393,6 +410,7 @@ def _trainer(plan: _Plan, train_rows: pa.Table, epochs: EpochPlan, queue, callba
             progress_queue=queue,
             initial_checkpoint=initial,
             class_weights=plan.class_weights,
+            teacher_labels=len(teacher.labels) if (teacher := _logits_from(plan)) else None,
         ).as_dict(),
         scaling_config=ScalingConfig(
             num_workers=cfg.workers,

@@ -298,9 +298,10 @@ def _loss(run: _Run, batch_rows: dict[str, Any]) -> tuple[torch.Tensor, dict[str
     labels = inputs.pop("labels")
     teacher = None
     if TEACHER_COLUMN in batch_rows:
-        teacher = teacher_targets(
-            batch_rows[TEACHER_COLUMN], labels.cpu(), len(run.config.label_names)
-        ).to(run.engine.device)
+        classes = run.config.teacher_labels or len(run.config.label_names)
+        teacher = teacher_targets(batch_rows[TEACHER_COLUMN], labels.cpu(), classes).to(
+            run.engine.device
+        )
     loss = batch_loss(
         run.engine,
         run.engine.module,
