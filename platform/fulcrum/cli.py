@@ -192,6 +192,7 @@ def _stage_commands(commands) -> None:
         help="serve a model that has not learned (training warned), or a compressed variant "
         "that failed its parity gate (not deployable)",
     )
+    _canary_options(serve)
 
 
 def _artifact_commands(commands) -> None:
@@ -409,8 +410,14 @@ def _serve(recipe: Recipe, args) -> int:
     assistants = {}
     if recipe.assistant is not None:
         assistants[name] = artifact_dir(recipe, "assistant", args.output_dir)
-    base_url = launch.start({name: artifact}, recipe.serve, args.force, assistants)
+    canaries = _canaries(args, [name])
+    base_url = launch.start({name: artifact}, recipe.serve, args.force, assistants, canaries)
     serve_log.info(f"serving {artifact} at {base_url}/v1/models/{name}/predict (Ctrl-C to stop)")
+    for canary in canaries.values():
+        serve_log.info(
+            f"canary: {canary.artifact} answers {100 * canary.share:g}% of its requests "
+            f"(GET {base_url}/v1/models/{name} compares them)"
+        )
     if assistants:
         serve_log.info(f"assistant: {base_url}/v1/assistants/{name}/reply")
     return _serve_until_stopped(recipe.serve)
@@ -680,8 +687,37 @@ def serve_config_parser() -> argparse.ArgumentParser:
     parser.add_argument("artifacts", nargs="+", metavar="[NAME=]ARTIFACT")
     parser.add_argument("--recipe", help="take the serve: settings from this recipe")
     parser.add_argument("--force", action="store_true", help="include not-deployable variants")
+    _canary_options(parser)
     parser.add_argument("-o", "--output", help="write here (default: standard output)")
     return parser
+
+
+def _canary_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--canary",
+        metavar="[NAME=]ARTIFACT",
+        help="a new version served beside the model NAME (default: the only one), "
+        "answering --canary-share of its requests",
+    )
+    parser.add_argument(
+        "--canary-share", type=float, default=0.1, help="the canary's share of requests (0.1)"
+    )
+
+
+def _canaries(args, names: list[str]) -> dict:
+    """--canary as AppArgs takes it: {model name: CanaryArgs}."""
+    from fulcrum.serve.config import CanaryArgs
+
+    if not args.canary:
+        return {}
+    name, _, path = args.canary.rpartition("=") if "=" in args.canary else ("", "", args.canary)
+    if not name and len(names) != 1:
+        raise FulcrumError(
+            f"--canary: name the model it stands beside (one of {', '.join(names)}=)"
+        )
+    if not 0 < args.canary_share < 1:
+        raise FulcrumError(f"--canary-share: between 0 and 1 (got {args.canary_share})")
+    return {name or names[0]: CanaryArgs(artifact=path, share=args.canary_share, force=args.force)}
 
 
 def serve_config_main(argv: list[str]) -> int:
@@ -700,7 +736,9 @@ def serve_config_main(argv: list[str]) -> int:
         for item in args.artifacts:
             name, _, path = item.rpartition("=") if "=" in item else ("", "", item)
             models[name or launch.served_name(path)] = path
-        config = launch.serve_config(models, section, force=args.force)
+        config = launch.serve_config(
+            models, section, force=args.force, canaries=_canaries(args, list(models))
+        )
     except FulcrumError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

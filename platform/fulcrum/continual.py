@@ -33,101 +33,12 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pyarrow as pa
 
-from fulcrum.errors import RecipeError
+from fulcrum.models.classifier import CARRIED_HEAD
 
-CARRIED_HEAD = "fulcrum_head.safetensors"  # the grown head, beside the weights without it
 NEW_ROW_NOISE = 0.02  # of the old rows' spread: parts several new labels' rows
 NEVER = -1e4  # a logit no label the parent knew can lose to
-
-
-def open_parent(recipe):
-    """The parent training artifact, checked against the recipe's task."""
-    from fulcrum.artifacts import open_artifact
-    from fulcrum.errors import FulcrumError
-
-    where = f"continual.parent: {recipe.continual.parent}"
-    try:
-        parent = open_artifact(recipe.continual.parent, kind="train")
-    except FulcrumError as error:
-        raise RecipeError(f"{where}: {error}") from None
-    if parent.manifest.task != recipe.task.type:
-        raise RecipeError(
-            f"{where}: the parent was trained for {parent.manifest.task}, not {recipe.task.type}"
-        )
-    if parent.manifest.method == "prefix":
-        raise RecipeError(
-            f"{where}: a prefix-tuned parent cannot be continued (its prefixes are not "
-            "weights of the base architecture); continue from a model trained with another method"
-        )
-    return parent
-
-
-def extended_labels(parent_labels: list[str], data_labels: list[str]) -> list[str]:
-    """The parent's labels in its order, then the data's new ones in the data's order."""
-    known = set(parent_labels)
-    return list(parent_labels) + [name for name in data_labels if name not in known]
-
-
-def parent_splits(parent):
-    """The parent's own splits, read again from its settled recipe: the rows it trained on
-    (to replay) and its test split (to measure forgetting on)."""
-    from fulcrum.data import recipe_splits
-    from fulcrum.errors import FulcrumError
-    from fulcrum.recipe import validate_recipe
-
-    where = f"continual.parent: {parent.path}"
-    try:
-        splits = recipe_splits(validate_recipe(parent.manifest.settled_recipe))
-    except FulcrumError as error:
-        raise RecipeError(f"{where}: its training data cannot be read again: {error}") from None
-    if splits.fingerprint != parent.manifest.data_fingerprint:
-        raise RecipeError(
-            f"{where}: its training data changed since it was trained (fingerprint "
-            f"{splits.fingerprint[:12]}, recorded {str(parent.manifest.data_fingerprint)[:12]}); "
-            "replay and the forgetting check need the rows it learned from"
-        )
-    return splits
-
-
-def replayed_rows(table: pa.Table, share: float, seed: int) -> pa.Table:
-    """`share` of the rows of each label (at least one where the label has any), seeded."""
-    if share <= 0 or table.num_rows == 0:
-        return table.slice(0, 0)
-    rng = np.random.default_rng(seed)
-    labels = _row_labels(table)
-    chosen = []
-    for label in np.unique(labels):
-        rows = np.flatnonzero(labels == label)
-        count = max(1, round(share * len(rows)))
-        chosen.append(rng.choice(rows, size=min(count, len(rows)), replace=False))
-    return table.take(np.sort(np.concatenate(chosen)))
-
-
-def _row_labels(table: pa.Table) -> np.ndarray:
-    """A label per row to draw by: the label, or a tagged sentence's first entity tag."""
-    column = table.column("label").to_pylist()
-    if column and isinstance(column[0], list):
-        return np.asarray([max(tags, default=0) for tags in column])
-    return np.asarray(column)
-
-
-def with_replay(train: pa.Table, replayed: pa.Table, where: str) -> pa.Table:
-    """The new training rows and the replayed ones, in the new rows' schema."""
-    return pa.concat_tables([train, conformed(replayed, train, where)])
-
-
-def conformed(table: pa.Table, like: pa.Table, where: str) -> pa.Table:
-    """The parent's rows in this recipe's columns and types."""
-    missing = [name for name in like.column_names if name not in table.column_names]
-    if missing:
-        raise RecipeError(
-            f"{where}: the parent's rows have no {', '.join(missing)} column(s), which this "
-            "recipe's data has; continuing needs the same kind of rows"
-        )
-    return table.select(like.column_names).cast(like.schema)
 
 
 def continued_base(parent, label_names: list[str]) -> Path:
@@ -229,22 +140,6 @@ def grow(tensor, old: int, new: int, seed: int):
     noise = torch.randn((new - old, *rows.shape[1:]), generator=generator) * spread
     added = rows.mean(dim=0, keepdim=True) + NEW_ROW_NOISE * noise.to(rows.dtype)
     return torch.cat([rows, added])
-
-
-def load_carried_head(model, model_dir: Path, head: list[str]) -> None:
-    """Put a continued base's grown head (CARRIED_HEAD) in place of the fresh one."""
-    from safetensors.torch import load_file
-
-    carried = Path(model_dir) / CARRIED_HEAD
-    if not carried.is_file():
-        return
-    tensors = load_file(str(carried))
-    unexpected = sorted(set(tensors) - set(head))
-    if unexpected:
-        raise RecipeError(
-            f"{carried}: holds {', '.join(unexpected)}, which is not the model's head"
-        )
-    model.load_state_dict(tensors, strict=False)
 
 
 class ParentOnNewLabels:

@@ -80,7 +80,8 @@ def test_the_parents_rows_are_replayed_and_its_test_split_measured(continued):
 def test_the_continued_base_holds_the_parents_head_rows_and_new_ones(continued):
     from safetensors.torch import load_file
 
-    from fulcrum.continual import CARRIED_HEAD, continued_base
+    from fulcrum.continual import continued_base
+    from fulcrum.models.classifier import CARRIED_HEAD
     from fulcrum.train.merge import MERGED_DIR
 
     parent, _, child = continued

@@ -5,15 +5,8 @@ import pyarrow as pa
 import pytest
 import torch
 
-from fulcrum.continual import (
-    NEW_ROW_NOISE,
-    ParentOnNewLabels,
-    extended_labels,
-    gate,
-    grow,
-    refusal,
-    replayed_rows,
-)
+from fulcrum.continual import NEW_ROW_NOISE, ParentOnNewLabels, gate, grow, refusal
+from fulcrum.data.continued import extended_labels, replayed_rows
 from fulcrum.diagnosis import blocking
 
 

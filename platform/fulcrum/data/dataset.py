@@ -30,7 +30,7 @@ from fulcrum.artifacts import sha256_file
 from fulcrum.data.readers import GROUP, LABEL, TEXT, TEXT_PAIR, read_labelled_file
 from fulcrum.data.splits import group_split, stratified_split
 from fulcrum.data.tagged import TAGS, TOKENS, read_tagged_file, tag_order
-from fulcrum.errors import DataError
+from fulcrum.errors import DataError, FulcrumError, RecipeError
 from fulcrum.recipe import DataSection, Recipe
 from fulcrum.words import join_words
 
@@ -80,7 +80,7 @@ def recipe_splits(recipe: Recipe) -> LabelledSplits:
 
 
 def _continued_splits(recipe: Recipe) -> LabelledSplits:
-    from fulcrum import continual
+    from fulcrum.data import continued as continual
 
     parent = continual.open_parent(recipe)
     splits = load_splits(
@@ -90,7 +90,7 @@ def _continued_splits(recipe: Recipe) -> LabelledSplits:
         unseen_allowed=recipe.task.type == "sequence_classification",
         known_labels=parent.labels,
     )
-    old = continual.parent_splits(parent)
+    old = parent_splits(parent)
     replayed = continual.replayed_rows(old.train, recipe.continual.replay, recipe.seed)
     where = f"continual.parent: {recipe.continual.parent}"
     content = [splits.fingerprint, old.fingerprint, recipe.continual.replay]
@@ -104,6 +104,25 @@ def _continued_splits(recipe: Recipe) -> LabelledSplits:
         old_test=continual.conformed(old.test, splits.test, where),
         replayed=replayed.num_rows,
     )
+
+
+def parent_splits(parent):
+    """The parent's own splits, read again from its settled recipe: the rows it trained on
+    (to replay) and its test split (to measure forgetting on)."""
+    from fulcrum.recipe import validate_recipe
+
+    where = f"continual.parent: {parent.path}"
+    try:
+        splits = recipe_splits(validate_recipe(parent.manifest.settled_recipe))
+    except FulcrumError as error:
+        raise RecipeError(f"{where}: its training data cannot be read again: {error}") from None
+    if splits.fingerprint != parent.manifest.data_fingerprint:
+        raise RecipeError(
+            f"{where}: its training data changed since it was trained (fingerprint "
+            f"{splits.fingerprint[:12]}, recorded {str(parent.manifest.data_fingerprint)[:12]}); "
+            "replay and the forgetting check need the rows it learned from"
+        )
+    return splits
 
 
 def load_splits(
@@ -120,7 +139,7 @@ def load_splits(
     first = source.read(data, first_path)
     names = source.label_names(data, first)
     if known_labels:
-        from fulcrum.continual import extended_labels
+        from fulcrum.data.continued import extended_labels
 
         names = extended_labels(known_labels, list(names))
     encoded = source.encode(first, names, first_path)

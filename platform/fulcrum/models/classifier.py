@@ -39,6 +39,9 @@ def quiet_transformers() -> None:
     transformers.utils.logging.disable_progress_bar()
 
 
+CARRIED_HEAD = "fulcrum_head.safetensors"  # a continued base's grown head (fulcrum.continual)
+
+
 def label_maps(label_names: list[str]) -> dict:
     return {
         "num_labels": len(label_names),
@@ -80,8 +83,6 @@ def load_base_model(
     parameters), the head being whatever the checkpoint did not provide. A continued
     model's base (fulcrum.continual) carries its grown head beside the weights: it starts
     from those values, and still trains as the head."""
-    from fulcrum.continual import load_carried_head
-
     quiet_transformers()
     model, info = task.model_class().from_pretrained(
         model_dir,
@@ -93,6 +94,20 @@ def load_base_model(
     head = new_head(model, info["missing_keys"])
     load_carried_head(model, model_dir, head)
     return model, head
+
+
+def load_carried_head(model, model_dir: Path, head: list[str]) -> None:
+    """Put a continued base's grown head (CARRIED_HEAD) in place of the fresh one."""
+    from safetensors.torch import load_file
+
+    carried = Path(model_dir) / CARRIED_HEAD
+    if not carried.is_file():
+        return
+    tensors = load_file(str(carried))
+    unexpected = sorted(set(tensors) - set(head))
+    if unexpected:
+        raise ModelError(f"{carried}: holds {', '.join(unexpected)}, which is not the model's head")
+    model.load_state_dict(tensors, strict=False)
 
 
 def new_head(model, missing_keys: list[str]) -> list[str]:

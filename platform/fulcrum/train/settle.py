@@ -221,7 +221,8 @@ def settle_with_model(recipe: Recipe, splits) -> tuple[Settled, Path]:
 
 def _continued_base(recipe: Recipe, splits) -> Choice:
     """A continued model's base: its parent's weights, the head grown to the labels."""
-    from fulcrum.continual import continued_base, open_parent
+    from fulcrum.continual import continued_base
+    from fulcrum.data.continued import open_parent
 
     if recipe.model.base is not None:
         raise RecipeError(

@@ -27,9 +27,9 @@ import pyarrow.compute as pc
 
 from fulcrum import continual
 from fulcrum.artifacts import artifact_dir, staged_artifact, write_json_atomic, write_manifest
-from fulcrum.continual import open_parent
 from fulcrum.data import LabelledSplits, recipe_splits
 from fulcrum.data.augment import augment_split
+from fulcrum.data.continued import open_parent
 from fulcrum.errors import TrainingError
 from fulcrum.log import stage_log
 from fulcrum.models.classifier import config_overrides, load_tokenizer

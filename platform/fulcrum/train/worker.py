@@ -144,7 +144,8 @@ def _build(config: WorkerConfig) -> _Run:
     seed_everything(recipe.seed)
     model_dir = Path(config.model_dir)
     if not model_dir.is_dir() and recipe.continual is not None:
-        from fulcrum.continual import continued_base, open_parent
+        from fulcrum.continual import continued_base
+        from fulcrum.data.continued import open_parent
 
         model_dir = continued_base(open_parent(recipe), config.label_names)  # built here
     elif not model_dir.is_dir():  # a hub model the driver's node cached: this node fetches it
