@@ -29,10 +29,10 @@ from fulcrum.serve.gateway import Gateway
 from fulcrum.serve.models import ModelServer
 
 
-def deployment_options(model: ModelArgs) -> dict[str, Any]:
+def deployment_options(model: ModelArgs, suffix: str = "") -> dict[str, Any]:
     scaling = model.autoscaling
     return {
-        "name": deployment_name(model.name),
+        "name": deployment_name(model.name) + suffix,
         "ray_actor_options": {"num_cpus": model.num_cpus},
         "max_ongoing_requests": model.max_ongoing_requests,
         "autoscaling_config": {
@@ -50,6 +50,9 @@ def deployment_options(model: ModelArgs) -> dict[str, Any]:
     }
 
 
+CANARY_SUFFIX = "-canary"
+
+
 def deployment_name(model_name: str) -> str:
     """The Serve deployment behind /v1/models/{model_name}, as `serve status` lists it
     (colocated, the gateway's own)."""
@@ -62,16 +65,25 @@ def build_app(args: AppArgs) -> Application:
         # One deployment, named as the model's would be: the gateway loads the model and
         # scales as the model would.
         (model,) = args.models
-        return Gateway.options(**deployment_options(model)).bind(args, {})
+        return Gateway.options(**deployment_options(model)).bind(args, {}, {})
     models = {
         model.name: ModelServer.options(**deployment_options(model)).bind(model)
         for model in args.models
+    }
+    # A canary is a deployment of its own (`model-NAME-canary`): it scales, and goes,
+    # without touching the stable version's replicas.
+    canaries = {
+        model.name: ModelServer.options(**deployment_options(model, CANARY_SUFFIX)).bind(
+            model.canary_model()
+        )
+        for model in args.models
+        if model.canary is not None
     }
     gateway = Gateway.options(
         ray_actor_options={"num_cpus": args.gateway_num_cpus},
         max_ongoing_requests=args.gateway_max_ongoing_requests,
     )
-    return gateway.bind(args, models)
+    return gateway.bind(args, models, canaries)
 
 
 __all__ = ["AppArgs", "Autoscaling", "ModelArgs", "build_app", "deployment_name"]

@@ -15,6 +15,18 @@ from fulcrum.serve_settings import Autoscaling, GatewaySettings, ReplicaSettings
 NAME_PATTERN = r"^[a-z0-9][a-z0-9_.-]*$"
 
 
+class CanaryArgs(BaseModel):
+    """A new version served beside a model under its name, taking a share of its traffic."""
+
+    model_config = {"extra": "forbid", "frozen": True}
+
+    artifact: str = Field(..., description="The new version's export artifact.")
+    share: float = Field(
+        0.1, gt=0, lt=1, description="The share of the model's requests the canary answers."
+    )
+    force: bool = Field(False, description="Serve it even if its parity gate failed.")
+
+
 class ModelArgs(ReplicaSettings):
     """One served model: its URL name, its artifact, and how its replicas run."""
 
@@ -24,6 +36,25 @@ class ModelArgs(ReplicaSettings):
     assistant: str | None = Field(
         None, description="An assistant artifact: /v1/assistants/{name}/reply answers with it."
     )
+    canary: CanaryArgs | None = Field(
+        None,
+        description="A new version beside this one, answering `share` of its requests "
+        "(each answer's `version` says which answered); promote by serving it as `artifact`, "
+        "roll back by removing it.",
+    )
+
+    def canary_model(self) -> ModelArgs:
+        """The canary as a model of its own: this one's name and replica settings, its
+        artifact (and no assistant: replies stay with the stable version)."""
+        assert self.canary is not None
+        return self.model_copy(
+            update={
+                "artifact": self.canary.artifact,
+                "force": self.canary.force,
+                "assistant": None,
+                "canary": None,
+            }
+        )
 
 
 class AppArgs(GatewaySettings):
@@ -55,12 +86,19 @@ class AppArgs(GatewaySettings):
         settings: BaseModel,
         force: bool = False,
         assistants: Mapping[str, str | Path] | None = None,
+        canaries: Mapping[str, CanaryArgs] | None = None,
     ) -> AppArgs:
         """One application serving `models` (URL name -> export artifact) with `settings`
         (a recipe's serve section: ReplicaSettings and GatewaySettings at once) for each
-        model's replicas and for the gateway; `assistants`: URL name -> assistant artifact."""
+        model's replicas and for the gateway; `assistants`: URL name -> assistant artifact;
+        `canaries`: URL name -> the new version served beside it."""
         replicas = settings.model_dump(include=set(ReplicaSettings.model_fields))
-        assistants = assistants or {}
+        assistants, canaries = assistants or {}, canaries or {}
+        unknown = sorted(set(canaries) - set(models))
+        if unknown:
+            from fulcrum.errors import FulcrumError
+
+            raise FulcrumError(f"--canary: {unknown[0]!r} is not the name of a served model")
         return cls(
             models=[
                 ModelArgs(
@@ -68,6 +106,7 @@ class AppArgs(GatewaySettings):
                     artifact=str(path),
                     force=force,
                     assistant=str(assistants[name]) if name in assistants else None,
+                    canary=canaries.get(name),
                     **replicas,
                 )
                 for name, path in models.items()
@@ -80,4 +119,11 @@ class AppArgs(GatewaySettings):
         return self.colocate if self.colocate is not None else len(self.models) == 1
 
 
-__all__ = ["AppArgs", "Autoscaling", "GatewaySettings", "ModelArgs", "ReplicaSettings"]
+__all__ = [
+    "AppArgs",
+    "Autoscaling",
+    "CanaryArgs",
+    "GatewaySettings",
+    "ModelArgs",
+    "ReplicaSettings",
+]

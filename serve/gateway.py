@@ -8,9 +8,11 @@ parse error has our wording.
 """
 
 import asyncio
+import contextvars
 import hmac
 import json
 import os
+import random
 import time
 from pathlib import Path
 from typing import Any
@@ -28,6 +30,11 @@ from fulcrum.serve.limits import InFlight
 from fulcrum.serve.models import LATENCY_BOUNDARIES_MS, InProcess, Model
 
 READY_TIMEOUT_S = 5.0
+# Which version ("stable" or "canary") the request being answered went to: set where the
+# route picks one, read where the request is counted (the same task's context).
+ANSWERED_BY: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "answered_by", default=None
+)
 
 
 class PredictRequest(BaseModel):
@@ -256,23 +263,40 @@ def read_token(args: AppArgs) -> str | None:
 @serve.deployment
 @serve.ingress(api)
 class Gateway:
-    def __init__(self, args: AppArgs, models: dict[str, Any]) -> None:
+    def __init__(
+        self, args: AppArgs, models: dict[str, Any], canaries: dict[str, Any] | None = None
+    ) -> None:
         self.args = args
-        # name -> DeploymentHandle of its ModelServer, or the model in this process
+        # name -> DeploymentHandle of its ModelServer, or the model in this process; a
+        # canary beside it answers its share of the name's requests.
         self.models = models or {model.name: InProcess(Model(model)) for model in args.models}
+        self.canaries = canaries or (
+            {}
+            if models
+            else {
+                model.name: InProcess(Model(model.canary_model()))
+                for model in args.models
+                if model.canary is not None
+            }
+        )
+        self.shares = {
+            model.name: model.canary.share for model in args.models if model.canary is not None
+        }
+        # name -> version -> what this gateway replica saw it answer: the live comparison
+        self.live: dict[str, dict[str, dict[str, float]]] = {}
         self.token = read_token(args)
         self.info: dict[str, dict[str, Any]] = {}
         self.explaining = InFlight(args.max_explain_in_flight)
         self.requests = metrics.Counter(
             "fulcrum_requests",
             description="Requests per model and HTTP status.",
-            tag_keys=("model", "route", "status"),
+            tag_keys=("model", "route", "status", "version"),
         )
         self.latency = metrics.Histogram(
             "fulcrum_request_latency_ms",
             description="Milliseconds from request to response at the gateway.",
             boundaries=LATENCY_BOUNDARIES_MS,
-            tag_keys=("model", "route"),
+            tag_keys=("model", "route", "version"),
         )
 
     @api.post(
@@ -287,11 +311,12 @@ class Gateway:
         texts = await self._texts(name, request, self.args.max_texts_per_request)
         if isinstance(texts, JSONResponse):
             return texts
+        model, which = self._route(name)
         try:
-            predictions = await self.models[name].predict.remote(texts)
+            predictions = await model.predict.remote(texts)
         except Exception as exc:  # a replica died or timed out: the client gets an answer
             return unavailable(name, exc)
-        version = (await self._info(name))["version"]
+        version = (await self._info(name, which))["version"]
         return JSONResponse({"model": name, "version": version, "predictions": predictions})
 
     @api.post(
@@ -333,17 +358,16 @@ class Gateway:
             problem = self._text_problem(field, text)
             if problem:
                 return error(422, field, problem)
+        model, which = self._route(name)
         try:
-            ranked = await self.models[name].rank.remote(
-                asked.query, [item.text for item in asked.candidates]
-            )
+            ranked = await model.rank.remote(asked.query, [item.text for item in asked.candidates])
         except Exception as exc:
             return unavailable(name, exc)
         ranking = [{"id": asked.candidates[i].id, "score": score} for i, score in ranked]
         return JSONResponse(
             {
                 "model": name,
-                "version": info["version"],
+                "version": (await self._info(name, which))["version"],
                 "ranking": ranking[: asked.top_k],
                 "scored": len(ranking),
             }
@@ -391,14 +415,44 @@ class Gateway:
         return await self._measured("explain", name, self._explain(name, request))
 
     async def _measured(self, route: str, name: str, answering) -> JSONResponse:
-        """Await the answer, counting it by model, route and status, and timing it. Names
-        of models not served count as one, so a scanner cannot grow the metric's series."""
+        """Await the answer, counting it by model, route, status and the version that
+        answered, and timing it. Names of models not served count as one, so a scanner
+        cannot grow the metric's series."""
         started = time.perf_counter()
+        ANSWERED_BY.set(None)
         response = await answering
+        elapsed_ms = 1000 * (time.perf_counter() - started)
+        which = ANSWERED_BY.get()
+        version = await self._version(name, which) if which else ""
         tags = {"model": name if name in self.models else "(unknown)", "route": route}
+        tags["version"] = version
         self.requests.inc(tags={**tags, "status": str(response.status_code)})
-        self.latency.observe(1000 * (time.perf_counter() - started), tags=tags)
+        self.latency.observe(elapsed_ms, tags=tags)
+        if version:
+            seen = self.live.setdefault(name, {}).setdefault(
+                version, {"requests": 0, "errors": 0, "latency_ms_total": 0.0}
+            )
+            seen["requests"] += 1
+            seen["errors"] += response.status_code >= 500
+            seen["latency_ms_total"] += elapsed_ms
         return response
+
+    async def _version(self, name: str, which: str) -> str:
+        """The version that answered, for the counts; a version whose replicas do not
+        answer is counted under its role, its errors being what matters."""
+        try:
+            return (await self._info(name, which))["version"]
+        except Exception:
+            return which
+
+    def _route(self, name: str) -> tuple[Any, str]:
+        """The model that answers this request: the canary for its share, else the stable
+        version; remembered for the request's metrics (ANSWERED_BY)."""
+        which = "stable"
+        if name in self.canaries and random.random() < self.shares[name]:
+            which = "canary"
+        ANSWERED_BY.set(which)
+        return (self.canaries[name] if which == "canary" else self.models[name]), which
 
     async def _explain(self, name: str, request: Request) -> JSONResponse:
         texts = await self._texts(name, request, self.args.max_explain_texts)
@@ -411,15 +465,16 @@ class Gateway:
                 f"{self.explaining.limit} explanation(s) already running; retry shortly",
                 **{"Retry-After": "1"},
             )
+        model, which = self._route(name)
         try:
-            answer = await self.models[name].explain.remote(texts, self.args.max_explain_words)
+            answer = await model.explain.remote(texts, self.args.max_explain_words)
         except Exception as exc:
             return unavailable(name, exc)
         finally:
             self.explaining.leave()
         if "refused" in answer:
             return error(422, answer["field"], answer["refused"])
-        version = (await self._info(name))["version"]
+        version = (await self._info(name, which))["version"]
         return JSONResponse(
             {"model": name, "version": version, "explanations": answer["explanations"]}
         )
@@ -471,8 +526,25 @@ class Gateway:
         responses={401: {"model": ErrorResponse}, 404: {"model": ErrorResponse}},
     )
     async def get_model(self, name: str, request: Request) -> Any:
+        """The model, and with a canary beside it, the canary (its version and share) and
+        what this gateway replica saw each version answer: requests, 5xx errors, mean
+        latency."""
         refused = self._authorize(request) or self._known(name)
-        return refused or await self._info(name)
+        if refused:
+            return refused
+        info = dict(await self._info(name))
+        if name in self.canaries:
+            canary = await self._info(name, "canary")
+            info["canary"] = {**canary, "share": self.shares[name]}
+        info["live"] = {
+            version: {
+                "requests": seen["requests"],
+                "errors": seen["errors"],
+                "mean_latency_ms": seen["latency_ms_total"] / max(1, seen["requests"]),
+            }
+            for version, seen in self.live.get(name, {}).items()
+        }
+        return info
 
     @api.get("/healthz")
     async def healthz(self) -> dict[str, str]:
@@ -482,12 +554,13 @@ class Gateway:
     @api.get("/readyz", responses={503: {"description": "a model is not ready"}})
     async def readyz(self) -> JSONResponse:
         """Every model has a replica that answers: the application can take traffic."""
-        names = list(self.models)
+        served = {
+            **self.models,
+            **{f"{name} (canary)": model for name, model in self.canaries.items()},
+        }
+        names = list(served)
         results = await asyncio.gather(
-            *(
-                asyncio.wait_for(self.models[name].ready.remote(), READY_TIMEOUT_S)
-                for name in names
-            ),
+            *(asyncio.wait_for(served[name].ready.remote(), READY_TIMEOUT_S) for name in names),
             return_exceptions=True,
         )
         states = {
@@ -500,10 +573,12 @@ class Gateway:
             status_code=200 if ready else 503,
         )
 
-    async def _info(self, name: str) -> dict[str, Any]:
-        if name not in self.info:
-            self.info[name] = await self.models[name].info.remote()
-        return self.info[name]
+    async def _info(self, name: str, which: str = "stable") -> dict[str, Any]:
+        key = (name, which)
+        if key not in self.info:
+            model = self.canaries[name] if which == "canary" else self.models[name]
+            self.info[key] = await model.info.remote()
+        return self.info[key]
 
     def _authorize(self, request: Request) -> JSONResponse | None:
         if self.token is None:

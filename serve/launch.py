@@ -17,7 +17,7 @@ from fulcrum.errors import ArtifactError, FulcrumError
 from fulcrum.recipe import ServeSection
 from fulcrum.runtime import init_ray
 from fulcrum.serve.app import build_app
-from fulcrum.serve.config import AppArgs
+from fulcrum.serve.config import AppArgs, CanaryArgs
 from fulcrum.serve.gateway import read_token
 from fulcrum.storage import is_uri
 
@@ -44,6 +44,8 @@ def check_deployable(args: AppArgs) -> None:
             )
         if model.assistant:
             open_artifact(model.assistant, kind="assistant")
+        if model.canary is not None:
+            check_deployable(args.model_copy(update={"models": [model.canary_model()]}))
     try:
         read_token(args)
     except RuntimeError as error:
@@ -55,10 +57,14 @@ def start(
     section: ServeSection,
     force: bool = False,
     assistants: dict[str, str | Path] | None = None,
+    canaries: dict[str, CanaryArgs] | None = None,
 ) -> str:
     """Deploy and return the base URL once every model is ready (/readyz). `models`: URL
     name -> export artifact, or one artifact, served under its recipe's name;
-    `assistants`: URL name -> the assistant artifact that model replies with."""
+    `assistants`: URL name -> the assistant artifact that model replies with; `canaries`:
+    URL name -> a new version answering a share of its requests. Deploying again while the
+    application runs updates it in place: Serve starts the new replicas, then drains the
+    old ones, so a canary comes, is promoted or goes with no request refused."""
     if not isinstance(models, dict):
         models = {served_name(models): models}
     # Replicas run in another working directory (and maybe on another node); a URI stays
@@ -68,6 +74,10 @@ def start(
         section,
         force,
         {name: _absolute(path) for name, path in (assistants or {}).items()},
+        {
+            name: canary.model_copy(update={"artifact": str(_absolute(canary.artifact))})
+            for name, canary in (canaries or {}).items()
+        },
     )
     check_deployable(args)
     init_ray()
@@ -106,13 +116,14 @@ def serve_config(
     section: ServeSection,
     force: bool = False,
     assistants: dict[str, str | Path] | None = None,
+    canaries: dict[str, CanaryArgs] | None = None,
 ) -> dict[str, Any]:
     """A Serve config file (what `serve deploy` reads) for `models`, checked against
     Ray's own schema before anyone deploys it. Paths stay as given: a relative one resolves
     against the working directory `serve run` or `ray start` was started in."""
     from ray.serve.schema import ServeDeploySchema
 
-    args = AppArgs.serving(models, section, force, assistants)
+    args = AppArgs.serving(models, section, force, assistants, canaries)
     check_deployable(args)
     config = {
         "proxy_location": "EveryNode",
