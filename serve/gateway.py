@@ -8,7 +8,6 @@ parse error has our wording.
 """
 
 import asyncio
-import contextvars
 import hmac
 import json
 import os
@@ -30,11 +29,6 @@ from fulcrum.serve.limits import InFlight
 from fulcrum.serve.models import LATENCY_BOUNDARIES_MS, InProcess, Model
 
 READY_TIMEOUT_S = 5.0
-# Which version ("stable" or "canary") the request being answered went to: set where the
-# route picks one, read where the request is counted (the same task's context).
-ANSWERED_BY: contextvars.ContextVar[str | None] = contextvars.ContextVar(
-    "answered_by", default=None
-)
 
 
 class PredictRequest(BaseModel):
@@ -305,13 +299,13 @@ class Gateway:
         openapi_extra=body_schema(PredictRequest, PairsRequest),
     )
     async def predict(self, name: str, request: Request) -> JSONResponse:
-        return await self._measured("predict", name, self._predict(name, request))
+        return await self._measured("predict", name, request, self._predict(name, request))
 
     async def _predict(self, name: str, request: Request) -> JSONResponse:
         texts = await self._texts(name, request, self.args.max_texts_per_request)
         if isinstance(texts, JSONResponse):
             return texts
-        model, which = self._route(name)
+        model, which = self._route(name, request)
         try:
             predictions = await model.predict.remote(texts)
         except Exception as exc:  # a replica died or timed out: the client gets an answer
@@ -330,7 +324,7 @@ class Gateway:
         label. At most `max_candidates_per_request` candidates; their pairs are batched.
         With the model's `rank_prefilter`, only that many (the nearest the query by a
         sentence embedder's cosine) are scored and ranked."""
-        return await self._measured("rank", name, self._rank(name, request))
+        return await self._measured("rank", name, request, self._rank(name, request))
 
     async def _rank(self, name: str, request: Request) -> JSONResponse:
         asked = await self._parsed(name, request, RankRequest, "'query', 'candidates', 'top_k'")
@@ -358,7 +352,7 @@ class Gateway:
             problem = self._text_problem(field, text)
             if problem:
                 return error(422, field, problem)
-        model, which = self._route(name)
+        model, which = self._route(name, request)
         try:
             ranked = await model.rank.remote(asked.query, [item.text for item in asked.candidates])
         except Exception as exc:
@@ -381,7 +375,7 @@ class Gateway:
     async def reply(self, name: str, request: Request) -> JSONResponse:
         """The intent's answer template, else the nearest knowledge-base entry, else the
         hand-over; with what chose it."""
-        return await self._measured("reply", name, self._reply(name, request))
+        return await self._measured("reply", name, request, self._reply(name, request))
 
     async def _reply(self, name: str, request: Request) -> JSONResponse:
         refused = self._authorize(request) or self._known(name)
@@ -412,17 +406,16 @@ class Gateway:
         Bounded: at most `max_explain_texts` texts per request of at most
         `max_explain_words` words each, and `max_explain_in_flight` explanations at once
         per gateway replica (more get 429)."""
-        return await self._measured("explain", name, self._explain(name, request))
+        return await self._measured("explain", name, request, self._explain(name, request))
 
-    async def _measured(self, route: str, name: str, answering) -> JSONResponse:
+    async def _measured(self, route: str, name: str, request: Request, answering) -> JSONResponse:
         """Await the answer, counting it by model, route, status and the version that
         answered, and timing it. Names of models not served count as one, so a scanner
         cannot grow the metric's series."""
         started = time.perf_counter()
-        ANSWERED_BY.set(None)
         response = await answering
         elapsed_ms = 1000 * (time.perf_counter() - started)
-        which = ANSWERED_BY.get()
+        which = getattr(request.state, "answered_by", None)
         version = await self._version(name, which) if which else ""
         tags = {"model": name if name in self.models else "(unknown)", "route": route}
         tags["version"] = version
@@ -445,13 +438,13 @@ class Gateway:
         except Exception:
             return which
 
-    def _route(self, name: str) -> tuple[Any, str]:
+    def _route(self, name: str, request: Request) -> tuple[Any, str]:
         """The model that answers this request: the canary for its share, else the stable
-        version; remembered for the request's metrics (ANSWERED_BY)."""
+        version; remembered on the request for its metrics."""
         which = "stable"
         if name in self.canaries and random.random() < self.shares[name]:
             which = "canary"
-        ANSWERED_BY.set(which)
+        request.state.answered_by = which
         return (self.canaries[name] if which == "canary" else self.models[name]), which
 
     async def _explain(self, name: str, request: Request) -> JSONResponse:
@@ -465,7 +458,7 @@ class Gateway:
                 f"{self.explaining.limit} explanation(s) already running; retry shortly",
                 **{"Retry-After": "1"},
             )
-        model, which = self._route(name)
+        model, which = self._route(name, request)
         try:
             answer = await model.explain.remote(texts, self.args.max_explain_words)
         except Exception as exc:
