@@ -14,7 +14,10 @@ official test rows of each. Four models, all builtin:minilm with LoRA and `--epo
 - `scratch`: all 77 intents from builtin:minilm; measured on both test sets afterwards.
 
 Compute is the rows each run trained on times its epochs (the same model, so the same cost
-per row). Results go to benchmarks/results/continual.json; the table into docs/continual.md.
+per row). Then drift: the parent, exported, against traffic of its own intents (the old
+test rows) and traffic where the new intents have arrived (the old test rows mixed with the
+new ones), as `fulcrum drift` reads a corpus. Results go to
+benchmarks/results/continual.json; the tables into docs/continual.md.
 
     python benchmarks/continual.py [--per-intent 40] [--epochs 4] [--report]
 """
@@ -28,6 +31,7 @@ import random
 import sys
 import time
 from collections import defaultdict
+from pathlib import Path
 from typing import Any
 
 from common import (
@@ -135,6 +139,46 @@ def figures(old: dict[str, float], new: dict[str, float], rows: dict[str, int]) 
     }
 
 
+def drift_of(parent, files: dict[str, str]) -> list[dict[str, Any]]:
+    """`fulcrum drift`'s verdicts for the exported parent on two corpora, 1,000 texts a
+    window: the old intents' test rows, and the same with the new intents' rows mixed in."""
+    from fulcrum import drift
+    from fulcrum.artifacts import artifact_dir
+    from fulcrum.compress.export import export
+    from fulcrum.recipe import validate_recipe
+
+    written = validate_recipe(parent.manifest.recipe)
+    exported = artifact_dir(written, "export")
+    if not (exported / "manifest.json").is_file():
+        exported = export(written, parent.path)
+    reference = drift.reference_window(exported)
+    old = [json.loads(line) for line in Path(files["old_test"]).read_text().splitlines()]
+    new = [json.loads(line) for line in Path(files["new_test"]).read_text().splitlines()]
+    rng = random.Random(SEED)
+    mixed = old[: len(old) // 2] + new
+    rng.shuffle(mixed)
+    rows = []
+    for name, records in (("old intents only", old), ("new intents arrived", mixed)):
+        corpus = OUTPUT / "data" / f"traffic-{name.split()[0]}.jsonl"
+        write_labelled_jsonl(corpus, [(r["text"], r["label"]) for r in records])
+        for index, window in enumerate(
+            drift.corpus_windows(str(corpus), exported, "text", 1000), start=1
+        ):
+            found = drift.compare(reference, window)
+            rows.append(
+                {
+                    "traffic": name,
+                    "window": index,
+                    "texts": found["texts"],
+                    "psi": found["psi"],
+                    "unsure": found["low_confidence_share"],
+                    "verdict": "retrain due" if found["retrain_due"] else "ok",
+                    "reasons": "; ".join(found["reasons"]),
+                }
+            )
+    return rows
+
+
 def run(per_intent: int, epochs: int) -> dict[str, Any]:
     files = write_sets(per_intent)
     _, parent = train_or_reuse(
@@ -179,6 +223,7 @@ def run(per_intent: int, epochs: int) -> dict[str, Any]:
         **compute(scratch),
     }
     return {
+        "drift": drift_of(parent, files),
         "per_intent": per_intent,
         "epochs": epochs,
         "old_intents": len(parent.labels),
@@ -190,6 +235,23 @@ def run(per_intent: int, epochs: int) -> dict[str, Any]:
 def report(results: dict[str, Any]) -> str:
     if "rows" not in results:
         return "Not measured yet."
+    drifted = ""
+    if results.get("drift"):
+        drifted = (
+            "\n\n`fulcrum drift` on the parent (exported), 1,000 texts a window, against its "
+            "own test split:\n\n"
+            + table(
+                results["drift"],
+                [
+                    ("traffic", "traffic"),
+                    ("window", "window"),
+                    ("texts", "texts"),
+                    ("psi", "PSI"),
+                    ("unsure", "unsure share"),
+                    ("verdict", "verdict"),
+                ],
+            )
+        )
     return (
         f"Command: `{results['command']}`. Banking77, {results['old_intents']} old and "
         f"{results['new_intents']} new intents, {results['per_intent']} training rows per "
@@ -211,6 +273,7 @@ def report(results: dict[str, Any]) -> str:
                 ("train_s", "train s"),
             ],
         )
+        + drifted
     )
 
 
