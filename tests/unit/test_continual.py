@@ -78,3 +78,20 @@ def test_the_gate_refuses_forgetting_and_no_gain_with_both_reasons():
     assert "gained nothing" in verdict["reasons"][1]
     finding = refusal(verdict)
     assert blocking([finding]) == [finding] and finding["text"].startswith("promotion gate: ")
+
+
+def test_the_gate_averages_macro_f1_over_the_labels_a_split_holds():
+    from fulcrum.continual import over_split_labels
+
+    metrics = {"accuracy": 0.9, "macro_f1": 0.45}  # two old labels and two new, at F1 0
+    per_label = [
+        {"label": "old1", "f1": 0.9, "support": 10},
+        {"label": "old2", "f1": 0.8, "support": 10},
+        {"label": "new1", "f1": 0.0, "support": 0},
+        {"label": "new2", "f1": 0.1, "support": 0},
+    ]
+    assert over_split_labels(metrics, per_label, "macro_f1") == {
+        "accuracy": 0.9,
+        "macro_f1": pytest.approx(0.85),
+    }
+    assert over_split_labels(metrics, per_label, "accuracy") is metrics
