@@ -232,6 +232,11 @@ def _artifact_commands(commands) -> None:
     predict.add_argument("--output", required=True, help="output folder or URI")
     predict.add_argument("--text-column", default="text", help="the column to score (text)")
     predict.add_argument(
+        "--text-pair-column",
+        default="text_pair",
+        help="a text-pair model's second text (text_pair)",
+    )
+    predict.add_argument(
         "--actors", type=int, help="scoring actors (one per CPU, or per GPU, by default)"
     )
     predict.add_argument("--threads", type=int, default=1, help="ONNX Runtime threads per actor")
@@ -550,6 +555,7 @@ def _predict(_, args) -> int:
         args.inputs,
         args.output,
         text_column=args.text_column,
+        text_pair_column=args.text_pair_column,
         actors=args.actors,
         batch_size=args.batch_size,
         threads=args.threads,

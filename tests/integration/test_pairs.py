@@ -2,6 +2,8 @@
 ranking metrics measured alike on the workers and the driver, and the exported model
 answering (text, text_pair) tuples as the trained one does."""
 
+import json
+
 import numpy as np
 import pytest
 
@@ -228,3 +230,37 @@ def test_the_rank_endpoint_orders_candidates_as_the_model_does_within_its_limits
     assert sum(window["texts"] for window in windows) == 7
     assert {label for window in windows for label in window["labels"]} <= {"no", "yes"}
     assert all(window["end"] >= window["start"] > 0 for window in windows)
+
+
+def test_fulcrum_predict_scores_pairs_from_two_columns_as_in_process(pairs, tmp_path, capsys):
+    import csv
+
+    import pyarrow.parquet as pq
+
+    from fulcrum.cli import main
+
+    _, _, export_dir = pairs
+    rows = [(QUERY, text) for text in CANDIDATES] + [(QUERY, " ")]
+    with open(tmp_path / "pairs.csv", "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["question", "candidate"])
+        writer.writerows(rows)
+    output = tmp_path / "scored"
+    command = ["predict", str(export_dir), str(tmp_path / "pairs.csv"), "--output", str(output)]
+    flags = ["--text-column", "question", "--text-pair-column", "candidate"]
+    assert main([*command, *flags]) == 0
+    (part,) = (output / "parts").glob("*.parquet")
+    table = pq.read_table(part)
+    assert table.column("candidate").to_pylist()[:4] == CANDIDATES  # carried as written
+    expected = OnnxClassifier(export_dir).predict(rows[:4])
+    scored = table.column("probabilities").to_pylist()[:4]
+    assert [row["yes"] for row in scored] == pytest.approx(
+        [answer["probabilities"]["yes"] for answer in expected], abs=1e-5
+    )
+    rejects = [json.loads(line) for line in (output / "rejects.jsonl").read_text().splitlines()]
+    assert [reject["reason"] for reject in rejects] == ["empty candidate"]
+    # A corpus without the second column is refused, naming it and what it has.
+    assert (
+        main([*command[:3], "--output", str(tmp_path / "other"), "--text-column", "question"]) == 2
+    )
+    assert "no column 'text_pair' for the text-pair model's second text" in capsys.readouterr().err

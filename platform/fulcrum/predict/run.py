@@ -57,7 +57,10 @@ def predict(
     actors: int | None = None,
     batch_size: int | None = None,
     threads: int = 1,
+    text_pair_column: str = "text_pair",
 ) -> Summary:
+    """Score `inputs` with the export artifact into `output`. A text-pair model reads its
+    second text from `text_pair_column`, carried into the output like any other column."""
     started = time.monotonic()
     for option, value in (
         ("--actors", actors),
@@ -67,11 +70,7 @@ def predict(
         if value is not None and value < 1:
             raise DataError(f"{option}: must be at least 1 (got {value})")
     artifact = _export_artifact(artifact_path)
-    if artifact.manifest.task == "text_pair_classification":
-        raise DataError(
-            f"{artifact_path}: a text-pair model; fulcrum predict reads one text column, not "
-            "pairs yet (serve it: /predict takes pairs, /rank ranks candidates)"
-        )
+    pairs = artifact.manifest.task == "text_pair_classification"
     sources = resolve_inputs(inputs)
     # What the actors open: a URI stays one (each node fetches the artifact from it); a
     # local folder must be on every node's disk at the same path (shared storage).
@@ -84,6 +83,7 @@ def predict(
         "sha256": artifact.manifest.files["model.onnx"],
         "created_at": artifact.manifest.created_at,
         "out_of_scope": artifact.manifest.out_of_scope,
+        "text_pair_column": text_pair_column if pairs else None,
     }
     out = Output.open(output, model, text_column, list(inputs))
     todo = [file for file in sources.files if not out.done(sources, file)]
@@ -197,6 +197,7 @@ def _dataset(model: dict, sources, todo, text_column, pool, rows, threads, gpu: 
             "artifact_dir": model["path"],
             "text_column": text_column,
             "threads": threads,
+            "text_pair_column": model["text_pair_column"],
         },
         batch_size=None,  # the reader's blocks, each `rows` long at most
         batch_format="pyarrow",

@@ -15,9 +15,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from fulcrum.errors import DataError
 from fulcrum.inference.predictor import OnnxClassifier
 from fulcrum.metrics import softmax
-from fulcrum.predict.corpus import INTERNAL, REJECT, TEXT
+from fulcrum.predict.corpus import INTERNAL, REJECT, SOURCE, TEXT
 
 # What the scorer adds to every row; the reader refuses an input with a column so named.
 LABEL = "predicted_label"
@@ -95,7 +96,13 @@ def _undecodable(raw: bytes) -> str:
 class Scorer:
     """One ONNX Runtime session, for `Dataset.map_batches(Scorer, ...)` on an actor pool."""
 
-    def __init__(self, artifact_dir: str, text_column: str, threads: int = 1) -> None:
+    def __init__(
+        self,
+        artifact_dir: str,
+        text_column: str,
+        threads: int = 1,
+        text_pair_column: str | None = None,
+    ) -> None:
         # The tokenizer's own thread pool (Rust's rayon, one thread per core by default) would
         # contend with the other actors for the cores; set before it first tokenises.
         os.environ.setdefault("RAYON_NUM_THREADS", str(threads))
@@ -104,6 +111,7 @@ class Scorer:
         # spinning thread would burn the core a reader or another actor needs.
         self.model = OnnxClassifier(artifact_dir, threads=threads, verify=False, spin=False)
         self.text_column = text_column
+        self.text_pair_column = text_pair_column  # a text-pair model's second text
         self.fields = answer_schema(
             self.model.task, self.model.labels, self.model.out_of_scope is not None
         )
@@ -112,8 +120,11 @@ class Scorer:
         texts, reasons = decode_texts(batch.column(TEXT))
         earlier = batch.column(REJECT).to_pylist()
         reasons = [before or now for before, now in zip(earlier, reasons, strict=True)]
+        inputs: list = texts
+        if self.text_pair_column is not None:
+            inputs, reasons = self._pairs(batch, texts, reasons)
         good = [index for index, reason in enumerate(reasons) if reason is None]
-        answers = self._answers([texts[index] for index in good], good, batch.num_rows)
+        answers = self._answers([inputs[index] for index in good], good, batch.num_rows)
         shown = texts if None not in texts else _as_written(batch.column(TEXT))
         carried = [name for name in batch.column_names if name not in (*INTERNAL, self.text_column)]
         columns = {name: batch.column(name) for name in carried}
@@ -125,7 +136,29 @@ class Scorer:
         columns[REJECT] = pa.array(reasons, pa.string())
         return pa.table(columns)
 
-    def _answers(self, texts: list[str], rows: list[int], total: int) -> dict[str, pa.Array]:
+    def _pairs(self, batch: pa.Table, texts: list, reasons: list) -> tuple[list, list]:
+        """(text, text_pair) per row, and the reasons with rows whose second text is
+        missing or empty added. A file without the column stops the run, naming it."""
+        column = self.text_pair_column
+        if column not in batch.column_names:
+            path = batch.column(SOURCE)[0].as_py() if batch.num_rows else "the input"
+            found = ", ".join(name for name in batch.column_names if name not in INTERNAL)
+            raise DataError(
+                f"{path}: no column {column!r} for the text-pair model's second text (found: "
+                f"{found}); name it with --text-pair-column"
+            )
+        seconds = batch.column(column).cast(pa.string()).to_pylist()
+        pairs, checked = [], []
+        for text, second, reason in zip(texts, seconds, reasons, strict=True):
+            if reason is None and second is None:
+                reason = f"no {column}"
+            elif reason is None and not second.strip():
+                reason = f"empty {column}"
+            pairs.append((text, second))
+            checked.append(reason)
+        return pairs, checked
+
+    def _answers(self, texts: list, rows: list[int], total: int) -> dict[str, pa.Array]:
         if self.model.task == "token_classification":
             found = self.model.tag(texts) if texts else []
             entities: list[list[dict] | None] = [None] * total
