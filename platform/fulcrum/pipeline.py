@@ -183,7 +183,11 @@ def _trained(run: PipelineRun, recipe: Recipe, output_dir) -> Path:
 
         target = artifact_dir(recipe, "train", output_dir)
         splits = recipe_splits(recipe)
+        # The artifact training reads besides the data: the teacher, or the model it
+        # continues (retrained, it makes this run stale).
         teacher = Path(recipe.distill.teacher) if recipe.distill else None
+        if recipe.continual is not None:
+            teacher = Path(recipe.continual.parent)
         reason = stale_reason(
             target, "train", recipe, STAGE_SECTIONS["train"], teacher, splits.fingerprint
         )
