@@ -511,20 +511,20 @@ class Gateway:
         if refused:
             return refused
         names = list(self.models)
-        infos = await asyncio.gather(*(self._info(name) for name in names))
-        return {"models": infos}
+        return {"models": await asyncio.gather(*(self._described(name) for name in names))}
 
     @api.get(
         "/v1/models/{name}",
         responses={401: {"model": ErrorResponse}, 404: {"model": ErrorResponse}},
     )
     async def get_model(self, name: str, request: Request) -> Any:
-        """The model, and with a canary beside it, the canary (its version and share) and
+        refused = self._authorize(request) or self._known(name)
+        return refused or await self._described(name)
+
+    async def _described(self, name: str) -> dict[str, Any]:
+        """The model, and with a canary beside it, the canary (its version and share); and
         what this gateway replica saw each version answer: requests, 5xx errors, mean
         latency."""
-        refused = self._authorize(request) or self._known(name)
-        if refused:
-            return refused
         info = dict(await self._info(name))
         if name in self.canaries:
             canary = await self._info(name, "canary")
