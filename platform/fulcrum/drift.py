@@ -8,10 +8,10 @@ reference, `reference_window`). Two signals, each with a threshold a retrain is 
 - **the label mix**: the population stability index (PSI) of the predicted labels,
   sum((p - q) * ln(p / q)) over labels; by the usual reading below 0.1 is stable, 0.1 to
   0.25 a moderate shift, above 0.25 a shift worth retraining for;
-- **confidence**: the share of answers whose top probability is below LOW_CONFIDENCE. New
-  intents and new phrasing are read by the model as uncertain answers before anything else;
-  a share RISE_AT points above the reference's is flagged (and out-of-scope answers, where
-  the model has a detector, likewise).
+- **confidence**: the share of answers whose top probability is below LOW_CONFIDENCE, where
+  new intents and new phrasing can show as unsure answers; a share RISE_AT points above the
+  reference's is flagged (and out-of-scope answers, where the model has a detector,
+  likewise).
 
 A window with fewer than MIN_TEXTS texts is reported but not judged: its shares are noise.
 """
