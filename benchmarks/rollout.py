@@ -15,6 +15,7 @@ The models are benchmarks/serve_load.py's (built there, or here, if missing).
 from __future__ import annotations
 
 import argparse
+import sys
 import threading
 import time
 from collections import Counter
@@ -39,9 +40,7 @@ def main() -> None:
     args = parser.parse_args()
     if not args.report:
         results = run(args.phase_s, args.clients)
-        results["command"] = "python benchmarks/rollout.py" + (
-            f" --phase-s {args.phase_s:g}" if args.phase_s != 20 else ""
-        )
+        results["command"] = " ".join(["python benchmarks/rollout.py", *sys.argv[1:]])
         write_results(RESULTS_NAME, results)
         plot(results, RESULTS / f"{RESULTS_NAME}.png")
     else:
