@@ -42,11 +42,11 @@ def main() -> None:
         results = run(args.phase_s, args.clients)
         results["command"] = " ".join(["python benchmarks/rollout.py", *sys.argv[1:]])
         write_results(RESULTS_NAME, results)
-        plot(results, RESULTS / f"{RESULTS_NAME}.png")
     else:
         import json
 
         results = json.loads((RESULTS / f"{RESULTS_NAME}.json").read_text())
+    plot(results, RESULTS / f"{RESULTS_NAME}.png")
     print(report(results), flush=True)
     DOCS.write_text(splice_block(DOCS.read_text(), "rollout table", report(results), DOCS))
 
@@ -130,8 +130,11 @@ def summarise(answers, events, versions: dict[str, str], live: dict[str, Any]) -
     for at, status, version in answers:
         key = versions.get(version, version) if status == 200 else "failed"
         per_second.setdefault(int(at), Counter())[key] += 1
+    answered_at = sorted(at for at, status, _ in answers if status == 200)
+    gaps = [later - earlier for earlier, later in zip(answered_at, answered_at[1:])]
     return {
         "requests": len(answers),
+        "longest_gap_s": max(gaps, default=0.0),
         "answered": len(answers) - len(failed),
         "failed": len(failed),
         "failures": [list(answer) for answer in failed[:10]],
@@ -153,7 +156,10 @@ def report(results: dict[str, Any]) -> str:
         f"{results['answered']:,} answered, **{results['failed']} failed**; {events}. The "
         f"canary ({100 * results['share']:g}% share) answered "
         f"{100 * results['canary_share_seen']:.1f}% of the requests while it ran beside the "
-        "model. The gateway's live comparison when the canary had run its phase:\n\n"
+        f"model. No request failed, but none was answered for {results.get('longest_gap_s', 0):.1f} s "
+        "at the longest, during a deploy: with one replica, Serve swaps it, and the requests "
+        "wait for the new one. The gateway's live comparison when the canary had run its "
+        "phase:\n\n"
         + table(
             live,
             [
@@ -186,9 +192,10 @@ def plot(results: dict[str, Any], target: Path) -> None:
         counts = [results["per_second"][str(s)].get(name, 0) for s in seconds]
         axis.bar(seconds, counts, bottom=bottom, width=1.0, color=colour, label=name)
         bottom = [b + c for b, c in zip(bottom, counts, strict=True)]
-    for name, at in results["events"]:
+    for index, (name, at) in enumerate(results["events"]):
         axis.axvline(at, color="#333", linestyle="--", linewidth=0.8)
-        axis.text(at, max(bottom) * 1.02, name, fontsize=7, rotation=0)
+        height = max(bottom) * (0.95 if index % 2 else 0.82)
+        axis.text(at + 0.3, height, name, fontsize=7, ha="left", va="top")
     axis.set_xlabel("seconds")
     axis.set_ylabel("requests answered per second")
     axis.set_title(
