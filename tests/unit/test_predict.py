@@ -246,3 +246,18 @@ def test_a_file_with_a_column_an_answer_is_written_to_is_refused(tmp_path):
     assert "t.csv: has a column 'predicted_label', which `fulcrum predict` writes" in str(
         raised.value
     )
+
+
+def test_a_pair_models_second_column_is_required_of_the_file_not_of_each_row(tmp_path):
+    # Checked by the reader: an error raised in the scoring actors reaches the driver as
+    # Ray's text, not as the DataError the user should see.
+    path = tmp_path / "pairs.jsonl"
+    path.write_text('{"text": "a", "candidate": "b"}\n{"text": "c"}\n')
+    with pa.OSFile(str(path)) as f:
+        (block,) = read_blocks(f, str(path), "jsonl", 1, "text", 100, text_pair_column="candidate")
+    assert block.column("candidate").to_pylist() == ["b", None]  # the scorer rejects row 2
+    with pa.OSFile(str(path)) as f, pytest.raises(DataError) as raised:
+        list(read_blocks(f, str(path), "jsonl", 1, "text", 100, text_pair_column="answer"))
+    assert "pairs.jsonl: no column 'answer' for the text-pair model's second text (found: " in (
+        str(raised.value)
+    )

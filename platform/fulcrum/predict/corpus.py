@@ -47,15 +47,25 @@ def read_blocks(
     text_column: str,
     block_rows: int,
     reserved: tuple[str, ...] = (),
+    text_pair_column: str | None = None,
 ) -> Iterator[pa.Table]:
     """The rows of one file (`f`: a seekable pyarrow file of `kind` csv, tsv, jsonl or
     parquet, `size` bytes), `block_rows` at most per block. `reserved`: the columns the
-    answers are written to, which the file must not have."""
+    answers are written to, which the file must not have. `text_pair_column`: a text-pair
+    model's second text, which the file must have (a row without it is the scorer's reject)."""
     reader = {"csv": _csv(","), "tsv": _csv("\t"), "jsonl": _jsonl, "parquet": _parquet}
     row = 0
     before = 0  # where the previous chunk ended, in bytes
     for table, position in reader[kind](f, path, text_column):
         table = _with_text(table, path, text_column)
+        if text_pair_column is not None and text_pair_column not in table.column_names:
+            if not _all_rejected(table):
+                found = ", ".join(name for name in table.column_names if name not in INTERNAL)
+                raise DataError(
+                    f"{path}: no column {text_pair_column!r} for the text-pair model's second "
+                    f"text (found: {found}); name it with --text-pair-column"
+                )
+            table = table.append_column(text_pair_column, pa.nulls(table.num_rows, pa.string()))
         clash = [name for name in reserved if name in table.column_names]
         if clash:
             raise DataError(
@@ -83,8 +93,7 @@ def read_blocks(
 def _with_text(table: pa.Table, path: str, text_column: str) -> pa.Table:
     """The text column moved to TEXT, as bytes; every other column carried as it was read."""
     if text_column not in table.column_names:
-        rejected = REJECT in table.column_names and table.column(REJECT).null_count == 0
-        if not rejected:  # a file without the column, not a few bad lines
+        if not _all_rejected(table):  # a file without the column, not a few bad lines
             raise _missing(path, text_column, table.column_names)
         return table.append_column(TEXT, pa.nulls(table.num_rows, pa.binary()))
     index = table.column_names.index(text_column)
@@ -94,6 +103,11 @@ def _with_text(table: pa.Table, path: str, text_column: str) -> pa.Table:
             column = column.cast(pa.string())
         column = column.cast(pa.binary())
     return table.remove_column(index).append_column(TEXT, column.cast(pa.binary()))
+
+
+def _all_rejected(table: pa.Table) -> bool:
+    """Whether every row of the chunk is a bad line, which has no columns to look for."""
+    return REJECT in table.column_names and table.column(REJECT).null_count == 0
 
 
 def _missing(path: str, text_column: str, names: list[str]) -> DataError:

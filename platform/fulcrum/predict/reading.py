@@ -21,12 +21,14 @@ class CorpusDatasource(FileBasedDatasource):
         text_column: str,
         block_rows: int,
         reserved: tuple[str, ...],
+        text_pair_column: str | None = None,
     ):
         super().__init__([file.path for file in files], filesystem=filesystem)
         self.files = {file.path: file for file in files}
         self.text_column = text_column
         self.block_rows = block_rows
         self.reserved = reserved
+        self.text_pair_column = text_pair_column
 
     def _open_input_source(self, filesystem, path: str, **open_args):
         # Random access for all: a Parquet footer is at the end, and tell() (how far into
@@ -37,5 +39,12 @@ class CorpusDatasource(FileBasedDatasource):
         # One block per model call: the scorer takes blocks as they are.
         file = self.files[path]
         yield from read_blocks(
-            f, path, file.format, file.size, self.text_column, self.block_rows, self.reserved
+            f,
+            path,
+            file.format,
+            file.size,
+            self.text_column,
+            self.block_rows,
+            self.reserved,
+            self.text_pair_column,
         )

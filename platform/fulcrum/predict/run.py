@@ -181,6 +181,7 @@ def _dataset(model: dict, sources, todo, text_column, pool, rows, threads, gpu: 
         filesystem=sources.filesystem,
         text_column=text_column,
         block_rows=rows,
+        text_pair_column=model["text_pair_column"],
         reserved=tuple(
             field.name
             for field in answer_schema(

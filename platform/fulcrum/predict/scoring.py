@@ -15,10 +15,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from fulcrum.errors import DataError
 from fulcrum.inference.predictor import OnnxClassifier
 from fulcrum.metrics import softmax
-from fulcrum.predict.corpus import INTERNAL, REJECT, SOURCE, TEXT
+from fulcrum.predict.corpus import INTERNAL, REJECT, TEXT
 
 # What the scorer adds to every row; the reader refuses an input with a column so named.
 LABEL = "predicted_label"
@@ -138,15 +137,8 @@ class Scorer:
 
     def _pairs(self, batch: pa.Table, texts: list, reasons: list) -> tuple[list, list]:
         """(text, text_pair) per row, and the reasons with rows whose second text is
-        missing or empty added. A file without the column stops the run, naming it."""
-        column = self.text_pair_column
-        if column not in batch.column_names:
-            path = batch.column(SOURCE)[0].as_py() if batch.num_rows else "the input"
-            found = ", ".join(name for name in batch.column_names if name not in INTERNAL)
-            raise DataError(
-                f"{path}: no column {column!r} for the text-pair model's second text (found: "
-                f"{found}); name it with --text-pair-column"
-            )
+        missing or empty added."""
+        column = self.text_pair_column  # the reader made sure the file has it
         seconds = batch.column(column).cast(pa.string()).to_pylist()
         pairs, checked = [], []
         for text, second, reason in zip(texts, seconds, reasons, strict=True):
