@@ -229,10 +229,15 @@ def _drop_word_start(spec: Any) -> bool:
         return any([_drop_word_start(item) for item in spec])  # a list: visit every item
     if not isinstance(spec, dict):
         return False
+    # In a whole tokenizer.json the word start lives in the normaliser, pre-tokeniser and
+    # decoder, never in the vocabulary (XLM-R's 250k entries take a second to walk).
+    whole = "model" in spec and "pre_tokenizer" in spec
     found = spec.get("type") == "Metaspace"
     if found:
         spec["prepend_scheme"], spec["add_prefix_space"] = "never", False
     for key, value in spec.items():
+        if whole and key in ("model", "added_tokens"):
+            continue
         if _is_prepend(value):
             spec[key], found = None, True
         elif isinstance(value, list) and any(map(_is_prepend, value)):

@@ -72,7 +72,7 @@ def chinese_tagger(ray_cluster, tiny_recipe_factory, tiny_xlmr_dir, tmp_path_fac
         data={"path": str(write_bmes(folder / "train.char.bmes"))},
         model={"base": str(tiny_xlmr_dir), "max_length": 24},
         peft={"method": "full"},  # the new characters' embeddings learn too
-        train={"epochs": 6, "lr": 3e-3},
+        train={"epochs": 4, "lr": 5e-3},
     )
     train_dir = train(recipe)
     return recipe, train_dir, export(recipe, train_dir)

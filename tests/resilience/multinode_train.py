@@ -21,6 +21,9 @@ from fulcrum.runtime import unclaimed_port
 from fulcrum.train.stage import run_name, train
 
 NODE = {"num_cpus": 1, "object_store_memory": 150 * 2**20}
+# How soon the head gives up on a node that stops answering: a second of silence, twice,
+# where Ray's default waits about fifteen; what a real cluster takes, minus the waiting.
+DEATH_DETECTION = {"health_check_period_ms": 1000, "health_check_failure_threshold": 2}
 
 
 def lose_a_node(cluster: Cluster, checkpoints: Path, kill_after: int, report: dict) -> None:
@@ -63,6 +66,7 @@ def main() -> None:
             "num_cpus": 0,
             "object_store_memory": 150 * 2**20,
             "dashboard_port": dashboard_port,
+            "_system_config": DEATH_DETECTION,
         },
     )
     for _ in range(3 if kill_after else 2):

@@ -58,3 +58,20 @@ def test_hub_id_in_the_local_cache_resolves_without_a_network(monkeypatch, tmp_p
     (repo / "refs").mkdir()
     (repo / "refs" / "main").write_text(commit)
     assert resolve_model_dir("someorg/some-bert") == repo / "snapshots" / commit
+
+
+def test_a_tokenizer_folder_is_read_once_until_its_files_change(tiny_bert_dir, tmp_path):
+    import json
+    import shutil
+
+    from fulcrum.models.classifier import load_tokenizer
+
+    folder = shutil.copytree(tiny_bert_dir, tmp_path / "model")
+    first = load_tokenizer(folder)
+    assert load_tokenizer(folder) is first
+    assert load_tokenizer(tmp_path / "." / "model") is first  # the same folder, spelt otherwise
+    settings = folder / "tokenizer_config.json"
+    config = json.loads(settings.read_text())
+    settings.write_text(json.dumps({**config, "model_max_length": 77}))
+    changed = load_tokenizer(folder)
+    assert changed is not first and changed.model_max_length == 77 != first.model_max_length

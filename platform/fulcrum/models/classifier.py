@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 from pathlib import Path
 from typing import Any
@@ -130,6 +131,23 @@ def load_model_from_config(config_dir: Path, task: Task):
 
 
 def load_tokenizer(model_dir: Path):
+    """The folder's tokenizer, loaded once per process while its files stay as they are:
+    a 250k-piece SentencePiece tokenizer (XLM-R, the multilingual models) takes seconds to
+    load, and one run reads the same folder for settling, training and the artifact.
+    Shared: use it, do not change it."""
+    folder = Path(model_dir).resolve()
+    if not folder.is_dir():
+        return _load_tokenizer.__wrapped__(model_dir, ())  # transformers says what is wrong
+    stamp = tuple(
+        (entry.name, entry.stat().st_size, entry.stat().st_mtime_ns)
+        for entry in sorted(folder.iterdir())
+        if entry.is_file()
+    )
+    return _load_tokenizer(folder, stamp)
+
+
+@functools.lru_cache(maxsize=8)
+def _load_tokenizer(model_dir: Path, stamp: tuple):
     from transformers import AutoTokenizer
 
     quiet_transformers()
