@@ -281,7 +281,7 @@ def ner_trained(ray_cluster, tiny_recipe_factory, tmp_path_factory):
         name="ner",
         task={"type": "token_classification"},
         data={"path": str(data), "format": "conll"},
-        train={"epochs": 2},
+        train={"epochs": 2, "workers": 1},
         peft={"method": "lora"},
     )
     return recipe, open_artifact(train(recipe), kind="train")

@@ -40,7 +40,7 @@ def continued(pipeline, tiny_recipe_factory, tmp_path_factory):
         data={"path": str(write_new_intents(folder / "new.csv"))},
         model={"base": None},
         continual={"parent": str(parent_dir), "replay": 0.5, "distill": 0.3},
-        train={"epochs": 2, "checkpoint_every_steps": None},
+        train={"epochs": 2, "checkpoint_every_steps": None, "workers": 1},
     )
     return open_artifact(parent_dir, kind="train"), recipe, open_artifact(train(recipe))
 

@@ -68,7 +68,7 @@ def test_distilled_student_has_its_teacher_logits_and_lineage(
         name="student",
         model={"num_layers": 1},
         peft={"method": "full"},
-        train={"epochs": 2, "zero_stage": 0},
+        train={"epochs": 2, "zero_stage": 0, "workers": 1},  # distillation is per rank
         distill={"teacher": str(teacher.path), "alpha": 0.3, "temperature": 2.0},
     )
     student = open_artifact(train(recipe), kind="train")
@@ -108,7 +108,11 @@ def test_ner_student_distils_token_logits_with_mention_augmentation(
                 name="ner-student",
                 model={"num_layers": 1},
                 peft={"method": "lora"},
-                train={"epochs": 1, "adversarial": {"method": "fgm", "epsilon": 0.5}},
+                train={
+                    "epochs": 1,
+                    "workers": 1,
+                    "adversarial": {"method": "fgm", "epsilon": 0.5},
+                },
                 augment={"multiplier": 3, "operations": ["mention", "typo"]},
                 distill={"teacher": str(teacher.path)},
                 **common,
